@@ -1,0 +1,4 @@
+//! In-memory sources and sinks: iterators, channels, streams, collections.
+
+pub(crate) mod sink;
+pub(crate) mod source;

@@ -1,0 +1,3 @@
+//! Connectors: sources and sinks for where data lives.
+
+pub(crate) mod memory;

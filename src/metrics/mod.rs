@@ -1,0 +1,6 @@
+//! Per-stage counters, shared so progress can be read while a run goes on.
+
+mod stage;
+
+pub use stage::StageStats;
+pub(crate) use stage::{StageMetrics, Stages};

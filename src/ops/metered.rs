@@ -1,0 +1,73 @@
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use futures::Stream;
+use pin_project::pin_project;
+
+use super::{fail, guard};
+use crate::metrics::StageMetrics;
+use crate::{Batch, Result};
+
+/// The first stage of every pipeline: counts what the source emits, times its
+/// work and turns a panic inside the source into an error naming it.
+///
+/// Created by [`Pipeline::new`](crate::Pipeline::new).
+#[pin_project]
+#[must_use = "streams do nothing unless polled"]
+pub struct Metered<S> {
+    #[pin]
+    source: S,
+    stage: Arc<StageMetrics>,
+    failed: bool,
+}
+
+impl<S> Metered<S> {
+    pub(crate) fn new(source: S, stage: Arc<StageMetrics>) -> Self {
+        Metered {
+            source,
+            stage,
+            failed: false,
+        }
+    }
+}
+
+impl<S, T> Stream for Metered<S>
+where
+    S: Stream<Item = Result<Batch<T>>>,
+{
+    type Item = Result<Batch<T>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        if *this.failed {
+            return Poll::Ready(None);
+        }
+        let start = Instant::now();
+        let source = this.source;
+        let polled = guard(this.stage, || source.poll_next(cx));
+        this.stage.busy_since(start);
+        let polled = match polled {
+            Ok(polled) => polled,
+            Err(panic) => return fail(this.failed, panic),
+        };
+        match ready!(polled) {
+            Some(Ok(batch)) => {
+                this.stage.batch_out(batch.len());
+                Poll::Ready(Some(Ok(batch)))
+            }
+            Some(Err(e)) => fail(this.failed, e.with_stage(this.stage.name())),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+impl<S> fmt::Debug for Metered<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metered")
+            .field("stage", &self.stage.name())
+            .finish_non_exhaustive()
+    }
+}

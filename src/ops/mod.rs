@@ -1,0 +1,65 @@
+//! Stream adapters: the transforms between a source and a sink.
+//!
+//! Per-record adapters ([`Map`], [`Filter`], ...) are [`BatchOp`]s run by one
+//! driver, [`Transform`], which polls the upstream stream, applies the op to each
+//! batch in a tight loop, records the stage's metrics and turns a panic in user
+//! code into an error naming the stage. Adjacent adapters nest into one stream
+//! polled by one task: operator fusion by construction, with no channel and no
+//! per-record allocation between them. [`Buffer`] and the `map_async` adapters
+//! are the async boundaries.
+//!
+//! Users reach these types through the [`Pipeline`](crate::Pipeline) builder's
+//! methods; the types are public so a pipeline's type can be named.
+
+mod buffer;
+mod filter;
+mod filter_map;
+mod flat_map;
+mod inspect;
+mod map;
+mod map_async;
+mod map_async_unordered;
+mod map_batch;
+mod metered;
+mod rebatch;
+mod take;
+mod transform;
+
+pub use buffer::Buffer;
+pub use filter::Filter;
+pub use filter_map::FilterMap;
+pub use flat_map::FlatMap;
+pub use inspect::Inspect;
+pub use map::Map;
+pub use map_async::MapAsync;
+pub use map_async_unordered::MapAsyncUnordered;
+pub use map_batch::MapBatch;
+pub use metered::Metered;
+pub use rebatch::Rebatch;
+pub use take::Take;
+pub use transform::{BatchOp, Transform};
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::Error;
+use crate::metrics::StageMetrics;
+
+/// Runs user code, turning a panic into an error naming `stage`.
+pub(crate) fn guard<R>(stage: &StageMetrics, f: impl FnOnce() -> R) -> Result<R, Error> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| Error::panic(payload).with_stage(stage.name()))
+}
+
+/// Ends an adapter's stream with `error`: the run fails, so nothing more is polled.
+pub(crate) fn fail<T>(failed: &mut bool, error: Error) -> std::task::Poll<Option<Result<T, Error>>> {
+    *failed = true;
+    std::task::Poll::Ready(Some(Err(error)))
+}
+
+/// The error for a spawned task of `stage` that did not finish: a panic keeps its message.
+pub(crate) fn join_error(error: tokio::task::JoinError, stage: &StageMetrics) -> Error {
+    let error = match error.try_into_panic() {
+        Ok(payload) => Error::panic(payload),
+        Err(e) => Error::other(e),
+    };
+    error.with_stage(stage.name())
+}

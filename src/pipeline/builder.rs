@@ -1,0 +1,525 @@
+use std::fmt;
+use std::future::Future;
+
+use futures::Sink;
+
+use super::Runnable;
+use crate::metrics::Stages;
+use crate::ops::{
+    BatchOp, Buffer, Filter, FilterMap, FlatMap, Inspect, Map, MapAsync, MapAsyncUnordered,
+    MapBatch, Metered, Rebatch, Take, Transform,
+};
+use crate::runtime::Tasks;
+use crate::source::Source;
+use crate::{Batch, Error};
+
+/// A source and the transforms applied to it, built up one stage at a time.
+///
+/// Each method consumes the builder and returns a new one whose type records the
+/// added stage, so the whole chain compiles to nested stream adapters. Stages run
+/// in the order they are added. Adjacent per-record stages are *fused*: they run
+/// in one task, one batch at a time, with no channel between them.
+/// [`buffer`](Pipeline::buffer), [`map_async`](Pipeline::map_async) and
+/// [`map_async_unordered`](Pipeline::map_async_unordered) are the async
+/// boundaries where work runs in other tasks.
+///
+/// Nothing runs until [`to`](Pipeline::to) connects a sink and
+/// [`run`](Runnable::run) is awaited, on a tokio runtime.
+///
+/// Every stage gets a name, used in errors and in the [`Report`](crate::Report):
+/// `"source"` for the source, `kind#N` for the N-th stage after it (`map#1`,
+/// `filter#2`, ...) and `"sink"` for the sink; [`name`](Pipeline::name) renames
+/// the last stage added.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dataflare::Result<()> {
+/// use dataflare::prelude::*;
+///
+/// let out = Collected::new();
+/// let report = Pipeline::from(source::iter(1..=1000u64).batch_size(100))
+///     .filter(|x| x % 3 == 0)
+///     .map(|x| x * 2)
+///     .buffer(4)
+///     .to(sink::collect(&out))
+///     .run()
+///     .await?;
+/// assert!(report.is_completed());
+/// assert_eq!(out.len(), 333);
+/// # Ok(()) }
+/// ```
+#[must_use = "a pipeline does nothing until it is connected to a sink and run"]
+pub struct Pipeline<S> {
+    pub(crate) stream: S,
+    pub(crate) stages: Stages,
+    pub(crate) tasks: Tasks,
+}
+
+impl<S: Source> Pipeline<Metered<S>> {
+    /// Starts a pipeline from a source: any stream of `Result<Batch<T>>` that is
+    /// `Send + 'static`, such as those in [`source`](crate::source).
+    ///
+    /// `Pipeline::from(source)` does the same.
+    ///
+    /// ```
+    /// use dataflare::prelude::*;
+    /// use futures::stream;
+    ///
+    /// // A hand-written source: no wrapper needed.
+    /// let batches = stream::iter(vec![Ok(Batch::new(vec![1, 2])), Ok(Batch::new(vec![3]))]);
+    /// let pipeline = Pipeline::new(batches);
+    /// # drop(pipeline);
+    /// ```
+    pub fn new(source: S) -> Self {
+        let mut stages = Stages::default();
+        let stage = stages.add("source");
+        Pipeline {
+            stream: Metered::new(source, stage),
+            stages,
+            tasks: Tasks::new(),
+        }
+    }
+}
+
+impl<S: Source> From<S> for Pipeline<Metered<S>> {
+    fn from(source: S) -> Self {
+        Pipeline::new(source)
+    }
+}
+
+impl<S: Source> Pipeline<S> {
+    fn with<S2>(self, stream: impl FnOnce(S, &Tasks) -> S2) -> Pipeline<S2> {
+        let Pipeline {
+            stream: upstream,
+            stages,
+            tasks,
+        } = self;
+        let stream = stream(upstream, &tasks);
+        Pipeline {
+            stream,
+            stages,
+            tasks,
+        }
+    }
+
+    fn op<Op>(mut self, kind: &str, op: Op) -> Pipeline<Transform<S, Op>>
+    where
+        Op: BatchOp<S::Record>,
+    {
+        let stage = self.stages.add(kind);
+        self.with(|upstream, _| Transform::new(upstream, op, stage))
+    }
+
+    /// Renames the stage added last (the source, if none was added), for errors
+    /// and the [`Report`](crate::Report).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let report = Pipeline::from(source::iter(0..10))
+    ///     .map(|x| x + 1)
+    ///     .name("increment")
+    ///     .to(sink::discard())
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(report.stage("increment").unwrap().records_out, 10);
+    /// # Ok(()) }
+    /// ```
+    pub fn name(self, name: impl Into<String>) -> Self {
+        if let Some(stage) = self.stages.last() {
+            stage.rename(name.into());
+        }
+        self
+    }
+
+    /// Replaces each record with `f(record)`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let out = Collected::new();
+    /// Pipeline::from(source::iter(vec!["a", "bb"]))
+    ///     .map(|s| s.len())
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.to_vec(), vec![1, 2]);
+    /// # Ok(()) }
+    /// ```
+    pub fn map<U, F>(self, f: F) -> Pipeline<Transform<S, Map<F>>>
+    where
+        F: FnMut(S::Record) -> U + Send + 'static,
+        U: Send + 'static,
+    {
+        self.op("map", Map::new(f))
+    }
+
+    /// Keeps the records for which `f` returns true.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let out = Collected::new();
+    /// Pipeline::from(source::iter(1..=6))
+    ///     .filter(|x| x % 2 == 0)
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.to_vec(), vec![2, 4, 6]);
+    /// # Ok(()) }
+    /// ```
+    pub fn filter<F>(self, f: F) -> Pipeline<Transform<S, Filter<F>>>
+    where
+        F: FnMut(&S::Record) -> bool + Send + 'static,
+    {
+        self.op("filter", Filter::new(f))
+    }
+
+    /// Maps each record to zero or one record: `None` drops it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let out = Collected::new();
+    /// Pipeline::from(source::iter(vec!["1", "x", "3"]))
+    ///     .filter_map(|s| s.parse::<i32>().ok())
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.to_vec(), vec![1, 3]);
+    /// # Ok(()) }
+    /// ```
+    pub fn filter_map<U, F>(self, f: F) -> Pipeline<Transform<S, FilterMap<F>>>
+    where
+        F: FnMut(S::Record) -> Option<U> + Send + 'static,
+        U: Send + 'static,
+    {
+        self.op("filter_map", FilterMap::new(f))
+    }
+
+    /// Maps each record to any number of records, kept in order within the batch.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let out = Collected::new();
+    /// Pipeline::from(source::iter(vec!["a b", "c"]))
+    ///     .flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>())
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.to_vec(), vec!["a", "b", "c"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn flat_map<I, F>(self, f: F) -> Pipeline<Transform<S, FlatMap<F>>>
+    where
+        F: FnMut(S::Record) -> I + Send + 'static,
+        I: IntoIterator,
+        I::Item: Send + 'static,
+    {
+        self.op("flat_map", FlatMap::new(f))
+    }
+
+    /// Calls `f` on each record as it passes, leaving the records unchanged.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let total = Arc::new(AtomicU64::new(0));
+    /// let t = total.clone();
+    /// Pipeline::from(source::iter(1..=4u64))
+    ///     .inspect(move |x| { t.fetch_add(*x, Ordering::Relaxed); })
+    ///     .to(sink::discard())
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(total.load(Ordering::Relaxed), 10);
+    /// # Ok(()) }
+    /// ```
+    pub fn inspect<F>(self, f: F) -> Pipeline<Transform<S, Inspect<F>>>
+    where
+        F: FnMut(&S::Record) + Send + 'static,
+    {
+        self.op("inspect", Inspect::new(f))
+    }
+
+    /// Replaces the records of each batch at once, for work that wants a whole
+    /// batch (a bulk lookup, a sort within the batch).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let out = Collected::new();
+    /// Pipeline::from(source::iter(vec![3, 1, 2]))
+    ///     .map_batch(|mut records| { records.sort(); records })
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.to_vec(), vec![1, 2, 3]);
+    /// # Ok(()) }
+    /// ```
+    pub fn map_batch<U, F>(self, f: F) -> Pipeline<Transform<S, MapBatch<F>>>
+    where
+        F: FnMut(Vec<S::Record>) -> Vec<U> + Send + 'static,
+        U: Send + 'static,
+    {
+        self.op("map_batch", MapBatch::new(f))
+    }
+
+    /// Runs a [`BatchOp`] of your own as a stage named `transform#N`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    /// use dataflare::ops::BatchOp;
+    ///
+    /// /// Numbers each record across batches.
+    /// struct Enumerate(u64);
+    /// impl<T> BatchOp<T> for Enumerate {
+    ///     type Out = (u64, T);
+    ///     fn apply(&mut self, records: Vec<T>) -> dataflare::Result<Vec<(u64, T)>> {
+    ///         Ok(records.into_iter().map(|r| { self.0 += 1; (self.0 - 1, r) }).collect())
+    ///     }
+    /// }
+    ///
+    /// let out = Collected::new();
+    /// Pipeline::from(source::iter(vec!['a', 'b']).batch_size(1))
+    ///     .transform(Enumerate(0))
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.to_vec(), vec![(0, 'a'), (1, 'b')]);
+    /// # Ok(()) }
+    /// ```
+    pub fn transform<Op>(self, op: Op) -> Pipeline<Transform<S, Op>>
+    where
+        Op: BatchOp<S::Record>,
+        Op::Out: Send + 'static,
+    {
+        self.op("transform", op)
+    }
+
+    /// Passes on the first `n` records, then ends the stream: the source is not
+    /// read further and the run completes.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let out = Collected::new();
+    /// Pipeline::from(source::iter(0..).batch_size(4)) // endless
+    ///     .take(6)
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.to_vec(), vec![0, 1, 2, 3, 4, 5]);
+    /// # Ok(()) }
+    /// ```
+    pub fn take(self, n: u64) -> Pipeline<Transform<S, Take>> {
+        self.op("take", Take::new(n))
+    }
+
+    /// Regroups records into batches of exactly `size` (the last may be smaller),
+    /// for a sink or stage that works best with a given batch size.
+    ///
+    /// # Panics
+    ///
+    /// If `size` is 0.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let sizes = Collected::new();
+    /// let s = sizes.clone();
+    /// Pipeline::from(source::iter(0..10).batch_size(3))
+    ///     .rebatch(4)
+    ///     .to(sink::for_each(move |batch: Batch<i32>| { s.push(batch.len()); Ok(()) }))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(sizes.to_vec(), vec![4, 4, 2]);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn rebatch(mut self, size: usize) -> Pipeline<Rebatch<S, S::Record>> {
+        assert!(size > 0, "rebatch: the batch size must be at least 1");
+        let stage = self.stages.add("rebatch");
+        self.with(|upstream, _| Rebatch::new(upstream, size, stage))
+    }
+
+    /// An async boundary: everything before this point runs in its own task,
+    /// handing batches over through a bounded channel of `capacity` batches.
+    ///
+    /// Upstream and downstream then work in parallel; when downstream is slower
+    /// the channel fills and upstream waits for room (backpressure), so at most
+    /// `capacity` batches (plus the one being handed over) wait here.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let report = Pipeline::from(source::iter(0..10_000u64))
+    ///     .map(|x| x * x)   // runs in the buffer's upstream task
+    ///     .buffer(8)
+    ///     .filter(|x| x % 7 == 0) // runs in the task that awaits `run`
+    ///     .to(sink::discard())
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(report.records_in(), 10_000);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn buffer(mut self, capacity: usize) -> Pipeline<Buffer<S, S::Record>> {
+        assert!(capacity > 0, "buffer: the capacity must be at least 1 batch");
+        let stage = self.stages.add("buffer");
+        self.with(|upstream, tasks| Buffer::new(upstream, capacity, tasks.clone(), stage))
+    }
+
+    /// Runs the async function `f` on each record, at most `concurrency` at a
+    /// time, and passes the results on **in input order**.
+    ///
+    /// Each call's future runs as its own task, so work in flight keeps going
+    /// while downstream is busy; a slow record holds back the output of those
+    /// after it (use [`map_async_unordered`](Pipeline::map_async_unordered) when
+    /// order does not matter).
+    ///
+    /// # Panics
+    ///
+    /// If `concurrency` is 0 (nothing could ever run).
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let out = Collected::new();
+    /// Pipeline::from(source::iter(1..=5u64))
+    ///     .map_async(3, |id| async move { format!("user-{id}") })
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.to_vec(), vec!["user-1", "user-2", "user-3", "user-4", "user-5"]);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn map_async<U, F, Fut>(
+        mut self,
+        concurrency: usize,
+        f: F,
+    ) -> Pipeline<MapAsync<S, S::Record, U, F>>
+    where
+        F: FnMut(S::Record) -> Fut + Send + 'static,
+        Fut: Future<Output = U> + Send + 'static,
+        U: Send + 'static,
+    {
+        assert!(
+            concurrency > 0,
+            "map_async: concurrency must be at least 1 (0 would never run anything)"
+        );
+        let stage = self.stages.add("map_async");
+        self.with(|upstream, tasks| MapAsync::new(upstream, concurrency, f, tasks.clone(), stage))
+    }
+
+    /// Runs the async function `f` on each record, at most `concurrency` at a
+    /// time, and passes results on **as they finish**.
+    ///
+    /// # Panics
+    ///
+    /// If `concurrency` is 0 (nothing could ever run).
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let out = Collected::new();
+    /// Pipeline::from(source::iter(1..=5u64))
+    ///     .map_async_unordered(3, |x| async move { x * 2 })
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// let mut got = out.to_vec();
+    /// got.sort();
+    /// assert_eq!(got, vec![2, 4, 6, 8, 10]);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn map_async_unordered<U, F, Fut>(
+        mut self,
+        concurrency: usize,
+        f: F,
+    ) -> Pipeline<MapAsyncUnordered<S, S::Record, U, F>>
+    where
+        F: FnMut(S::Record) -> Fut + Send + 'static,
+        Fut: Future<Output = U> + Send + 'static,
+        U: Send + 'static,
+    {
+        assert!(
+            concurrency > 0,
+            "map_async_unordered: concurrency must be at least 1 (0 would never run anything)"
+        );
+        let stage = self.stages.add("map_async_unordered");
+        self.with(|upstream, tasks| {
+            MapAsyncUnordered::new(upstream, concurrency, f, tasks.clone(), stage)
+        })
+    }
+
+    /// Connects the sink: any `futures::Sink` of batches with DataFlare's
+    /// [`Error`], such as those in [`sink`](crate::sink).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    /// use futures::SinkExt;
+    ///
+    /// // Any futures::Sink works, e.g. one built with `futures::sink::unfold`.
+    /// let sum = Collected::new();
+    /// let s = sum.clone();
+    /// let adder = futures::sink::unfold(0u64, move |total, batch: Batch<u64>| {
+    ///     let total = total + batch.iter().sum::<u64>();
+    ///     s.push(total);
+    ///     async move { Ok::<_, Error>(total) }
+    /// });
+    /// Pipeline::from(source::iter(1..=4u64)).to(adder).run().await?;
+    /// assert_eq!(sum.to_vec().last(), Some(&10));
+    /// # Ok(()) }
+    /// ```
+    pub fn to<K>(mut self, sink: K) -> Runnable<S, K>
+    where
+        K: Sink<Batch<S::Record>, Error = Error> + Send,
+    {
+        let stage = self.stages.add_named("sink".to_string());
+        Runnable::new(self, sink, stage)
+    }
+}
+
+impl<S> fmt::Debug for Pipeline<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self.stages.snapshot().into_iter().map(|s| s.name).collect();
+        f.debug_struct("Pipeline").field("stages", &names).finish()
+    }
+}

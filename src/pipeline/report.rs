@@ -1,0 +1,143 @@
+use std::fmt;
+use std::time::Duration;
+
+use crate::metrics::StageStats;
+use crate::{Error, Result};
+
+/// How a run ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Status {
+    /// The source ended, every stage drained and the sink closed.
+    Completed,
+    /// The run stopped on this error; the sink was dropped without being closed,
+    /// so sinks that commit on close (files) leave nothing half-written.
+    Failed(Error),
+}
+
+/// What a run did: its [`Status`], how long it took and per-stage statistics.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dataflare::Result<()> {
+/// use dataflare::prelude::*;
+///
+/// let report = Pipeline::from(source::iter(1..=10u64))
+///     .filter(|x| x % 2 == 0)
+///     .name("evens")
+///     .to(sink::discard())
+///     .run()
+///     .await?;
+/// assert!(report.is_completed());
+/// assert_eq!(report.records_in(), 10);
+/// assert_eq!(report.records_out(), 5);
+/// assert_eq!(report.stage("evens").unwrap().records_in, 10);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Report {
+    pub(crate) status: Status,
+    pub(crate) elapsed: Duration,
+    pub(crate) stages: Vec<StageStats>,
+}
+
+impl Report {
+    /// How the run ended.
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    /// True when the run completed.
+    pub fn is_completed(&self) -> bool {
+        matches!(self.status, Status::Completed)
+    }
+
+    /// True when the run failed.
+    pub fn is_failed(&self) -> bool {
+        matches!(self.status, Status::Failed(_))
+    }
+
+    /// The error a failed run stopped on.
+    pub fn error(&self) -> Option<&Error> {
+        match &self.status {
+            Status::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// `Ok(self)` unless the run failed, in which case its error.
+    pub fn into_result(self) -> Result<Report> {
+        match self.status {
+            Status::Failed(e) => Err(e),
+            _ => Ok(self),
+        }
+    }
+
+    /// Wall-clock time from the start of the run until it returned.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// Records the source produced.
+    pub fn records_in(&self) -> u64 {
+        self.stages.first().map_or(0, |s| s.records_out)
+    }
+
+    /// Records the sink confirmed written (flushed or closed).
+    pub fn records_out(&self) -> u64 {
+        self.stages.last().map_or(0, |s| s.records_out)
+    }
+
+    /// Batches the source produced.
+    pub fn batches_in(&self) -> u64 {
+        self.stages.first().map_or(0, |s| s.batches_out)
+    }
+
+    /// Batches the sink received.
+    pub fn batches_out(&self) -> u64 {
+        self.stages.last().map_or(0, |s| s.batches_in)
+    }
+
+    /// Every stage in pipeline order, from the source (`"source"`) to the sink (`"sink"`).
+    pub fn stages(&self) -> &[StageStats] {
+        &self.stages
+    }
+
+    /// The stage of the given name.
+    pub fn stage(&self, name: &str) -> Option<&StageStats> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.status {
+            Status::Completed => write!(f, "completed")?,
+            Status::Failed(e) => write!(f, "failed: {e}")?,
+        }
+        writeln!(
+            f,
+            " in {:.3} s: {} records in, {} out",
+            self.elapsed.as_secs_f64(),
+            self.records_in(),
+            self.records_out()
+        )?;
+        writeln!(
+            f,
+            "  {:<20} {:>12} {:>12} {:>10} {:>10}",
+            "stage", "records in", "records out", "batches", "busy ms"
+        )?;
+        for s in &self.stages {
+            writeln!(
+                f,
+                "  {:<20} {:>12} {:>12} {:>10} {:>10.1}",
+                s.name,
+                s.records_in,
+                s.records_out,
+                s.batches_in.max(s.batches_out),
+                s.busy.as_secs_f64() * 1e3
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,199 @@
+use std::fmt;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Poll, ready};
+use std::time::Instant;
+
+use futures::Sink;
+use futures::future::poll_fn;
+use tracing::Instrument;
+
+use super::{Pipeline, Report, Status};
+use crate::metrics::StageMetrics;
+use crate::ops::guard;
+use crate::source::Source;
+use crate::{Batch, Error, Result};
+
+/// A pipeline connected to its sink, ready to [`run`](Runnable::run).
+///
+/// Created by [`Pipeline::to`].
+#[must_use = "a pipeline does nothing until it is run"]
+pub struct Runnable<S, K> {
+    pipeline: Pipeline<S>,
+    sink: K,
+    sink_stage: Arc<StageMetrics>,
+}
+
+impl<S, K> Runnable<S, K> {
+    pub(crate) fn new(pipeline: Pipeline<S>, sink: K, sink_stage: Arc<StageMetrics>) -> Self {
+        Runnable {
+            pipeline,
+            sink,
+            sink_stage,
+        }
+    }
+}
+
+impl<S, K> Runnable<S, K>
+where
+    S: Source,
+    K: Sink<Batch<S::Record>, Error = Error> + Send,
+{
+    /// Runs the pipeline to the end and returns its [`Report`], or the error a
+    /// failed run stopped on.
+    ///
+    /// Returns only after the source has ended, every stage has drained, the sink
+    /// has been closed and every task the run spawned has ended. On failure the
+    /// sink is dropped without `close`: a sink that commits on close (a file
+    /// renamed into place) then leaves no partial output.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let out = Collected::new();
+    /// let report = Pipeline::from(source::iter(vec![1, 2, 3]))
+    ///     .map(|x| x * 10)
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// assert!(report.is_completed());
+    /// assert_eq!(out.to_vec(), vec![10, 20, 30]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn run(self) -> Result<Report> {
+        self.run_to_report().await.into_result()
+    }
+
+    /// Runs the pipeline to the end and returns its [`Report`], also when it
+    /// failed ([`Status::Failed`]), so the statistics of a failed run can be read.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use dataflare::prelude::*;
+    ///
+    /// let report = Pipeline::from(source::iter(vec![1, 2, 0, 4]))
+    ///     .map(|x: i32| 12 / x)
+    ///     .to(sink::discard())
+    ///     .run_to_report()
+    ///     .await;
+    /// assert!(report.is_failed());
+    /// assert_eq!(report.error().unwrap().stage(), Some("map#1"));
+    /// # }
+    /// ```
+    pub async fn run_to_report(self) -> Report {
+        let Runnable {
+            pipeline,
+            sink,
+            sink_stage,
+        } = self;
+        let Pipeline {
+            stream,
+            stages,
+            tasks,
+        } = pipeline;
+        let start = Instant::now();
+        let span = tracing::info_span!("pipeline");
+        let result = async {
+            let result = forward(stream, sink, &sink_stage).await;
+            // Stream and sink are dropped by now, which aborts any task still
+            // running; wait for each to end so nothing outlives the run.
+            tasks.wait().await;
+            result
+        }
+        .instrument(span)
+        .await;
+        let status = match result {
+            Ok(()) => Status::Completed,
+            Err(e) => {
+                tracing::error!(error = %e, "pipeline failed");
+                Status::Failed(e)
+            }
+        };
+        Report {
+            status,
+            elapsed: start.elapsed(),
+            stages: stages.snapshot(),
+        }
+    }
+}
+
+/// Drives batches from `stream` into `sink` until the stream ends, then closes
+/// the sink (as `futures::StreamExt::forward` does, with metrics and panic
+/// catching). Flushes whenever the stream has nothing ready, so a slow source
+/// never holds written data back.
+async fn forward<S, K, T>(stream: S, sink: K, stage: &StageMetrics) -> Result<()>
+where
+    S: futures::Stream<Item = Result<Batch<T>>>,
+    K: Sink<Batch<T>, Error = Error>,
+{
+    let mut stream = pin!(stream);
+    let mut sink = pin!(sink);
+    let mut next: Option<Batch<T>> = None;
+    let mut unconfirmed = 0usize;
+    let sink_error = |e: Error| e.with_stage(stage.name());
+    poll_fn(|cx| {
+        loop {
+            if next.is_some() {
+                match guard(stage, || sink.as_mut().poll_ready(cx))? {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(sink_error(e))),
+                    Poll::Pending => return Poll::Pending,
+                }
+                let batch = next.take().expect("checked above");
+                stage.batch_in(batch.len());
+                unconfirmed += batch.len();
+                let start = Instant::now();
+                let sent = guard(stage, || sink.as_mut().start_send(batch))?;
+                stage.busy_since(start);
+                sent.map_err(sink_error)?;
+            }
+            // A source and sink that are always ready would otherwise keep this
+            // task from yielding until the run ends, starving the runtime's other
+            // tasks (tokio's cooperative budget, spent once per batch).
+            let coop = ready!(tokio::task::coop::poll_proceed(cx));
+            match stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(batch))) => {
+                    coop.made_progress();
+                    next = Some(batch);
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                Poll::Ready(None) => {
+                    let closed = guard(stage, || sink.as_mut().poll_close(cx))?;
+                    return closed.map(|r| {
+                        r.map_err(sink_error)?;
+                        confirm(stage, &mut unconfirmed);
+                        Ok(())
+                    });
+                }
+                Poll::Pending => {
+                    if unconfirmed > 0 {
+                        match guard(stage, || sink.as_mut().poll_flush(cx))? {
+                            Poll::Ready(Ok(())) => confirm(stage, &mut unconfirmed),
+                            Poll::Ready(Err(e)) => return Poll::Ready(Err(sink_error(e))),
+                            Poll::Pending => {}
+                        }
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// Counts records the sink has confirmed (flushed or closed) as the sink's output.
+fn confirm(stage: &StageMetrics, unconfirmed: &mut usize) {
+    stage.records_confirmed(*unconfirmed);
+    *unconfirmed = 0;
+}
+
+impl<S, K> fmt::Debug for Runnable<S, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runnable")
+            .field("pipeline", &self.pipeline)
+            .finish_non_exhaustive()
+    }
+}

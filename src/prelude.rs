@@ -1,0 +1,4 @@
+//! What most pipelines need: `use dataflare::prelude::*;`.
+
+pub use crate::sink::Collected;
+pub use crate::{Batch, Error, Pipeline, Report, Result, Source, Status, sink, source};

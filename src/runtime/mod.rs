@@ -1,0 +1,7 @@
+//! The async plumbing: bounded edges between tasks and the set of tasks a run spawned.
+
+mod edge;
+mod tasks;
+
+pub(crate) use edge::bounded;
+pub(crate) use tasks::{AbortOnDrop, Spawned, Tasks};

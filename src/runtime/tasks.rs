@@ -1,0 +1,74 @@
+use std::future::Future;
+
+use tokio::task::AbortHandle;
+use tokio_util::task::TaskTracker;
+
+/// Every task a run spawns, so the run can wait for all of them to end before it
+/// returns: when `run()` is done, nothing it started is still running.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tasks {
+    tracker: TaskTracker,
+}
+
+impl Tasks {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Spawns `future` on the current runtime; the handle aborts it.
+    pub(crate) fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tracker.spawn(future)
+    }
+
+    /// Runs blocking work (file I/O, parsing) on tokio's blocking pool.
+    #[allow(dead_code)]
+    pub(crate) fn spawn_blocking<F, R>(&self, f: F) -> tokio::task::JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.tracker.spawn_blocking(f)
+    }
+
+    /// Waits until every task spawned so far has ended (finished or aborted).
+    pub(crate) async fn wait(&self) {
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+/// Aborts a task when dropped, so dropping a stage stops the work behind it.
+#[derive(Debug)]
+pub(crate) struct AbortOnDrop(pub(crate) AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A spawned task's handle that aborts the task when dropped (a plain
+/// `JoinHandle` detaches instead), so work in flight ends with its stage.
+#[derive(Debug)]
+pub(crate) struct Spawned<T>(pub(crate) tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Spawned<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for Spawned<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
