@@ -133,6 +133,7 @@ struct Inner {
     stage: Option<String>,
     path: Option<PathBuf>,
     position: Position,
+    record_level: bool,
 }
 
 impl Error {
@@ -143,6 +144,7 @@ impl Error {
             stage: None,
             path: None,
             position: Position::default(),
+            record_level: false,
         }))
     }
 
@@ -166,9 +168,23 @@ impl Error {
         Self::new(ErrorKind::Io(error)).with_path(path)
     }
 
-    /// A malformed-input error.
+    /// A malformed-input error. It is [record-level](Error::is_record_level):
+    /// the stage's [`ErrorPolicy`](crate::ErrorPolicy) decides whether it ends the run.
     pub fn parse(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Parse(message.into()))
+        Self::new(ErrorKind::Parse(message.into())).at_record_level()
+    }
+
+    /// Marks the error as concerning one record only: a source may yield it and
+    /// go on, and the stage's [`ErrorPolicy`](crate::ErrorPolicy) decides whether
+    /// it ends the run. Errors are stream-level (they end the run) unless marked.
+    pub fn at_record_level(mut self) -> Self {
+        self.0.record_level = true;
+        self
+    }
+
+    /// True for an error concerning one record (see [`at_record_level`](Error::at_record_level)).
+    pub fn is_record_level(&self) -> bool {
+        self.0.record_level
     }
 
     /// A configuration that cannot work.
@@ -297,7 +313,13 @@ mod tests {
     #[test]
     fn display_reads_from_the_outside_in() {
         let e = Error::parse("invalid digit")
-            .with_position(Position::new().record(12).line(13).byte(400).field("amount"))
+            .with_position(
+                Position::new()
+                    .record(12)
+                    .line(13)
+                    .byte(400)
+                    .field("amount"),
+            )
             .with_path("orders.csv")
             .with_stage("parse");
         assert_eq!(

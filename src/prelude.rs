@@ -1,4 +1,6 @@
 //! What most pipelines need: `use dataflare::prelude::*;`.
 
 pub use crate::sink::Collected;
-pub use crate::{Batch, Error, Pipeline, Report, Result, Source, Status, sink, source};
+pub use crate::{
+    Batch, Error, ErrorPolicy, Pipeline, Report, Result, Source, Status, sink, source,
+};

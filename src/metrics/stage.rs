@@ -2,6 +2,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::ErrorPolicy;
+
 /// The baseline counters every stage records (after DataFusion's `BaselineMetrics`).
 ///
 /// Counters are atomics updated once per batch with `Relaxed` ordering: they are
@@ -13,7 +15,9 @@ pub(crate) struct StageMetrics {
     records_out: AtomicU64,
     batches_in: AtomicU64,
     batches_out: AtomicU64,
+    skipped: AtomicU64,
     busy_nanos: AtomicU64,
+    policy: Mutex<ErrorPolicy>,
 }
 
 impl StageMetrics {
@@ -24,7 +28,9 @@ impl StageMetrics {
             records_out: AtomicU64::new(0),
             batches_in: AtomicU64::new(0),
             batches_out: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
+            policy: Mutex::new(ErrorPolicy::default()),
         })
     }
 
@@ -46,6 +52,23 @@ impl StageMetrics {
         self.records_out.fetch_add(records as u64, Relaxed);
     }
 
+    pub(crate) fn policy(&self) -> ErrorPolicy {
+        *self.policy.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_policy(&self, policy: ErrorPolicy) {
+        *self.policy.lock().unwrap_or_else(|e| e.into_inner()) = policy;
+    }
+
+    /// Counts a record dropped under [`ErrorPolicy::Skip`] and logs it, at a
+    /// bounded rate: the first ten of a stage, then every thousandth.
+    pub(crate) fn skip(&self, error: &crate::Error) {
+        let n = self.skipped.fetch_add(1, Relaxed) + 1;
+        if n <= 10 || n % 1000 == 0 {
+            tracing::warn!(stage = %self.name(), skipped = n, %error, "record skipped");
+        }
+    }
+
     /// Records a sink confirmed written: they count as the sink's output.
     pub(crate) fn records_confirmed(&self, records: usize) {
         self.records_out.fetch_add(records as u64, Relaxed);
@@ -63,6 +86,7 @@ impl StageMetrics {
             records_out: self.records_out.load(Relaxed),
             batches_in: self.batches_in.load(Relaxed),
             batches_out: self.batches_out.load(Relaxed),
+            skipped: self.skipped.load(Relaxed),
             busy: Duration::from_nanos(self.busy_nanos.load(Relaxed)),
         }
     }
@@ -116,6 +140,8 @@ pub struct StageStats {
     pub batches_in: u64,
     /// Batches the stage passed on.
     pub batches_out: u64,
+    /// Records dropped under [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip).
+    pub skipped: u64,
     /// Time spent in the stage's own work.
     pub busy: Duration,
 }

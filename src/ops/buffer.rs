@@ -38,7 +38,12 @@ enum State<S, T> {
 }
 
 impl<S, T> Buffer<S, T> {
-    pub(crate) fn new(upstream: S, capacity: usize, tasks: Tasks, stage: Arc<StageMetrics>) -> Self {
+    pub(crate) fn new(
+        upstream: S,
+        capacity: usize,
+        tasks: Tasks,
+        stage: Arc<StageMetrics>,
+    ) -> Self {
         Buffer {
             state: State::Idle(upstream),
             capacity,

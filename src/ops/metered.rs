@@ -9,10 +9,11 @@ use pin_project::pin_project;
 
 use super::{fail, guard};
 use crate::metrics::StageMetrics;
-use crate::{Batch, Result};
+use crate::{Batch, ErrorPolicy, Result};
 
 /// The first stage of every pipeline: counts what the source emits, times its
-/// work and turns a panic inside the source into an error naming it.
+/// work, turns a panic inside the source into an error naming it, and applies
+/// the source's [`ErrorPolicy`] to the record-level errors it yields.
 ///
 /// Created by [`Pipeline::new`](crate::Pipeline::new).
 #[pin_project]
@@ -41,25 +42,34 @@ where
     type Item = Result<Batch<T>>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.project();
-        if *this.failed {
-            return Poll::Ready(None);
-        }
-        let start = Instant::now();
-        let source = this.source;
-        let polled = guard(this.stage, || source.poll_next(cx));
-        this.stage.busy_since(start);
-        let polled = match polled {
-            Ok(polled) => polled,
-            Err(panic) => return fail(this.failed, panic),
-        };
-        match ready!(polled) {
-            Some(Ok(batch)) => {
-                this.stage.batch_out(batch.len());
-                Poll::Ready(Some(Ok(batch)))
+        let mut this = self.project();
+        loop {
+            if *this.failed {
+                return Poll::Ready(None);
             }
-            Some(Err(e)) => fail(this.failed, e.with_stage(this.stage.name())),
-            None => Poll::Ready(None),
+            let start = Instant::now();
+            let source = this.source.as_mut();
+            let polled = guard(this.stage, || source.poll_next(cx));
+            this.stage.busy_since(start);
+            let polled = match polled {
+                Ok(polled) => polled,
+                Err(panic) => return fail(this.failed, panic),
+            };
+            return match ready!(polled) {
+                Some(Ok(batch)) => {
+                    this.stage.batch_out(batch.len());
+                    Poll::Ready(Some(Ok(batch)))
+                }
+                Some(Err(e)) => {
+                    let e = e.with_stage(this.stage.name());
+                    if e.is_record_level() && this.stage.policy() == ErrorPolicy::Skip {
+                        this.stage.skip(&e);
+                        continue;
+                    }
+                    fail(this.failed, e)
+                }
+                None => Poll::Ready(None),
+            };
         }
     }
 }

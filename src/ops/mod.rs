@@ -46,11 +46,15 @@ use crate::metrics::StageMetrics;
 
 /// Runs user code, turning a panic into an error naming `stage`.
 pub(crate) fn guard<R>(stage: &StageMetrics, f: impl FnOnce() -> R) -> Result<R, Error> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| Error::panic(payload).with_stage(stage.name()))
+    catch_unwind(AssertUnwindSafe(f))
+        .map_err(|payload| Error::panic(payload).with_stage(stage.name()))
 }
 
 /// Ends an adapter's stream with `error`: the run fails, so nothing more is polled.
-pub(crate) fn fail<T>(failed: &mut bool, error: Error) -> std::task::Poll<Option<Result<T, Error>>> {
+pub(crate) fn fail<T>(
+    failed: &mut bool,
+    error: Error,
+) -> std::task::Poll<Option<Result<T, Error>>> {
     *failed = true;
     std::task::Poll::Ready(Some(Err(error)))
 }

@@ -19,7 +19,9 @@ impl<T: Send + 'static> BatchOp<T> for Take {
     type Out = T;
 
     fn apply(&mut self, mut records: Vec<T>) -> Result<Vec<T>> {
-        let keep = records.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let keep = records
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         records.truncate(keep);
         self.remaining -= keep as u64;
         Ok(records)

@@ -11,7 +11,7 @@ use crate::ops::{
 };
 use crate::runtime::Tasks;
 use crate::source::Source;
-use crate::{Batch, Error};
+use crate::{Batch, Error, ErrorPolicy};
 
 /// A source and the transforms applied to it, built up one stage at a time.
 ///
@@ -130,6 +130,22 @@ impl<S: Source> Pipeline<S> {
     pub fn name(self, name: impl Into<String>) -> Self {
         if let Some(stage) = self.stages.last() {
             stage.rename(name.into());
+        }
+        self
+    }
+
+    /// Sets the [`ErrorPolicy`] of the stage added last (the source, if none was
+    /// added): what it does with a record-level error, such as a malformed row.
+    ///
+    /// ```
+    /// use dataflare::prelude::*;
+    ///
+    /// let pipeline = Pipeline::from(source::iter(0..10)).on_error(ErrorPolicy::Skip);
+    /// # drop(pipeline);
+    /// ```
+    pub fn on_error(self, policy: ErrorPolicy) -> Self {
+        if let Some(stage) = self.stages.last() {
+            stage.set_policy(policy);
         }
         self
     }
@@ -393,7 +409,10 @@ impl<S: Source> Pipeline<S> {
     /// ```
     #[track_caller]
     pub fn buffer(mut self, capacity: usize) -> Pipeline<Buffer<S, S::Record>> {
-        assert!(capacity > 0, "buffer: the capacity must be at least 1 batch");
+        assert!(
+            capacity > 0,
+            "buffer: the capacity must be at least 1 batch"
+        );
         let stage = self.stages.add("buffer");
         self.with(|upstream, tasks| Buffer::new(upstream, capacity, tasks.clone(), stage))
     }

@@ -10,6 +10,10 @@ use crate::{Error, Result};
 pub enum Status {
     /// The source ended, every stage drained and the sink closed.
     Completed,
+    /// The source ended and the sink closed, but some records were dropped under
+    /// [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip); see [`Report::skipped`]
+    /// and each stage's `skipped`.
+    CompletedWithErrors,
     /// The run stopped on this error; the sink was dropped without being closed,
     /// so sinks that commit on close (files) leave nothing half-written.
     Failed(Error),
@@ -47,9 +51,20 @@ impl Report {
         &self.status
     }
 
-    /// True when the run completed.
+    /// True when the run completed with every record accounted for as passed on
+    /// or filtered: nothing skipped, nothing failed.
     pub fn is_completed(&self) -> bool {
         matches!(self.status, Status::Completed)
+    }
+
+    /// True when the run completed but skipped some records.
+    pub fn has_errors(&self) -> bool {
+        matches!(self.status, Status::CompletedWithErrors)
+    }
+
+    /// Records dropped under [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip), all stages together.
+    pub fn skipped(&self) -> u64 {
+        self.stages.iter().map(|s| s.skipped).sum()
     }
 
     /// True when the run failed.
@@ -113,6 +128,9 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.status {
             Status::Completed => write!(f, "completed")?,
+            Status::CompletedWithErrors => {
+                write!(f, "completed with errors ({} skipped)", self.skipped())?
+            }
             Status::Failed(e) => write!(f, "failed: {e}")?,
         }
         writeln!(
@@ -124,16 +142,17 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  {:<20} {:>12} {:>12} {:>10} {:>10}",
-            "stage", "records in", "records out", "batches", "busy ms"
+            "  {:<20} {:>12} {:>12} {:>8} {:>10} {:>10}",
+            "stage", "records in", "records out", "skipped", "batches", "busy ms"
         )?;
         for s in &self.stages {
             writeln!(
                 f,
-                "  {:<20} {:>12} {:>12} {:>10} {:>10.1}",
+                "  {:<20} {:>12} {:>12} {:>8} {:>10} {:>10.1}",
                 s.name,
                 s.records_in,
                 s.records_out,
+                s.skipped,
                 s.batches_in.max(s.batches_out),
                 s.busy.as_secs_f64() * 1e3
             )?;

@@ -105,7 +105,9 @@ where
         }
         .instrument(span)
         .await;
+        let stages = stages.snapshot();
         let status = match result {
+            Ok(()) if stages.iter().any(|s| s.skipped > 0) => Status::CompletedWithErrors,
             Ok(()) => Status::Completed,
             Err(e) => {
                 tracing::error!(error = %e, "pipeline failed");
@@ -115,7 +117,7 @@ where
         Report {
             status,
             elapsed: start.elapsed(),
-            stages: stages.snapshot(),
+            stages,
         }
     }
 }

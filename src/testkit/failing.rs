@@ -27,7 +27,10 @@ pub fn failing_source<T>(
     batch_size: usize,
     fail_after: usize,
 ) -> Scripted<T> {
-    assert!(batch_size > 0, "failing_source: batch_size must be at least 1");
+    assert!(
+        batch_size > 0,
+        "failing_source: batch_size must be at least 1"
+    );
     let mut records = records.into_iter().take(fail_after).peekable();
     let mut script = Script::new();
     let mut yielded = 0;
@@ -37,7 +40,9 @@ pub fn failing_source<T>(
         script = script.batch(batch);
     }
     script
-        .error(Error::msg(format!("test source failed after {yielded} records")))
+        .error(Error::msg(format!(
+            "test source failed after {yielded} records"
+        )))
         .into_source()
 }
 

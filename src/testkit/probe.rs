@@ -37,7 +37,11 @@ impl<T> Probe<T> {
     where
         T: Clone,
     {
-        self.lock().batches.iter().flat_map(|b| b.iter().cloned()).collect()
+        self.lock()
+            .batches
+            .iter()
+            .flat_map(|b| b.iter().cloned())
+            .collect()
     }
 
     /// How many records were received so far.

@@ -409,7 +409,8 @@ impl<T> Sink<Batch<T>> for Discard {
     }
 
     fn start_send(self: Pin<&mut Self>, batch: Batch<T>) -> Result<()> {
-        self.records.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.records
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 

@@ -56,7 +56,10 @@ impl<I> Iter<I> {
     /// ```
     #[track_caller]
     pub fn batch_size(mut self, size: usize) -> Self {
-        assert!(size > 0, "batch_size: a batch needs room for at least 1 record");
+        assert!(
+            size > 0,
+            "batch_size: a batch needs room for at least 1 record"
+        );
         self.batch_size = size;
         self
     }
@@ -147,7 +150,10 @@ impl<T> Channel<T> {
     /// ```
     #[track_caller]
     pub fn batch_size(mut self, size: usize) -> Self {
-        assert!(size > 0, "batch_size: a batch needs room for at least 1 record");
+        assert!(
+            size > 0,
+            "batch_size: a batch needs room for at least 1 record"
+        );
         self.batch_size = size;
         self
     }
@@ -159,7 +165,10 @@ impl<T> Stream for Channel<T> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         let mut records = Vec::new();
-        let n = ready!(this.receiver.poll_recv_many(cx, &mut records, this.batch_size));
+        let n = ready!(
+            this.receiver
+                .poll_recv_many(cx, &mut records, this.batch_size)
+        );
         if n == 0 {
             return Poll::Ready(None);
         }
@@ -202,8 +211,13 @@ impl<T> fmt::Debug for Channel<T> {
 /// assert_eq!(out.to_vec(), (0..30).collect::<Vec<_>>());
 /// # Ok(()) }
 /// ```
-pub fn stream<St: Stream>(stream: St) -> BatchedStream<futures::stream::Map<St, fn(St::Item) -> Result<St::Item>>> {
-    try_stream(futures::StreamExt::map(stream, Ok as fn(St::Item) -> Result<St::Item>))
+pub fn stream<St: Stream>(
+    stream: St,
+) -> BatchedStream<futures::stream::Map<St, fn(St::Item) -> Result<St::Item>>> {
+    try_stream(futures::StreamExt::map(
+        stream,
+        Ok as fn(St::Item) -> Result<St::Item>,
+    ))
 }
 
 /// Like [`stream`], for a stream of `Result`s: an `Err` ends the run as failed,
@@ -260,7 +274,10 @@ impl<St> BatchedStream<St> {
     /// ```
     #[track_caller]
     pub fn batch_size(mut self, size: usize) -> Self {
-        assert!(size > 0, "batch_size: a batch needs room for at least 1 record");
+        assert!(
+            size > 0,
+            "batch_size: a batch needs room for at least 1 record"
+        );
         self.batch_size = size;
         self
     }
