@@ -64,7 +64,7 @@ impl StageMetrics {
     /// bounded rate: the first ten of a stage, then every thousandth.
     pub(crate) fn skip(&self, error: &crate::Error) {
         let n = self.skipped.fetch_add(1, Relaxed) + 1;
-        if n <= 10 || n % 1000 == 0 {
+        if n <= 10 || n.is_multiple_of(1000) {
             tracing::warn!(stage = %self.name(), skipped = n, %error, "record skipped");
         }
     }

@@ -211,14 +211,12 @@ impl<T> fmt::Debug for Channel<T> {
 /// assert_eq!(out.to_vec(), (0..30).collect::<Vec<_>>());
 /// # Ok(()) }
 /// ```
-pub fn stream<St: Stream>(
-    stream: St,
-) -> BatchedStream<futures::stream::Map<St, fn(St::Item) -> Result<St::Item>>> {
-    try_stream(futures::StreamExt::map(
-        stream,
-        Ok as fn(St::Item) -> Result<St::Item>,
-    ))
+pub fn stream<St: Stream>(stream: St) -> BatchedStream<AllOk<St>> {
+    try_stream(futures::StreamExt::map(stream, Ok as fn(_) -> _))
 }
+
+/// A stream of records seen as a stream of `Ok` records.
+type AllOk<St> = futures::stream::Map<St, fn(<St as Stream>::Item) -> Result<<St as Stream>::Item>>;
 
 /// Like [`stream`], for a stream of `Result`s: an `Err` ends the run as failed,
 /// after the records before it were passed on.
