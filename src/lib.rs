@@ -47,6 +47,7 @@ pub mod ops;
 mod pipeline;
 mod policy;
 pub mod prelude;
+pub mod record;
 mod runtime;
 pub mod sink;
 pub mod source;

@@ -72,7 +72,7 @@ where
             };
             let (tx, rx) = bounded(this.capacity);
             let stage = this.stage.clone();
-            let handle = this.tasks.spawn(async move {
+            let handle = this.tasks.spawn(this.tasks.scope(async move {
                 let mut upstream = std::pin::pin!(upstream);
                 loop {
                     // Stages catch panics in user code themselves; this catches one
@@ -89,7 +89,7 @@ where
                         break;
                     }
                 }
-            });
+            }));
             this.state = State::Running {
                 rx,
                 _task: AbortOnDrop(handle.abort_handle()),

@@ -97,7 +97,7 @@ where
         let start = Instant::now();
         let span = tracing::info_span!("pipeline");
         let result = async {
-            let result = forward(stream, sink, &sink_stage).await;
+            let result = tasks.scope(forward(stream, sink, &sink_stage)).await;
             // Stream and sink are dropped by now, which aborts any task still
             // running; wait for each to end so nothing outlives the run.
             tasks.wait().await;
@@ -136,7 +136,17 @@ where
     let mut next: Option<Batch<T>> = None;
     let mut unconfirmed = 0usize;
     let sink_error = |e: Error| e.with_stage(stage.name());
+    // Wait for the sink to be ready before reading anything: a sink that opens
+    // its destination then (a file) fails the run before any data is read.
+    let mut opened = false;
     poll_fn(|cx| {
+        if !opened {
+            match guard(stage, || sink.as_mut().poll_ready(cx))? {
+                Poll::Ready(Ok(())) => opened = true,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(sink_error(e))),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
         loop {
             if next.is_some() {
                 match guard(stage, || sink.as_mut().poll_ready(cx))? {

@@ -4,4 +4,4 @@ mod edge;
 mod tasks;
 
 pub(crate) use edge::bounded;
-pub(crate) use tasks::{AbortOnDrop, Spawned, Tasks};
+pub(crate) use tasks::{AbortOnDrop, Spawned, Tasks, spawn_blocking_in_run};

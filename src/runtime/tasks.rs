@@ -41,6 +41,37 @@ impl Tasks {
     }
 }
 
+tokio::task_local! {
+    /// The task set of the run being driven, so a sink that starts blocking work
+    /// (a file writer) can have the run wait for it.
+    static CURRENT: Tasks;
+}
+
+impl Tasks {
+    /// Runs `future` with this set as the current run's.
+    pub(crate) fn scope<F: Future>(
+        &self,
+        future: F,
+    ) -> tokio::task::futures::TaskLocalFuture<Tasks, F> {
+        CURRENT.scope(self.clone(), future)
+    }
+}
+
+/// Runs blocking work on tokio's blocking pool, as part of the current run when
+/// there is one: the run then waits for it to end before returning, so a file
+/// writer has removed its temporary file by the time `run()` reports a failure.
+#[allow(dead_code)]
+pub(crate) fn spawn_blocking_in_run<F, R>(f: F) -> tokio::task::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    match CURRENT.try_with(Tasks::clone) {
+        Ok(tasks) => tasks.spawn_blocking(f),
+        Err(_) => tokio::task::spawn_blocking(f),
+    }
+}
+
 /// Aborts a task when dropped, so dropping a stage stops the work behind it.
 #[derive(Debug)]
 pub(crate) struct AbortOnDrop(pub(crate) AbortHandle);

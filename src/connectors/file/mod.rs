@@ -1,0 +1,15 @@
+//! What file connectors share: atomic output files and the bridges that run
+//! blocking readers and writers on tokio's blocking threads, linked to the async
+//! pipeline by bounded channels.
+
+#![allow(dead_code, unused_imports)] // used by the CSV and JSON Lines connectors as they land
+
+mod atomic;
+mod output;
+mod reader;
+mod writer;
+
+pub(crate) use atomic::AtomicFile;
+pub(crate) use output::{Output, OutputFile};
+pub(crate) use reader::{BlockingSource, Emit};
+pub(crate) use writer::{BatchWriter, BlockingSink};
