@@ -1,4 +1,5 @@
 //! Connectors: sources and sinks for where data lives.
 
+pub mod csv;
 pub(crate) mod file;
 pub(crate) mod memory;

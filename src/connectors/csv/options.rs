@@ -1,0 +1,104 @@
+use crate::source::DEFAULT_BATCH_SIZE;
+
+/// How surrounding whitespace in fields is handled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Trim {
+    /// Keep fields as they are (the default).
+    #[default]
+    None,
+    /// Trim header names only.
+    Headers,
+    /// Trim values only.
+    Fields,
+    /// Trim header names and values.
+    All,
+}
+
+/// The CSV dialect and reading options shared by CSV sources and sinks.
+///
+/// Cloneable, so one configuration can make many readers and writers (as the
+/// `csv` crate's `ReaderBuilder` builds with `&self`). The source and sink
+/// builders (`csv::read(..)`, `csv::write(..)`) set these through their own
+/// chained methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CsvOptions {
+    /// Field delimiter; `,` by default. Any byte: `;`, `\t`, `|` ...
+    pub delimiter: u8,
+    /// Whether the first row is a header; true by default.
+    pub has_headers: bool,
+    /// Quote character; `"` by default.
+    pub quote: u8,
+    /// Escape character inside quoted fields (e.g. `\`); none by default.
+    pub escape: Option<u8>,
+    /// Whether two quotes in a quoted field stand for one; true by default.
+    pub double_quote: bool,
+    /// Lines starting with this byte are skipped; none by default.
+    pub comment: Option<u8>,
+    /// Whitespace trimming; none by default.
+    pub trim: Trim,
+    /// Whether rows may have differing numbers of fields; false by default (an error).
+    pub flexible: bool,
+    /// Records per batch; [`DEFAULT_BATCH_SIZE`] by default.
+    pub batch_size: usize,
+    /// Whether malformed quoting (`ab"c"d`, `"abc"def`, a quote left open at end
+    /// of file) is accepted as the `csv` crate reads it; false by default (an error).
+    pub lenient_quotes: bool,
+    /// Whether invalid UTF-8 is replaced by U+FFFD instead of being an error;
+    /// false by default.
+    pub lossy_utf8: bool,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            delimiter: b',',
+            has_headers: true,
+            quote: b'"',
+            escape: None,
+            double_quote: true,
+            comment: None,
+            trim: Trim::None,
+            flexible: false,
+            batch_size: DEFAULT_BATCH_SIZE,
+            lenient_quotes: false,
+            lossy_utf8: false,
+        }
+    }
+}
+
+impl CsvOptions {
+    /// A `csv` crate reader configured with these options.
+    pub(crate) fn reader_builder(&self) -> ::csv::ReaderBuilder {
+        let mut b = ::csv::ReaderBuilder::new();
+        b.delimiter(self.delimiter)
+            .has_headers(self.has_headers)
+            .quote(self.quote)
+            .escape(self.escape)
+            .double_quote(self.double_quote)
+            .comment(self.comment)
+            .flexible(self.flexible)
+            .trim(match self.trim {
+                Trim::None => ::csv::Trim::None,
+                Trim::Headers => ::csv::Trim::Headers,
+                Trim::Fields => ::csv::Trim::Fields,
+                Trim::All => ::csv::Trim::All,
+            });
+        b
+    }
+
+    /// A `csv` crate writer configured with these options.
+    pub(crate) fn writer_builder(&self) -> ::csv::WriterBuilder {
+        let mut b = ::csv::WriterBuilder::new();
+        b.delimiter(self.delimiter)
+            .has_headers(self.has_headers)
+            .quote(self.quote)
+            .double_quote(self.double_quote)
+            .flexible(self.flexible);
+        if let Some(escape) = self.escape {
+            b.escape(escape);
+        }
+        b
+    }
+}
