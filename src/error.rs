@@ -134,6 +134,7 @@ struct Inner {
     path: Option<PathBuf>,
     position: Position,
     record_level: bool,
+    attempts: u32,
 }
 
 impl Error {
@@ -145,6 +146,7 @@ impl Error {
             path: None,
             position: Position::default(),
             record_level: false,
+            attempts: 0,
         }))
     }
 
@@ -161,6 +163,16 @@ impl Error {
     /// Wraps any error from user code or a library, keeping it as the cause.
     pub fn other(error: impl Into<BoxError>) -> Self {
         Self::new(ErrorKind::Other(error.into()))
+    }
+
+    /// A record-level error from a user's fallible closure; a DataFlare `Error`
+    /// passes through with its context.
+    pub(crate) fn from_user(error: impl Into<BoxError>) -> Self {
+        match error.into().downcast::<Error>() {
+            Ok(e) => *e,
+            Err(other) => Self::new(ErrorKind::Other(other)),
+        }
+        .at_record_level()
     }
 
     /// An I/O error on the given file.
@@ -230,6 +242,17 @@ impl Error {
         self
     }
 
+    /// Records how many attempts were made before giving up (shown when more than one).
+    pub fn with_attempts(mut self, attempts: u32) -> Self {
+        self.0.attempts = attempts;
+        self
+    }
+
+    /// Attempts made at the record before this error was final; 0 when not tracked.
+    pub fn attempts(&self) -> u32 {
+        self.0.attempts
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> &ErrorKind {
         &self.0.kind
@@ -267,6 +290,9 @@ impl fmt::Display for Error {
         if !self.0.position.is_empty() {
             write!(f, "{}: ", self.0.position)?;
         }
+        if self.0.attempts > 1 {
+            write!(f, "after {} attempts: ", self.0.attempts)?;
+        }
         write!(f, "{}", self.0.kind)
     }
 }
@@ -283,6 +309,9 @@ impl fmt::Debug for Error {
         }
         if !self.0.position.is_empty() {
             d.field("position", &self.0.position);
+        }
+        if self.0.attempts > 0 {
+            d.field("attempts", &self.0.attempts);
         }
         d.finish()
     }

@@ -59,5 +59,5 @@ pub use connectors::csv;
 pub use error::{BoxError, Error, ErrorKind, Position, Result};
 pub use metrics::StageStats;
 pub use pipeline::{Pipeline, Report, Runnable, Status};
-pub use policy::ErrorPolicy;
+pub use policy::{Backoff, DeadLetters, ErrorPolicy, MaxErrors, Rejected, Retry};
 pub use source::Source;

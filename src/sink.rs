@@ -6,6 +6,7 @@
 //! close must treat a drop without close as "abandon". This module also holds the
 //! in-memory sinks.
 
+pub use crate::connectors::memory::retrying::{Retrying, retrying};
 pub use crate::connectors::memory::sink::{
     Collect, Collected, Discard, ForEach, ForEachAsync, SendTo, channel, collect, discard,
     for_each, for_each_async,

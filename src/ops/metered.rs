@@ -7,13 +7,14 @@ use std::time::Instant;
 use futures::Stream;
 use pin_project::pin_project;
 
+use super::failure::{Failures, Outcome};
 use super::{fail, guard};
 use crate::metrics::StageMetrics;
-use crate::{Batch, ErrorPolicy, Result};
+use crate::{Batch, Result};
 
 /// The first stage of every pipeline: counts what the source emits, times its
 /// work, turns a panic inside the source into an error naming it, and applies
-/// the source's [`ErrorPolicy`] to the record-level errors it yields.
+/// the source's [`ErrorPolicy`](crate::ErrorPolicy) to the record-level errors it yields.
 ///
 /// Created by [`Pipeline::new`](crate::Pipeline::new).
 #[pin_project]
@@ -22,6 +23,7 @@ pub struct Metered<S> {
     #[pin]
     source: S,
     stage: Arc<StageMetrics>,
+    failures: Failures,
     failed: bool,
 }
 
@@ -30,6 +32,7 @@ impl<S> Metered<S> {
         Metered {
             source,
             stage,
+            failures: Failures::default(),
             failed: false,
         }
     }
@@ -47,6 +50,9 @@ where
             if *this.failed {
                 return Poll::Ready(None);
             }
+            if let Err(e) = ready!(this.failures.poll_flush(cx)) {
+                return fail(this.failed, e.with_stage(this.stage.name()));
+            }
             let start = Instant::now();
             let source = this.source.as_mut();
             let polled = guard(this.stage, || source.poll_next(cx));
@@ -57,17 +63,22 @@ where
             };
             return match ready!(polled) {
                 Some(Ok(batch)) => {
+                    // A source's records come in and go out at once.
+                    this.stage.batch_in(batch.len());
                     this.stage.batch_out(batch.len());
                     Poll::Ready(Some(Ok(batch)))
                 }
-                Some(Err(e)) => {
-                    let e = e.with_stage(this.stage.name());
-                    if e.is_record_level() && this.stage.policy() == ErrorPolicy::Skip {
-                        this.stage.skip(&e);
-                        continue;
+                Some(Err(e)) if e.is_record_level() => {
+                    this.stage.failed_record_in();
+                    // A source cannot be asked for the same record again: a
+                    // retry policy goes straight to its final policy.
+                    match this.failures.handle(this.stage, e, 1, false, || None) {
+                        Outcome::Dropped => continue,
+                        Outcome::Abort(e) => fail(this.failed, e),
+                        Outcome::Retry(_) => unreachable!("a source's error is not retryable"),
                     }
-                    fail(this.failed, e)
                 }
+                Some(Err(e)) => fail(this.failed, e.with_stage(this.stage.name())),
                 None => Poll::Ready(None),
             };
         }

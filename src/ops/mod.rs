@@ -12,6 +12,7 @@
 //! methods; the types are public so a pipeline's type can be named.
 
 mod buffer;
+mod failure;
 mod filter;
 mod filter_map;
 mod flat_map;
@@ -24,6 +25,11 @@ mod metered;
 mod rebatch;
 mod take;
 mod transform;
+mod try_filter;
+mod try_flat_map;
+mod try_map;
+mod try_map_async;
+mod try_transform;
 
 pub use buffer::Buffer;
 pub use filter::Filter;
@@ -38,6 +44,11 @@ pub use metered::Metered;
 pub use rebatch::Rebatch;
 pub use take::Take;
 pub use transform::{BatchOp, Transform};
+pub use try_filter::TryFilter;
+pub use try_flat_map::TryFlatMap;
+pub use try_map::TryMap;
+pub use try_map_async::TryMapAsync;
+pub use try_transform::{TryOp, TryTransform};
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 

@@ -67,7 +67,10 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
         loop {
-            if *this.done {
+            // An op that wants no input from the start (`take(0)`) must not read
+            // a batch it would throw away.
+            if *this.done || this.op.is_done() {
+                *this.done = true;
                 return Poll::Ready(None);
             }
             let batch = match ready!(this.upstream.as_mut().poll_next(cx)) {
@@ -81,7 +84,8 @@ where
                 }
                 Some(Ok(batch)) => batch,
             };
-            this.stage.batch_in(batch.len());
+            let records_in = batch.len();
+            this.stage.batch_in(records_in);
             let seq = batch.seq();
             let start = Instant::now();
             let op = &mut *this.op;
@@ -94,9 +98,7 @@ where
                     return Poll::Ready(Some(Err(e.with_stage(this.stage.name()))));
                 }
             };
-            if this.op.is_done() {
-                *this.done = true;
-            }
+            this.stage.balance(records_in, records.len());
             if !records.is_empty() {
                 this.stage.batch_out(records.len());
                 return Poll::Ready(Some(Ok(Batch::new(records).with_seq(seq))));

@@ -2,16 +2,19 @@ use std::fmt;
 use std::future::Future;
 
 use futures::Sink;
+use futures::stream::{BoxStream, StreamExt};
 
 use super::Runnable;
 use crate::metrics::Stages;
 use crate::ops::{
     BatchOp, Buffer, Filter, FilterMap, FlatMap, Inspect, Map, MapAsync, MapAsyncUnordered,
-    MapBatch, Metered, Rebatch, Take, Transform,
+    MapBatch, Metered, Rebatch, Take, Transform, TryFilter, TryFlatMap, TryMap, TryMapAsync,
+    TryTransform,
 };
+use crate::policy::MaxErrors;
 use crate::runtime::Tasks;
 use crate::source::Source;
-use crate::{Batch, Error, ErrorPolicy};
+use crate::{Batch, BoxError, Error, ErrorPolicy, Result};
 
 /// A source and the transforms applied to it, built up one stage at a time.
 ///
@@ -143,11 +146,211 @@ impl<S: Source> Pipeline<S> {
     /// let pipeline = Pipeline::from(source::iter(0..10)).on_error(ErrorPolicy::Skip);
     /// # drop(pipeline);
     /// ```
-    pub fn on_error(self, policy: ErrorPolicy) -> Self {
+    pub fn on_error(mut self, policy: impl Into<ErrorPolicy>) -> Self {
+        let policy = policy.into();
+        self.stages.register(&policy);
         if let Some(stage) = self.stages.last() {
             stage.set_policy(policy);
         }
         self
+    }
+
+    /// Sets the [`ErrorPolicy`] of every stage that has none of its own (set
+    /// with [`on_error`](Pipeline::on_error)), before or after this call.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let report = Pipeline::from(source::iter(vec!["1", "2", "x"]))
+    ///     .default_policy(ErrorPolicy::Skip)
+    ///     .try_map(|s: &&str| s.parse::<u8>())
+    ///     .to(sink::discard())
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(report.skipped(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn default_policy(mut self, policy: impl Into<ErrorPolicy>) -> Self {
+        self.stages.set_default_policy(policy.into());
+        self
+    }
+
+    /// Fails a run that put aside (skipped or dead-lettered) more records than
+    /// `max` allows, instead of completing it with errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use dataflare::prelude::*;
+    /// use dataflare::MaxErrors;
+    ///
+    /// let report = Pipeline::from(source::iter(vec!["1", "x", "y"]))
+    ///     .try_map(|s: &&str| s.parse::<u8>())
+    ///     .on_error(ErrorPolicy::Skip)
+    ///     .max_errors(MaxErrors::Count(1))
+    ///     .to(sink::discard())
+    ///     .run_to_report()
+    ///     .await;
+    /// assert!(report.is_failed());
+    /// assert_eq!(report.skipped(), 2);
+    /// # }
+    /// ```
+    pub fn max_errors(mut self, max: MaxErrors) -> Self {
+        self.stages.set_max_errors(max);
+        self
+    }
+
+    /// Replaces each record with `f(&record)`, which may fail; a failure is
+    /// handled by the stage's [`ErrorPolicy`] (abort by default; skip, retry,
+    /// dead-letter). The closure sees the record by reference so the stage still
+    /// holds it to retry or dead-letter it (shown with `Debug`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let out = Collected::new();
+    /// let report = Pipeline::from(source::iter(vec!["4", "x", "6"]))
+    ///     .try_map(|s: &&str| s.parse::<i32>())
+    ///     .on_error(ErrorPolicy::Skip)
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.to_vec(), vec![4, 6]);
+    /// assert_eq!(report.stage("try_map#1").unwrap().skipped, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn try_map<U, E, F>(mut self, f: F) -> Pipeline<TryTransform<S, TryMap<F>, S::Record>>
+    where
+        F: FnMut(&S::Record) -> Result<U, E> + Send + 'static,
+        E: Into<BoxError>,
+        U: Send + 'static,
+        S::Record: fmt::Debug,
+    {
+        let stage = self.stages.add("try_map");
+        self.with(|upstream, _| TryTransform::new(upstream, TryMap::new(f), stage))
+    }
+
+    /// Keeps the records for which `f(&record)` returns `Ok(true)`; an `Err`
+    /// is handled by the stage's [`ErrorPolicy`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let out = Collected::new();
+    /// Pipeline::from(source::iter(vec!["10", "200", "x"]))
+    ///     .try_filter(|s: &&str| s.parse::<u32>().map(|n| n > 50))
+    ///     .on_error(ErrorPolicy::Skip)
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.to_vec(), vec!["200"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn try_filter<E, F>(mut self, f: F) -> Pipeline<TryTransform<S, TryFilter<F>, S::Record>>
+    where
+        F: FnMut(&S::Record) -> Result<bool, E> + Send + 'static,
+        E: Into<BoxError>,
+        S::Record: fmt::Debug,
+    {
+        let stage = self.stages.add("try_filter");
+        self.with(|upstream, _| TryTransform::new(upstream, TryFilter::new(f), stage))
+    }
+
+    /// Maps each record to any number of records with `f(&record)`, which may
+    /// fail; a failure is handled by the stage's [`ErrorPolicy`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let out = Collected::new();
+    /// Pipeline::from(source::iter(vec!["1,2", "3"]))
+    ///     .try_flat_map(|s: &&str| {
+    ///         s.split(',').map(str::parse::<u8>).collect::<Result<Vec<_>, _>>()
+    ///     })
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.to_vec(), vec![1, 2, 3]);
+    /// # Ok(()) }
+    /// ```
+    pub fn try_flat_map<I, E, F>(
+        mut self,
+        f: F,
+    ) -> Pipeline<TryTransform<S, TryFlatMap<F>, S::Record>>
+    where
+        F: FnMut(&S::Record) -> Result<I, E> + Send + 'static,
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        E: Into<BoxError>,
+        S::Record: fmt::Debug,
+    {
+        let stage = self.stages.add("try_flat_map");
+        self.with(|upstream, _| TryTransform::new(upstream, TryFlatMap::new(f), stage))
+    }
+
+    /// Runs the fallible async function `f` on each record, at most
+    /// `concurrency` at a time, passing results on in input order. A failure is
+    /// handled by the stage's [`ErrorPolicy`]: under
+    /// [`Retry`](ErrorPolicy::Retry) the record is tried again after its
+    /// backoff, as a new task, while other records go on.
+    ///
+    /// # Panics
+    ///
+    /// If `concurrency` is 0 (nothing could ever run).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// // A flaky service: fails twice, then answers.
+    /// let calls = Arc::new(AtomicU32::new(0));
+    /// let c = calls.clone();
+    /// let out = Collected::new();
+    /// Pipeline::from(source::iter(vec![7u32]))
+    ///     .try_map_async(4, move |x: &u32| {
+    ///         let (x, n) = (*x, c.fetch_add(1, Ordering::SeqCst));
+    ///         async move { if n < 2 { Err(Error::msg("busy")) } else { Ok(x * 10) } }
+    ///     })
+    ///     .on_error(ErrorPolicy::retry(5))
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.to_vec(), vec![70]);
+    /// assert_eq!(calls.load(Ordering::SeqCst), 3);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn try_map_async<U, E, F, Fut>(
+        mut self,
+        concurrency: usize,
+        f: F,
+    ) -> Pipeline<TryMapAsync<S, S::Record, U, F>>
+    where
+        F: FnMut(&S::Record) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+        E: Into<BoxError>,
+        U: Send + 'static,
+        S::Record: fmt::Debug,
+    {
+        assert!(
+            concurrency > 0,
+            "try_map_async: concurrency must be at least 1 (0 would never run anything)"
+        );
+        let stage = self.stages.add("try_map_async");
+        self.with(|upstream, tasks| {
+            TryMapAsync::new(upstream, concurrency, f, tasks.clone(), stage)
+        })
     }
 
     /// Replaces each record with `f(record)`.
@@ -504,6 +707,35 @@ impl<S: Source> Pipeline<S> {
         self.with(|upstream, tasks| {
             MapAsyncUnordered::new(upstream, concurrency, f, tasks.clone(), stage)
         })
+    }
+
+    /// Erases the type of the pipeline built so far: its stream becomes a
+    /// [`BoxStream`], keeping every stage added (names, metrics, error policies)
+    /// and every task. Adds no stage.
+    ///
+    /// Each builder method changes the pipeline's type, so a chain decided at run
+    /// time (from a configuration, a loop over steps) cannot be written as one
+    /// expression; boxing after each step gives every step the same type, at the
+    /// cost of one allocation and one dynamic call per batch.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let steps = [2u64, 3, 5];
+    /// let mut pipeline = Pipeline::from(source::iter(1..=30u64)).boxed();
+    /// for m in steps {
+    ///     pipeline = pipeline.filter(move |x| x % m != 0).boxed();
+    /// }
+    /// let out = Collected::new();
+    /// let report = pipeline.to(sink::collect(&out)).run().await?;
+    /// assert_eq!(out.to_vec(), vec![1, 7, 11, 13, 17, 19, 23, 29]);
+    /// assert_eq!(report.stage("filter#3").unwrap().records_out, 8);
+    /// # Ok(()) }
+    /// ```
+    pub fn boxed(self) -> Pipeline<BoxStream<'static, Result<Batch<S::Record>>>> {
+        self.with(|upstream, _| upstream.boxed())
     }
 
     /// Connects the sink: any `futures::Sink` of batches with DataFlare's

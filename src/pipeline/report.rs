@@ -10,9 +10,9 @@ use crate::{Error, Result};
 pub enum Status {
     /// The source ended, every stage drained and the sink closed.
     Completed,
-    /// The source ended and the sink closed, but some records were dropped under
-    /// [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip); see [`Report::skipped`]
-    /// and each stage's `skipped`.
+    /// The source ended and the sink closed, but some records failed and were
+    /// skipped or dead-lettered; see [`Report::skipped`],
+    /// [`Report::dead_lettered`] and [`Report::errors`].
     CompletedWithErrors,
     /// The run stopped on this error; the sink was dropped without being closed,
     /// so sinks that commit on close (files) leave nothing half-written.
@@ -43,6 +43,7 @@ pub struct Report {
     pub(crate) status: Status,
     pub(crate) elapsed: Duration,
     pub(crate) stages: Vec<StageStats>,
+    pub(crate) errors: Vec<Error>,
 }
 
 impl Report {
@@ -65,6 +66,56 @@ impl Report {
     /// Records dropped under [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip), all stages together.
     pub fn skipped(&self) -> u64 {
         self.stages.iter().map(|s| s.skipped).sum()
+    }
+
+    /// Records sent to dead letters, all stages together.
+    pub fn dead_lettered(&self) -> u64 {
+        self.stages.iter().map(|s| s.dead_lettered).sum()
+    }
+
+    /// Extra attempts made under retry policies, all stages together.
+    pub fn retried(&self) -> u64 {
+        self.stages.iter().map(|s| s.retried).sum()
+    }
+
+    /// The first few errors of each stage that skipped or dead-lettered
+    /// records, in full (stage, position, attempts, cause); the rest are counted.
+    pub fn errors(&self) -> &[Error] {
+        &self.errors
+    }
+
+    /// Checks that every stage accounted for every record it received:
+    /// `records_in + expanded == records_out + filtered + skipped + dead_lettered`.
+    /// Holds for every completed run; `Err` names the first stage that does not balance.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let report = Pipeline::from(source::iter(0..100))
+    ///     .filter(|x| x % 3 == 0)
+    ///     .flat_map(|x| vec![x; 2])
+    ///     .to(sink::discard())
+    ///     .run()
+    ///     .await?;
+    /// report.check_accounting().unwrap();
+    /// # Ok(()) }
+    /// ```
+    pub fn check_accounting(&self) -> Result<(), String> {
+        match self.stages.iter().find(|s| s.in_flight() != 0) {
+            None => Ok(()),
+            Some(s) => Err(format!(
+                "stage {:?} does not balance: {} in + {} expanded != {} out + {} filtered + {} skipped + {} dead-lettered",
+                s.name,
+                s.records_in,
+                s.expanded,
+                s.records_out,
+                s.filtered,
+                s.skipped,
+                s.dead_lettered
+            )),
+        }
     }
 
     /// True when the run failed.
@@ -128,9 +179,12 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.status {
             Status::Completed => write!(f, "completed")?,
-            Status::CompletedWithErrors => {
-                write!(f, "completed with errors ({} skipped)", self.skipped())?
-            }
+            Status::CompletedWithErrors => write!(
+                f,
+                "completed with errors ({} skipped, {} dead-lettered)",
+                self.skipped(),
+                self.dead_lettered()
+            )?,
             Status::Failed(e) => write!(f, "failed: {e}")?,
         }
         writeln!(

@@ -5,7 +5,8 @@ use std::task::{Poll, ready};
 use std::time::Instant;
 
 use futures::Sink;
-use futures::future::poll_fn;
+use futures::future::{poll_fn, try_join_all};
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::{Pipeline, Report, Status};
@@ -96,28 +97,60 @@ where
         } = pipeline;
         let start = Instant::now();
         let span = tracing::info_span!("pipeline");
+        let dead_letters = stages.dead_letters().to_vec();
         let result = async {
-            let result = tasks.scope(forward(stream, sink, &sink_stage)).await;
+            // The dead-letter sinks are driven alongside the pipeline, in this
+            // task, and told to finish once the pipeline is done.
+            let (done_tx, done_rx): (Vec<_>, Vec<_>) = dead_letters
+                .iter()
+                .map(|_| oneshot::channel::<()>())
+                .unzip();
+            let pipeline = async {
+                let result = tasks.scope(forward(stream, sink, &sink_stage)).await;
+                drop(done_tx);
+                result
+            };
+            let rejects = try_join_all(dead_letters.iter().zip(done_rx).map(
+                |(d, done)| async move {
+                    d.drive(done)
+                        .await
+                        .map_err(|e| e.with_stage("dead letters"))
+                },
+            ));
+            let (result, rejects) = futures::join!(pipeline, rejects);
             // Stream and sink are dropped by now, which aborts any task still
             // running; wait for each to end so nothing outlives the run.
             tasks.wait().await;
-            result
+            result.and(rejects.map(drop))
         }
         .instrument(span)
         .await;
+        let errors = stages.take_errors();
+        let max_errors = stages.max_errors();
         let stages = stages.snapshot();
+        let failed_records: u64 = stages.iter().map(|s| s.skipped + s.dead_lettered).sum();
+        let produced = stages
+            .first()
+            .map_or(0, |s| s.records_out + s.skipped + s.dead_lettered);
         let status = match result {
-            Ok(()) if stages.iter().any(|s| s.skipped > 0) => Status::CompletedWithErrors,
-            Ok(()) => Status::Completed,
-            Err(e) => {
-                tracing::error!(error = %e, "pipeline failed");
-                Status::Failed(e)
+            Ok(()) if max_errors.is_some_and(|m| m.exceeded(failed_records, produced)) => {
+                Status::Failed(Error::msg(format!(
+                    "{failed_records} records failed, more than max_errors ({:?}) allows",
+                    max_errors.expect("checked above")
+                )))
             }
+            Ok(()) if failed_records > 0 => Status::CompletedWithErrors,
+            Ok(()) => Status::Completed,
+            Err(e) => Status::Failed(e),
         };
+        if let Status::Failed(e) = &status {
+            tracing::error!(error = %e, "pipeline failed");
+        }
         Report {
             status,
             elapsed: start.elapsed(),
             stages,
+            errors,
         }
     }
 }

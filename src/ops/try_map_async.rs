@@ -1,0 +1,246 @@
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::Stream;
+use pin_project::pin_project;
+
+use super::failure::{Failures, Outcome};
+use super::{fail, guard, join_error};
+use crate::metrics::StageMetrics;
+use crate::runtime::{Spawned, Tasks};
+use crate::{Batch, BoxError, Error, Result};
+
+/// Runs a fallible async closure on each record, at most `concurrency` at a
+/// time, passing results on in input order, under the stage's
+/// [`ErrorPolicy`](crate::ErrorPolicy): a failed record is retried after its
+/// backoff (as a new task, keeping its place in the order), skipped,
+/// dead-lettered or ends the run.
+///
+/// Created by [`Pipeline::try_map_async`](crate::Pipeline::try_map_async).
+#[pin_project]
+#[must_use = "streams do nothing unless polled"]
+pub struct TryMapAsync<S, T, U, F> {
+    #[pin]
+    upstream: S,
+    f: F,
+    concurrency: usize,
+    tasks: Tasks,
+    stage: Arc<StageMetrics>,
+    failures: Failures,
+    waiting: std::vec::IntoIter<T>,
+    waiting_batch: u64,
+    in_flight: VecDeque<Attempt<T, U>>,
+    batches: VecDeque<Pending<U>>,
+    next_batch: u64,
+    upstream_done: bool,
+    failed: bool,
+}
+
+/// A record whose work is in flight.
+struct Attempt<T, U> {
+    record: T,
+    batch: u64,
+    attempts: u32,
+    task: Spawned<Result<U, BoxError>>,
+}
+
+/// An input batch whose output is not complete.
+struct Pending<U> {
+    id: u64,
+    seq: u64,
+    unresolved: usize,
+    accepted: usize,
+    out: Vec<U>,
+}
+
+impl<S, T, U, F> TryMapAsync<S, T, U, F> {
+    pub(crate) fn new(
+        upstream: S,
+        concurrency: usize,
+        f: F,
+        tasks: Tasks,
+        stage: Arc<StageMetrics>,
+    ) -> Self {
+        TryMapAsync {
+            upstream,
+            f,
+            concurrency,
+            tasks,
+            stage,
+            failures: Failures::default(),
+            waiting: Vec::new().into_iter(),
+            waiting_batch: 0,
+            in_flight: VecDeque::new(),
+            batches: VecDeque::new(),
+            next_batch: 0,
+            upstream_done: false,
+            failed: false,
+        }
+    }
+}
+
+/// Starts one attempt at `record` as its own task, after `delay` for a retry.
+fn start<T, U, E, F, Fut>(
+    f: &mut F,
+    record: &T,
+    delay: Duration,
+    tasks: &Tasks,
+    stage: &StageMetrics,
+) -> Result<Spawned<Result<U, BoxError>>>
+where
+    F: FnMut(&T) -> Fut,
+    Fut: Future<Output = Result<U, E>> + Send + 'static,
+    E: Into<BoxError>,
+    U: Send + 'static,
+{
+    let start = Instant::now();
+    let fut = guard(stage, || f(record));
+    stage.busy_since(start);
+    let fut = fut?;
+    Ok(Spawned(tasks.spawn(async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        fut.await.map_err(Into::into)
+    })))
+}
+
+impl<S, T, U, E, F, Fut> Stream for TryMapAsync<S, T, U, F>
+where
+    S: Stream<Item = Result<Batch<T>>>,
+    T: fmt::Debug,
+    F: FnMut(&T) -> Fut,
+    Fut: Future<Output = Result<U, E>> + Send + 'static,
+    E: Into<BoxError>,
+    U: Send + 'static,
+{
+    type Item = Result<Batch<U>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        if *this.failed {
+            return Poll::Ready(None);
+        }
+        loop {
+            match this.failures.poll_flush(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return fail(this.failed, e.with_stage(this.stage.name())),
+                Poll::Pending => return Poll::Pending,
+            }
+            // Emit the oldest batch once all its records are resolved.
+            if let Some(front) = this.batches.front() {
+                if front.unresolved == 0 {
+                    let done = this.batches.pop_front().expect("checked above");
+                    this.stage.balance(done.accepted, done.out.len());
+                    if !done.out.is_empty() {
+                        this.stage.batch_out(done.out.len());
+                        return Poll::Ready(Some(Ok(Batch::new(done.out).with_seq(done.seq))));
+                    }
+                    continue;
+                }
+            }
+            // Start work while there is room.
+            while this.in_flight.len() < *this.concurrency {
+                if let Some(record) = this.waiting.next() {
+                    match start(this.f, &record, Duration::ZERO, this.tasks, this.stage) {
+                        Ok(task) => this.in_flight.push_back(Attempt {
+                            record,
+                            batch: *this.waiting_batch,
+                            attempts: 0,
+                            task,
+                        }),
+                        Err(e) => return fail(this.failed, e),
+                    }
+                    continue;
+                }
+                if *this.upstream_done {
+                    break;
+                }
+                match this.upstream.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(Ok(batch))) => {
+                        this.stage.batch_in(batch.len());
+                        if !batch.is_empty() {
+                            *this.waiting_batch = *this.next_batch;
+                            *this.next_batch += 1;
+                            this.batches.push_back(Pending {
+                                id: *this.waiting_batch,
+                                seq: batch.seq(),
+                                unresolved: batch.len(),
+                                accepted: 0,
+                                out: Vec::with_capacity(batch.len()),
+                            });
+                            *this.waiting = batch.into_records().into_iter();
+                        }
+                    }
+                    Poll::Ready(Some(Err(e))) => return fail(this.failed, e),
+                    Poll::Ready(None) => *this.upstream_done = true,
+                    Poll::Pending => break,
+                }
+            }
+            // Resolve the oldest attempt: results keep input order.
+            let Some(head) = this.in_flight.front_mut() else {
+                return if *this.upstream_done && this.batches.is_empty() {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Pending
+                };
+            };
+            let result = match Pin::new(&mut head.task).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return fail(this.failed, join_error(e, this.stage)),
+                Poll::Ready(Ok(result)) => result,
+            };
+            let batch = this
+                .batches
+                .iter_mut()
+                .find(|b| b.id == head.batch)
+                .expect("an attempt's batch is pending until the attempt resolves");
+            match result {
+                Ok(value) => {
+                    batch.out.push(value);
+                    batch.accepted += 1;
+                    batch.unresolved -= 1;
+                    this.in_flight.pop_front();
+                }
+                Err(e) => {
+                    head.attempts += 1;
+                    let record = &head.record;
+                    let outcome = this.failures.handle(
+                        this.stage,
+                        Error::from_user(e),
+                        head.attempts,
+                        true,
+                        || Some(format!("{record:?}")),
+                    );
+                    match outcome {
+                        Outcome::Retry(delay) => {
+                            match start(this.f, &head.record, delay, this.tasks, this.stage) {
+                                Ok(task) => head.task = task,
+                                Err(e) => return fail(this.failed, e),
+                            }
+                        }
+                        Outcome::Dropped => {
+                            batch.unresolved -= 1;
+                            this.in_flight.pop_front();
+                        }
+                        Outcome::Abort(e) => return fail(this.failed, e),
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S, T, U, F> fmt::Debug for TryMapAsync<S, T, U, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TryMapAsync")
+            .field("concurrency", &self.concurrency)
+            .field("in_flight", &self.in_flight.len())
+            .finish_non_exhaustive()
+    }
+}

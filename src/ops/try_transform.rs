@@ -1,0 +1,181 @@
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use futures::Stream;
+use pin_project::pin_project;
+use tokio::time::Sleep;
+
+use super::failure::{Failures, Outcome};
+use super::{fail, guard};
+use crate::metrics::StageMetrics;
+use crate::{Batch, BoxError, Error, Result};
+
+/// A fallible per-record step: the body of [`try_map`](crate::Pipeline::try_map),
+/// [`try_filter`](crate::Pipeline::try_filter) and
+/// [`try_flat_map`](crate::Pipeline::try_flat_map).
+///
+/// The step sees the record by reference, so that after a failure the stage
+/// still holds it to retry, dead-letter or report it; only once the step
+/// succeeded does [`emit`](TryOp::emit) take it.
+pub trait TryOp<T>: Send + 'static {
+    /// The records this step produces.
+    type Out;
+    /// What a successful attempt yields, before the record is consumed.
+    type Partial;
+
+    /// One attempt at the record.
+    fn try_apply(&mut self, record: &T) -> Result<Self::Partial, BoxError>;
+
+    /// Passes on the output for a record whose attempt succeeded.
+    fn emit(&mut self, record: T, partial: Self::Partial, out: &mut Vec<Self::Out>);
+}
+
+/// The stream adapter that runs a [`TryOp`] over every record under the
+/// stage's [`ErrorPolicy`](crate::ErrorPolicy): a failed record is retried
+/// after its backoff (the rest of the batch waits, keeping order), skipped,
+/// dead-lettered or ends the run.
+#[pin_project]
+#[must_use = "streams do nothing unless polled"]
+pub struct TryTransform<S, Op: TryOp<T>, T> {
+    #[pin]
+    upstream: S,
+    op: Op,
+    stage: Arc<StageMetrics>,
+    failures: Failures,
+    work: Option<Work<T, Op::Out>>,
+    backoff: Option<Pin<Box<Sleep>>>,
+    done: bool,
+}
+
+struct Work<T, U> {
+    records: std::vec::IntoIter<T>,
+    current: Option<T>,
+    attempts: u32,
+    out: Vec<U>,
+    seq: u64,
+    accepted: usize,
+}
+
+impl<S, Op: TryOp<T>, T> TryTransform<S, Op, T> {
+    pub(crate) fn new(upstream: S, op: Op, stage: Arc<StageMetrics>) -> Self {
+        TryTransform {
+            upstream,
+            op,
+            stage,
+            failures: Failures::default(),
+            work: None,
+            backoff: None,
+            done: false,
+        }
+    }
+}
+
+impl<S, Op, T> Stream for TryTransform<S, Op, T>
+where
+    S: Stream<Item = Result<Batch<T>>>,
+    Op: TryOp<T>,
+    T: fmt::Debug,
+{
+    type Item = Result<Batch<Op::Out>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        loop {
+            if *this.done {
+                return Poll::Ready(None);
+            }
+            if let Err(e) = ready!(this.failures.poll_flush(cx)) {
+                return fail(this.done, e.with_stage(this.stage.name()));
+            }
+            if let Some(sleep) = this.backoff {
+                ready!(sleep.as_mut().poll(cx));
+                *this.backoff = None;
+            }
+            let Some(work) = this.work else {
+                match ready!(this.upstream.as_mut().poll_next(cx)) {
+                    None => *this.done = true,
+                    Some(Err(e)) => return fail(this.done, e),
+                    Some(Ok(batch)) => {
+                        this.stage.batch_in(batch.len());
+                        let seq = batch.seq();
+                        let records = batch.into_records();
+                        *this.work = Some(Work {
+                            out: Vec::with_capacity(records.len()),
+                            records: records.into_iter(),
+                            current: None,
+                            attempts: 0,
+                            seq,
+                            accepted: 0,
+                        });
+                    }
+                }
+                continue;
+            };
+            let start = Instant::now();
+            let mut interrupted = false;
+            while let Some(record) = work.current.take().or_else(|| work.records.next()) {
+                let op = &mut *this.op;
+                let attempt = match guard(this.stage, || op.try_apply(&record)) {
+                    Ok(attempt) => attempt,
+                    Err(panic) => return fail(this.done, panic),
+                };
+                match attempt {
+                    Ok(partial) => {
+                        work.attempts = 0;
+                        work.accepted += 1;
+                        let out = &mut work.out;
+                        if let Err(panic) = guard(this.stage, || op.emit(record, partial, out)) {
+                            return fail(this.done, panic);
+                        }
+                    }
+                    Err(e) => {
+                        work.attempts += 1;
+                        let outcome = this.failures.handle(
+                            this.stage,
+                            Error::from_user(e),
+                            work.attempts,
+                            true,
+                            || Some(format!("{record:?}")),
+                        );
+                        match outcome {
+                            Outcome::Retry(delay) => {
+                                work.current = Some(record);
+                                *this.backoff = Some(Box::pin(tokio::time::sleep(delay)));
+                            }
+                            Outcome::Dropped => work.attempts = 0,
+                            Outcome::Abort(e) => {
+                                this.stage.busy_since(start);
+                                return fail(this.done, e);
+                            }
+                        }
+                        // Wait out a backoff or a full dead-letter channel first.
+                        interrupted = true;
+                        break;
+                    }
+                }
+            }
+            this.stage.busy_since(start);
+            if interrupted {
+                continue;
+            }
+            let work = this.work.take().expect("matched above");
+            this.stage.balance(work.accepted, work.out.len());
+            if !work.out.is_empty() {
+                this.stage.batch_out(work.out.len());
+                return Poll::Ready(Some(Ok(Batch::new(work.out).with_seq(work.seq))));
+            }
+        }
+    }
+}
+
+impl<S, Op: TryOp<T>, T> fmt::Debug for TryTransform<S, Op, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TryTransform")
+            .field("stage", &self.stage.name())
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
