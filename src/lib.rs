@@ -55,7 +55,7 @@ pub mod source;
 pub mod testkit;
 
 pub use batch::Batch;
-pub use connectors::csv;
+pub use connectors::{csv, jsonl};
 pub use error::{BoxError, Error, ErrorKind, Position, Result};
 pub use metrics::StageStats;
 pub use pipeline::{Pipeline, Report, Runnable, Status};

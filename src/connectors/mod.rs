@@ -2,4 +2,5 @@
 
 pub mod csv;
 pub(crate) mod file;
+pub mod jsonl;
 pub(crate) mod memory;

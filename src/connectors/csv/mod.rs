@@ -6,5 +6,7 @@
 //! bounded channels.
 
 mod options;
+mod sink;
 
 pub use options::{CsvOptions, Trim};
+pub use sink::{CsvSink, write, write_records, write_records_to, write_to};

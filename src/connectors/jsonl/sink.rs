@@ -1,0 +1,280 @@
+//! The JSON Lines sink: [`write`], [`write_to`].
+
+use std::fmt;
+use std::io::Write;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::Sink;
+use serde::Serialize;
+
+use crate::connectors::file::{BatchWriter, BlockingSink, Output, OutputFile};
+use crate::{Batch, Error, Position, Result};
+
+/// Batches waiting for the writer thread.
+const WRITE_AHEAD: usize = 2;
+
+/// Bytes gathered before they are handed to the file.
+const CHUNK: usize = 64 * 1024;
+
+/// A sink writing each record as one line of JSON to the file at `path`.
+///
+/// Any `Serialize` type works, [`Record`](crate::record::Record)s included
+/// (each an object of its columns, in order). The file is written under a
+/// temporary name in the same directory and renamed into place only when the
+/// run completes: a failed or cancelled run leaves no output file and never
+/// clobbers an existing one (see [`append`](JsonlSink::append) for the other
+/// way). A path that is a directory, or whose directory is missing or not
+/// writable, fails the run before any record is read. Writing runs on a
+/// blocking thread; errors name the file and the record's index (from 0).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dataflare::Result<()> {
+/// use dataflare::jsonl;
+/// use dataflare::prelude::*;
+///
+/// #[derive(serde::Serialize)]
+/// struct Point { x: i32, y: i32 }
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("points.jsonl");
+/// Pipeline::from(source::iter(vec![Point { x: 1, y: 2 }, Point { x: 3, y: 4 }]))
+///     .to(jsonl::write(&path))
+///     .run()
+///     .await?;
+/// assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"x\":1,\"y\":2}\n{\"x\":3,\"y\":4}\n");
+/// # Ok(()) }
+/// ```
+pub fn write<T: Serialize + Send + 'static>(path: impl AsRef<Path>) -> JsonlSink<T> {
+    JsonlSink::new(Target::Path(path.as_ref().to_path_buf()))
+}
+
+/// A sink writing each record as one line of JSON to any writer (stdout, a
+/// buffer), flushed when the run completes. As [`write`], except that what was
+/// written before a failure stays written.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dataflare::Result<()> {
+/// use dataflare::jsonl;
+/// use dataflare::prelude::*;
+///
+/// Pipeline::from(source::iter(vec![1, 2, 3]))
+///     .to(jsonl::write_to(std::io::stdout()))
+///     .run()
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub fn write_to<T: Serialize + Send + 'static>(
+    writer: impl Write + Send + 'static,
+) -> JsonlSink<T> {
+    JsonlSink::new(Target::Writer(Box::new(writer)))
+}
+
+enum Target {
+    Path(PathBuf),
+    Writer(Box<dyn Write + Send>),
+}
+
+/// The sink made by [`write`] and [`write_to`].
+///
+/// It opens its output on the first `poll_ready` (which a run calls before
+/// reading any data) and commits it on `close`; dropped without `close`, it
+/// abandons a file output.
+#[must_use = "sinks do nothing unless a pipeline writes to them"]
+pub struct JsonlSink<T> {
+    /// The configuration, until the sink starts.
+    config: Option<Box<Config>>,
+    /// The writer, once started.
+    sink: Option<BlockingSink<T>>,
+}
+
+struct Config {
+    target: Target,
+    append: bool,
+}
+
+impl<T: Serialize + Send + 'static> JsonlSink<T> {
+    fn new(target: Target) -> Self {
+        JsonlSink {
+            config: Some(Box::new(Config {
+                target,
+                append: false,
+            })),
+            sink: None,
+        }
+    }
+
+    /// Appends to the file as batches arrive instead of replacing it when the
+    /// run completes, creating it if needed (a line break is added first if the
+    /// file does not end with one). For long-running streams: a failed run
+    /// leaves what was written before the failure. No effect on [`write_to`] sinks.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::jsonl;
+    /// use dataflare::prelude::*;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("log.jsonl");
+    /// for run in 0..2 {
+    ///     Pipeline::from(source::iter(vec![run]))
+    ///         .to(jsonl::write(&path).append())
+    ///         .run()
+    ///         .await?;
+    /// }
+    /// assert_eq!(std::fs::read_to_string(&path).unwrap(), "0\n1\n");
+    /// # Ok(()) }
+    /// ```
+    pub fn append(mut self) -> Self {
+        self.config
+            .as_mut()
+            .expect("a sink is configured before it is used")
+            .append = true;
+        self
+    }
+
+    fn start(&mut self) -> Pin<&mut BlockingSink<T>> {
+        if let Some(config) = self.config.take() {
+            self.sink = Some(BlockingSink::new(WRITE_AHEAD, move || {
+                JsonlWriter::open(*config)
+            }));
+        }
+        Pin::new(self.sink.as_mut().expect("started above"))
+    }
+}
+
+impl<T> Unpin for JsonlSink<T> {}
+
+impl<T: Serialize + Send + 'static> Sink<Batch<T>> for JsonlSink<T> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.get_mut().start().poll_ready(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, batch: Batch<T>) -> Result<()> {
+        match &mut self.get_mut().sink {
+            Some(sink) => Pin::new(sink).start_send(batch),
+            None => Err(Error::msg("start_send called before poll_ready")),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        match &mut self.get_mut().sink {
+            Some(sink) => Pin::new(sink).poll_flush(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        // Also opens an output never made ready: an empty run still commits a file.
+        self.get_mut().start().poll_close(cx)
+    }
+}
+
+impl<T> fmt::Debug for JsonlSink<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("JsonlSink");
+        if let Some(c) = &self.config {
+            match &c.target {
+                Target::Path(p) => d.field("path", p),
+                Target::Writer(_) => d.field("writer", &".."),
+            };
+            d.field("append", &c.append);
+        }
+        if let Some(sink) = &self.sink {
+            d.field("running", sink);
+        }
+        d.finish()
+    }
+}
+
+/// Writes batches on the blocking thread.
+struct JsonlWriter<T> {
+    out: OutputFile,
+    /// Index of the next record, counting from 0 over the whole run.
+    index: u64,
+    buf: Vec<u8>,
+    _records: PhantomData<fn(T)>,
+}
+
+impl<T: Serialize> JsonlWriter<T> {
+    fn open(config: Config) -> Result<Self> {
+        let output = match config.target {
+            Target::Path(p) if config.append => Output::Append(p),
+            Target::Path(p) => Output::Replace(p),
+            Target::Writer(w) => Output::Writer(w),
+        };
+        let mut buf = Vec::with_capacity(CHUNK);
+        if let Output::Append(path) = &output
+            && ends_without_newline(path)?
+        {
+            buf.push(b'\n');
+        }
+        Ok(JsonlWriter {
+            out: output.open()?,
+            index: 0,
+            buf,
+            _records: PhantomData,
+        })
+    }
+
+    fn drain(&mut self) -> Result<()> {
+        self.out
+            .write_all(&self.buf)
+            .map_err(|e| self.out.io_error(e))?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+/// True when the file exists, is not empty and its last byte is not `\n`.
+fn ends_without_newline(path: &Path) -> Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if !path.is_file() {
+        return Ok(false); // missing: created on open; a directory: open reports it
+    }
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Ok(false); // unreadable: opening for append reports it
+    };
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8];
+    file.seek(SeekFrom::End(-1))
+        .and_then(|_| file.read_exact(&mut last))
+        .map_err(|e| Error::io(path, e))?;
+    Ok(last[0] != b'\n')
+}
+
+impl<T: Serialize + Send + 'static> BatchWriter<T> for JsonlWriter<T> {
+    fn write(&mut self, batch: Batch<T>) -> Result<()> {
+        for record in batch.iter() {
+            if let Err(e) = serde_json::to_writer(&mut self.buf, record) {
+                let error = Error::msg(format!("cannot write the record as JSON: {e}"))
+                    .with_position(Position::new().record(self.index));
+                return Err(match self.out.path() {
+                    Some(p) => error.with_path(p),
+                    None => error,
+                });
+            }
+            self.buf.push(b'\n');
+            self.index += 1;
+            if self.buf.len() >= CHUNK {
+                self.drain()?;
+            }
+        }
+        self.drain()
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        self.drain()?;
+        self.out.finish()
+    }
+}

@@ -1,0 +1,805 @@
+//! The JSON Lines source: [`read`], [`read_records`], [`read_from`], [`read_records_from`].
+
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::Stream;
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
+
+use crate::connectors::file::{BlockingSource, Emit};
+use crate::record::{DataType, Field, Record, Schema, Value};
+use crate::source::DEFAULT_BATCH_SIZE;
+use crate::{Batch, Error, Position, Result};
+
+/// Batches the reader may be ahead of the pipeline.
+const READ_AHEAD: usize = 2;
+
+/// A source reading the file at `path` as JSON Lines, each line deserialized
+/// into a `T`.
+///
+/// Blank lines are skipped. A line that is not valid JSON, or does not fit `T`,
+/// is a record-level error naming the file, the record (counting non-blank
+/// lines from 0), the line (from 1), the byte where the line starts and, in the
+/// message, `serde_json`'s column within the line; the source goes on after
+/// it, so [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip) skips and counts it.
+/// A file that cannot be opened or read ends the run. Reading and parsing run
+/// on a blocking thread, which starts when the pipeline first asks for data.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dataflare::Result<()> {
+/// use dataflare::jsonl;
+/// use dataflare::prelude::*;
+///
+/// #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+/// struct Point { x: i32, y: i32 }
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("points.jsonl");
+/// std::fs::write(&path, "{\"x\":1,\"y\":2}\n\n{\"y\":4,\"x\":3}\n").unwrap();
+///
+/// let out = Collected::new();
+/// Pipeline::from(jsonl::read::<Point>(&path)).to(sink::collect(&out)).run().await?;
+/// assert_eq!(out.to_vec(), vec![Point { x: 1, y: 2 }, Point { x: 3, y: 4 }]);
+/// # Ok(()) }
+/// ```
+pub fn read<T: DeserializeOwned + Send + 'static>(path: impl AsRef<Path>) -> JsonlSource<T> {
+    JsonlSource::new(Input::Path(path.as_ref().to_path_buf()), typed::<T>)
+}
+
+/// A source reading the file at `path` as JSON Lines, each line an object made
+/// into a dynamic [`Record`].
+///
+/// The columns are the keys of the first object, in the order they appear,
+/// with the types of its values (a `null` counts as a string) — unless a
+/// [`schema`](JsonlSource::schema) is given. JSON `null`, booleans, integers
+/// (that fit an `i64`), other numbers and strings become [`Value::Null`],
+/// [`Value::Bool`], [`Value::Int`], [`Value::Float`] and [`Value::Str`]; values
+/// are kept as they are, not converted to the first object's types. In later
+/// objects a missing key is [`Value::Null`]; an unknown or repeated key, a
+/// nested array or object, or a line that is not an object, is a record-level
+/// error naming the field. Otherwise as [`read`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dataflare::Result<()> {
+/// use dataflare::jsonl;
+/// use dataflare::prelude::*;
+/// use dataflare::record::Value;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("users.jsonl");
+/// std::fs::write(&path, "{\"name\":\"Ada\",\"age\":36}\n{\"name\":\"Alan\"}\n").unwrap();
+///
+/// let out = Collected::new();
+/// Pipeline::from(jsonl::read_records(&path)).to(sink::collect(&out)).run().await?;
+/// let rows = out.to_vec();
+/// assert_eq!(rows[0].schema().names().collect::<Vec<_>>(), ["name", "age"]);
+/// assert_eq!(rows[0].get("age"), Some(&Value::Int(36)));
+/// assert_eq!(rows[1].get("age"), Some(&Value::Null));
+/// # Ok(()) }
+/// ```
+pub fn read_records(path: impl AsRef<Path>) -> JsonlSource<Record> {
+    JsonlSource::new(Input::Path(path.as_ref().to_path_buf()), dynamic)
+}
+
+/// A source reading JSON Lines from any reader (stdin, a socket, a buffer) into
+/// `T`s, as [`read`] does from a file.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dataflare::Result<()> {
+/// use dataflare::jsonl;
+/// use dataflare::prelude::*;
+///
+/// let input = std::io::Cursor::new("[1,\"a\"]\n[2,\"b\"]\n");
+/// let out = Collected::new();
+/// Pipeline::from(jsonl::read_from::<(u32, String)>(input)).to(sink::collect(&out)).run().await?;
+/// assert_eq!(out.to_vec(), vec![(1, "a".to_string()), (2, "b".to_string())]);
+/// # Ok(()) }
+/// ```
+pub fn read_from<T: DeserializeOwned + Send + 'static>(
+    reader: impl Read + Send + 'static,
+) -> JsonlSource<T> {
+    JsonlSource::new(Input::Reader(Box::new(reader)), typed::<T>)
+}
+
+/// A source reading JSON Lines from any reader into dynamic [`Record`]s, as
+/// [`read_records`] does from a file.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dataflare::Result<()> {
+/// use dataflare::jsonl;
+/// use dataflare::prelude::*;
+///
+/// let input = std::io::Cursor::new("{\"b\":1,\"a\":true}\n");
+/// let out = Collected::new();
+/// Pipeline::from(jsonl::read_records_from(input)).to(sink::collect(&out)).run().await?;
+/// assert_eq!(out.to_vec()[0].schema().names().collect::<Vec<_>>(), ["b", "a"]);
+/// # Ok(()) }
+/// ```
+pub fn read_records_from(reader: impl Read + Send + 'static) -> JsonlSource<Record> {
+    JsonlSource::new(Input::Reader(Box::new(reader)), dynamic)
+}
+
+enum Input {
+    Path(PathBuf),
+    Reader(Box<dyn Read + Send>),
+}
+
+/// Makes the line decoder, given the schema set on the source (if any).
+type MakeDecoder<T> = fn(Option<Arc<Schema>>) -> Box<dyn Decode<T>>;
+
+/// The source made by [`read`], [`read_records`], [`read_from`] and
+/// [`read_records_from`]: configure it with its chained methods, then start a
+/// [`Pipeline`](crate::Pipeline) with it.
+#[must_use = "streams do nothing unless polled"]
+pub struct JsonlSource<T> {
+    /// The configuration, until the first poll.
+    config: Option<Box<Config<T>>>,
+    /// The reader, once started.
+    source: Option<BlockingSource<T>>,
+}
+
+struct Config<T> {
+    input: Input,
+    batch_size: usize,
+    lossy_utf8: bool,
+    schema: Option<Arc<Schema>>,
+    decoder: MakeDecoder<T>,
+}
+
+impl<T: Send + 'static> JsonlSource<T> {
+    fn new(input: Input, decoder: MakeDecoder<T>) -> Self {
+        JsonlSource {
+            config: Some(Box::new(Config {
+                input,
+                batch_size: DEFAULT_BATCH_SIZE,
+                lossy_utf8: false,
+                schema: None,
+                decoder,
+            })),
+            source: None,
+        }
+    }
+
+    fn config(&mut self) -> &mut Config<T> {
+        self.config
+            .as_mut()
+            .expect("a source is configured before it is polled")
+    }
+
+    /// Sets how many records go in each batch; [`DEFAULT_BATCH_SIZE`] by default.
+    ///
+    /// # Panics
+    ///
+    /// If `size` is 0.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::jsonl;
+    /// use dataflare::prelude::*;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("n.jsonl");
+    /// std::fs::write(&path, "1\n2\n3\n4\n5\n").unwrap();
+    /// let report = Pipeline::from(jsonl::read::<u32>(&path).batch_size(2))
+    ///     .to(sink::discard())
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(report.batches_in(), 3);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn batch_size(mut self, size: usize) -> Self {
+        assert!(
+            size > 0,
+            "batch_size: a batch needs room for at least 1 record"
+        );
+        self.config().batch_size = size;
+        self
+    }
+
+    /// Sets whether invalid UTF-8 is replaced by U+FFFD (true) instead of being
+    /// a record-level error (false, the default).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::jsonl;
+    /// use dataflare::prelude::*;
+    ///
+    /// let input = std::io::Cursor::new(b"\"caf\xe9\"\n".to_vec());
+    /// let out = Collected::new();
+    /// Pipeline::from(jsonl::read_from::<String>(input).lossy_utf8(true))
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.to_vec(), vec!["caf\u{FFFD}".to_string()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn lossy_utf8(mut self, yes: bool) -> Self {
+        self.config().lossy_utf8 = yes;
+        self
+    }
+
+    fn start(&mut self) -> Pin<&mut BlockingSource<T>> {
+        if let Some(config) = self.config.take() {
+            let Config {
+                input,
+                batch_size,
+                lossy_utf8,
+                schema,
+                decoder,
+            } = *config;
+            let decoder = decoder(schema);
+            self.source = Some(BlockingSource::new(READ_AHEAD, move |emit| {
+                read_lines(input, batch_size, lossy_utf8, decoder, emit)
+            }));
+        }
+        Pin::new(self.source.as_mut().expect("started above"))
+    }
+}
+
+impl JsonlSource<Record> {
+    /// Sets the columns instead of taking them from the first object. Each
+    /// value is then converted to its column's type: an integer to a float, a
+    /// `"YYYY-MM-DD"` string to a date; a value that does not fit (a string in
+    /// an int column, a float in an int column) is a record-level error naming
+    /// the field. `null` fits every type.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::jsonl;
+    /// use dataflare::prelude::*;
+    /// use dataflare::record::{DataType, Date, Schema, Value};
+    ///
+    /// let schema = Schema::new([("day", DataType::Date), ("amount", DataType::Float)]);
+    /// let input = std::io::Cursor::new("{\"amount\":3,\"day\":\"2024-02-29\"}\n");
+    /// let out = Collected::new();
+    /// Pipeline::from(jsonl::read_records_from(input).schema(schema))
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// let row = &out.to_vec()[0];
+    /// assert_eq!(row.get("day"), Some(&Value::Date(Date::from_ymd(2024, 2, 29).unwrap())));
+    /// assert_eq!(row.get("amount"), Some(&Value::Float(3.0)));
+    /// # Ok(()) }
+    /// ```
+    pub fn schema(mut self, schema: impl Into<Arc<Schema>>) -> Self {
+        self.config().schema = Some(schema.into());
+        self
+    }
+}
+
+impl<T> Unpin for JsonlSource<T> {}
+
+impl<T: Send + 'static> Stream for JsonlSource<T> {
+    type Item = Result<Batch<T>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().start().poll_next(cx)
+    }
+}
+
+impl<T> fmt::Debug for JsonlSource<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("JsonlSource");
+        if let Some(c) = &self.config {
+            match &c.input {
+                Input::Path(p) => d.field("path", p),
+                Input::Reader(_) => d.field("reader", &".."),
+            };
+            d.field("batch_size", &c.batch_size)
+                .field("lossy_utf8", &c.lossy_utf8)
+                .field("schema", &c.schema);
+        }
+        if let Some(source) = &self.source {
+            d.field("running", source);
+        }
+        d.finish()
+    }
+}
+
+/// Reads lines, decodes them and sends batches; runs on the blocking thread.
+fn read_lines<T: 'static>(
+    input: Input,
+    batch_size: usize,
+    lossy_utf8: bool,
+    mut decoder: Box<dyn Decode<T>>,
+    emit: &mut Emit<T>,
+) -> Result<()> {
+    let (path, mut reader): (Option<PathBuf>, Box<dyn BufRead>) = match input {
+        Input::Path(path) => {
+            let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+            let reader = BufReader::with_capacity(256 * 1024, file);
+            (Some(path), Box::new(reader))
+        }
+        Input::Reader(reader) => (None, Box::new(BufReader::new(reader))),
+    };
+    let with_path = |e: Error| match &path {
+        Some(p) => e.with_path(p),
+        None => e,
+    };
+    let mut buf = Vec::new();
+    let mut records = Vec::with_capacity(batch_size);
+    let (mut line, mut byte, mut index) = (0u64, 0u64, 0u64);
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(|e| {
+            with_path(Error::from(e).with_position(Position::new().line(line + 1).byte(byte)))
+        })?;
+        if n == 0 {
+            break;
+        }
+        line += 1;
+        let start = byte;
+        byte += n as u64;
+        let bytes = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let position = Position::new().record(index).line(line).byte(start);
+        index += 1;
+        let decoded = match std::str::from_utf8(bytes) {
+            Ok(text) => decoder.decode(text),
+            Err(_) if lossy_utf8 => decoder.decode(&String::from_utf8_lossy(bytes)),
+            Err(e) => Err(LineError::new(format!(
+                "invalid UTF-8 at column {}",
+                e.valid_up_to() + 1
+            ))),
+        };
+        match decoded {
+            Ok(record) => {
+                records.push(record);
+                if records.len() >= batch_size {
+                    let full = std::mem::replace(&mut records, Vec::with_capacity(batch_size));
+                    if !emit.batch(full) {
+                        return Ok(()); // the pipeline is gone
+                    }
+                }
+            }
+            Err(e) => {
+                // Records before the bad line go first, so order is kept.
+                if !records.is_empty() {
+                    let before = std::mem::replace(&mut records, Vec::with_capacity(batch_size));
+                    if !emit.batch(before) {
+                        return Ok(());
+                    }
+                }
+                let position = match e.field {
+                    Some(field) => position.field(field),
+                    None => position,
+                };
+                if !emit.error(with_path(Error::parse(e.message).with_position(position))) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    if !records.is_empty() {
+        emit.batch(records);
+    }
+    Ok(())
+}
+
+/// Why a line could not be decoded.
+struct LineError {
+    message: String,
+    field: Option<String>,
+}
+
+impl LineError {
+    fn new(message: String) -> Self {
+        LineError {
+            message,
+            field: None,
+        }
+    }
+
+    /// From `serde_json`, keeping its message and column (its line is always 1).
+    fn json(error: &serde_json::Error) -> Self {
+        let text = error.to_string();
+        let suffix = format!(" at line {} column {}", error.line(), error.column());
+        let message = text.strip_suffix(&suffix).unwrap_or(&text);
+        Self::new(format!("{message} at column {}", error.column()))
+    }
+}
+
+/// Decodes one line (without its line break) into a record.
+trait Decode<T>: Send + 'static {
+    fn decode(&mut self, line: &str) -> std::result::Result<T, LineError>;
+}
+
+fn typed<T: DeserializeOwned + Send + 'static>(_: Option<Arc<Schema>>) -> Box<dyn Decode<T>> {
+    Box::new(Typed(PhantomData))
+}
+
+struct Typed<T>(PhantomData<fn() -> T>);
+
+impl<T: DeserializeOwned + 'static> Decode<T> for Typed<T> {
+    fn decode(&mut self, line: &str) -> std::result::Result<T, LineError> {
+        serde_json::from_str(line).map_err(|e| LineError::json(&e))
+    }
+}
+
+fn dynamic(schema: Option<Arc<Schema>>) -> Box<dyn Decode<Record>> {
+    Box::new(Dynamic {
+        convert: schema.is_some(),
+        schema,
+        slots: Vec::new(),
+    })
+}
+
+/// Decodes objects into [`Record`]s.
+struct Dynamic {
+    /// The columns: given, or those of the first object.
+    schema: Option<Arc<Schema>>,
+    /// Whether values are converted to their column's type (a given schema).
+    convert: bool,
+    /// One slot per column, reused from line to line.
+    slots: Vec<Option<Value>>,
+}
+
+impl Decode<Record> for Dynamic {
+    fn decode(&mut self, line: &str) -> std::result::Result<Record, LineError> {
+        let mut de = serde_json::Deserializer::from_str(line);
+        let mut failed_field = None;
+        let result = match &self.schema {
+            None => FirstObject {
+                failed_field: &mut failed_field,
+            }
+            .deserialize(&mut de)
+            .and_then(|pairs| de.end().map(|()| pairs))
+            .map(|pairs| {
+                let fields = pairs.iter().map(|(name, value)| {
+                    Field::new(name.as_str(), value.data_type().unwrap_or(DataType::Str))
+                });
+                let schema = Arc::new(Schema::from_fields(fields));
+                self.schema = Some(schema.clone());
+                let values = pairs.into_iter().map(|(_, v)| v).collect();
+                Record::new(schema, values)
+            }),
+            Some(schema) => {
+                self.slots.clear();
+                self.slots.resize(schema.len(), None);
+                Object {
+                    schema,
+                    convert: self.convert,
+                    slots: &mut self.slots,
+                    failed_field: &mut failed_field,
+                }
+                .deserialize(&mut de)
+                .and_then(|()| de.end())
+                .map(|()| {
+                    let values = self.slots.iter_mut().map(|s| s.take().unwrap_or_default());
+                    Record::new(schema.clone(), values.collect())
+                })
+            }
+        };
+        result.map_err(|e| {
+            let mut error = LineError::json(&e);
+            error.field = failed_field;
+            error
+        })
+    }
+}
+
+/// The first object: its keys in order, with their values.
+struct FirstObject<'a> {
+    failed_field: &'a mut Option<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for FirstObject<'_> {
+    type Value = Vec<(String, Value)>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FirstObject<'_> {
+    type Value = Vec<(String, Value)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut pairs: Vec<(String, Value)> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if pairs.iter().any(|(k, _)| *k == key) {
+                let message = format!("the key {key:?} appears twice");
+                *self.failed_field = Some(key);
+                return Err(de::Error::custom(message));
+            }
+            match map.next_value_seed(JsonValue) {
+                Ok(value) => pairs.push((key, value)),
+                Err(e) => {
+                    *self.failed_field = Some(key);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(pairs)
+    }
+}
+
+/// A later object, read into the slots of the schema's columns.
+struct Object<'a> {
+    schema: &'a Schema,
+    convert: bool,
+    slots: &'a mut [Option<Value>],
+    failed_field: &'a mut Option<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for Object<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Object<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let key = key.as_str();
+            let fail = |message: String, failed_field: &mut Option<String>| {
+                *failed_field = Some(key.to_string());
+                de::Error::custom(message)
+            };
+            let Some(i) = self.schema.index_of(key) else {
+                return Err(fail(
+                    format!("unknown key {key:?} (not a column of the schema)"),
+                    self.failed_field,
+                ));
+            };
+            if self.slots[i].is_some() {
+                return Err(fail(
+                    format!("the key {key:?} appears twice"),
+                    self.failed_field,
+                ));
+            }
+            let value = match map.next_value_seed(JsonValue) {
+                Ok(value) => value,
+                Err(e) => {
+                    *self.failed_field = Some(key.to_string());
+                    return Err(e);
+                }
+            };
+            let value = if self.convert {
+                let data_type = self.schema.fields()[i].data_type();
+                convert(value, data_type).map_err(|m| fail(m, self.failed_field))?
+            } else {
+                value
+            };
+            self.slots[i] = Some(value);
+        }
+        Ok(())
+    }
+}
+
+/// Converts a JSON value to a column's type.
+fn convert(value: Value, data_type: DataType) -> std::result::Result<Value, String> {
+    Ok(match (value, data_type) {
+        (Value::Null, _) => Value::Null,
+        (Value::Int(i), DataType::Float) => Value::Float(i as f64),
+        (Value::Str(s), DataType::Date) => data_type.parse(&s)?,
+        (v, t) if v.data_type() == Some(t) => v,
+        (v, t) => {
+            let json = serde_json::to_string(&v).unwrap_or_default();
+            return Err(format!("expected {t}, found {json}"));
+        }
+    })
+}
+
+/// An object key, borrowed from the line when it has no escapes.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(s))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(s.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(s))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// A scalar JSON value as a [`Value`].
+struct JsonValue;
+
+impl<'de> DeserializeSeed<'de> for JsonValue {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for JsonValue {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("null, a boolean, a number or a string")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Int(i))
+    }
+
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
+        i64::try_from(u)
+            .map(Value::Int)
+            .map_err(|_| E::custom(format!("the integer {u} does not fit in an i64")))
+    }
+
+    fn visit_f64<E: de::Error>(self, x: f64) -> Result<Value, E> {
+        Ok(Value::Float(x))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::from(s))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Value, E> {
+        Ok(Value::from(s))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
+        Err(de::Error::custom(
+            "nested arrays are not supported in records",
+        ))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
+        Err(de::Error::custom(
+            "nested objects are not supported in records",
+        ))
+    }
+}
+
+/// Makes a [`LineError`]'s text readable in tests of this module.
+impl fmt::Debug for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (field {:?})", self.message, self.field)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(lines: &[&str], schema: Option<Arc<Schema>>) -> Vec<Result<Record, LineError>> {
+        let mut d = dynamic(schema);
+        lines.iter().map(|l| d.decode(l)).collect()
+    }
+
+    #[test]
+    fn first_object_sets_columns_in_key_order() {
+        let out = decode_all(
+            &[
+                r#"{"z":1,"a":"x","m":null,"f":2.5,"b":true}"#,
+                r#"{"a":"y"}"#,
+                r#"{"a":"y","nope":1}"#,
+                r#"{"a":"y","a":"z"}"#,
+                r#"{"a":[1]}"#,
+                r#"[1,2]"#,
+                r#"{"z":1} x"#,
+            ],
+            None,
+        );
+        let first = out[0].as_ref().unwrap();
+        assert_eq!(
+            first.schema().names().collect::<Vec<_>>(),
+            ["z", "a", "m", "f", "b"]
+        );
+        assert_eq!(
+            first.values(),
+            [
+                Value::Int(1),
+                Value::from("x"),
+                Value::Null,
+                Value::Float(2.5),
+                Value::Bool(true)
+            ]
+        );
+        let second = out[1].as_ref().unwrap();
+        assert_eq!(second.get("a"), Some(&Value::from("y")));
+        assert_eq!(second.get("z"), Some(&Value::Null));
+        let e = out[2].as_ref().unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("nope"), "{e:?}");
+        assert!(e.message.contains("unknown key \"nope\""), "{e:?}");
+        let e = out[3].as_ref().unwrap_err();
+        assert!(e.message.contains("appears twice"), "{e:?}");
+        let e = out[4].as_ref().unwrap_err();
+        assert!(e.message.contains("nested arrays"), "{e:?}");
+        assert_eq!(e.field.as_deref(), Some("a"));
+        let e = out[5].as_ref().unwrap_err();
+        assert!(e.message.contains("expected a JSON object"), "{e:?}");
+        let e = out[6].as_ref().unwrap_err();
+        assert!(e.message.contains("trailing characters at column"), "{e:?}");
+    }
+
+    #[test]
+    fn a_given_schema_converts_values() {
+        let schema = Arc::new(Schema::new([
+            ("n", DataType::Int),
+            ("x", DataType::Float),
+            ("d", DataType::Date),
+        ]));
+        let out = decode_all(
+            &[
+                r#"{"x":1,"n":2,"d":"2020-01-31"}"#,
+                r#"{"n":1.5}"#,
+                r#"{"d":"31/01/2020"}"#,
+                r#"{"n":18446744073709551615}"#,
+            ],
+            Some(schema),
+        );
+        let row = out[0].as_ref().unwrap();
+        assert_eq!(row.get("x"), Some(&Value::Float(1.0)));
+        assert_eq!(row.get("n"), Some(&Value::Int(2)));
+        assert_eq!(row.get("d").unwrap().to_string(), "2020-01-31");
+        let e = out[1].as_ref().unwrap_err();
+        assert!(e.message.contains("expected int, found 1.5"), "{e:?}");
+        assert_eq!(e.field.as_deref(), Some("n"));
+        let e = out[2].as_ref().unwrap_err();
+        assert!(e.message.contains("invalid date"), "{e:?}");
+        let e = out[3].as_ref().unwrap_err();
+        assert!(e.message.contains("does not fit in an i64"), "{e:?}");
+    }
+}
