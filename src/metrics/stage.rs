@@ -207,10 +207,10 @@ impl Stages {
 
     /// Notes the dead-letter sink a policy sends to, so the run drives it.
     pub(crate) fn register(&mut self, policy: &ErrorPolicy) {
-        if let ErrorPolicy::DeadLetter(d) = policy.final_policy() {
-            if !self.dead_letters.iter().any(|known| known.same_as(d)) {
-                self.dead_letters.push(d.clone());
-            }
+        if let ErrorPolicy::DeadLetter(d) = policy.final_policy()
+            && !self.dead_letters.iter().any(|known| known.same_as(d))
+        {
+            self.dead_letters.push(d.clone());
         }
     }
 

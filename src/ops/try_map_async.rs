@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::Stream;
 use pin_project::pin_project;
+use tokio::time::Sleep;
 
 use super::failure::{Failures, Outcome};
 use super::{fail, guard, join_error};
@@ -18,8 +19,9 @@ use crate::{Batch, BoxError, Error, Result};
 /// Runs a fallible async closure on each record, at most `concurrency` at a
 /// time, passing results on in input order, under the stage's
 /// [`ErrorPolicy`](crate::ErrorPolicy): a failed record is retried after its
-/// backoff (as a new task, keeping its place in the order), skipped,
-/// dead-lettered or ends the run.
+/// backoff (the closure is called again once the delay is over, and the new
+/// attempt runs as a new task, keeping its place in the order; other records
+/// go on meanwhile), skipped, dead-lettered or ends the run.
 ///
 /// Created by [`Pipeline::try_map_async`](crate::Pipeline::try_map_async).
 #[pin_project]
@@ -46,7 +48,41 @@ struct Attempt<T, U> {
     record: T,
     batch: u64,
     attempts: u32,
-    task: Spawned<Result<U, BoxError>>,
+    work: Work<U>,
+    /// Once the record is done with: its value, or `None` when it was
+    /// skipped or dead-lettered; waiting for the records before it.
+    resolved: Option<Option<U>>,
+}
+
+/// Where a record's current attempt is.
+enum Work<U> {
+    /// Waiting out the backoff before the closure is called again.
+    Backoff(Pin<Box<Sleep>>),
+    /// The closure's future, running as its own task.
+    Running(Spawned<Result<U, BoxError>>),
+}
+
+impl<U> Work<U> {
+    /// The next attempt after a failure: at once, or after `delay`.
+    fn retry_after<T, E, F, Fut>(
+        delay: Duration,
+        f: &mut F,
+        record: &T,
+        tasks: &Tasks,
+        stage: &StageMetrics,
+    ) -> Result<Self>
+    where
+        F: FnMut(&T) -> Fut,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+        E: Into<BoxError>,
+        U: Send + 'static,
+    {
+        if delay.is_zero() {
+            start(f, record, tasks, stage).map(Work::Running)
+        } else {
+            Ok(Work::Backoff(Box::pin(tokio::time::sleep(delay))))
+        }
+    }
 }
 
 /// An input batch whose output is not complete.
@@ -84,11 +120,10 @@ impl<S, T, U, F> TryMapAsync<S, T, U, F> {
     }
 }
 
-/// Starts one attempt at `record` as its own task, after `delay` for a retry.
+/// Starts one attempt at `record` as its own task.
 fn start<T, U, E, F, Fut>(
     f: &mut F,
     record: &T,
-    delay: Duration,
     tasks: &Tasks,
     stage: &StageMetrics,
 ) -> Result<Spawned<Result<U, BoxError>>>
@@ -102,12 +137,9 @@ where
     let fut = guard(stage, || f(record));
     stage.busy_since(start);
     let fut = fut?;
-    Ok(Spawned(tasks.spawn(async move {
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        fut.await.map_err(Into::into)
-    })))
+    Ok(Spawned(
+        tasks.spawn(async move { fut.await.map_err(Into::into) }),
+    ))
 }
 
 impl<S, T, U, E, F, Fut> Stream for TryMapAsync<S, T, U, F>
@@ -126,33 +158,34 @@ where
         if *this.failed {
             return Poll::Ready(None);
         }
-        loop {
+        'next: loop {
             match this.failures.poll_flush(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return fail(this.failed, e.with_stage(this.stage.name())),
                 Poll::Pending => return Poll::Pending,
             }
             // Emit the oldest batch once all its records are resolved.
-            if let Some(front) = this.batches.front() {
-                if front.unresolved == 0 {
-                    let done = this.batches.pop_front().expect("checked above");
-                    this.stage.balance(done.accepted, done.out.len());
-                    if !done.out.is_empty() {
-                        this.stage.batch_out(done.out.len());
-                        return Poll::Ready(Some(Ok(Batch::new(done.out).with_seq(done.seq))));
-                    }
-                    continue;
+            if let Some(front) = this.batches.front()
+                && front.unresolved == 0
+            {
+                let done = this.batches.pop_front().expect("checked above");
+                this.stage.balance(done.accepted, done.out.len());
+                if !done.out.is_empty() {
+                    this.stage.batch_out(done.out.len());
+                    return Poll::Ready(Some(Ok(Batch::new(done.out).with_seq(done.seq))));
                 }
+                continue;
             }
             // Start work while there is room.
             while this.in_flight.len() < *this.concurrency {
                 if let Some(record) = this.waiting.next() {
-                    match start(this.f, &record, Duration::ZERO, this.tasks, this.stage) {
+                    match start(this.f, &record, this.tasks, this.stage) {
                         Ok(task) => this.in_flight.push_back(Attempt {
                             record,
                             batch: *this.waiting_batch,
                             attempts: 0,
-                            task,
+                            work: Work::Running(task),
+                            resolved: None,
                         }),
                         Err(e) => return fail(this.failed, e),
                     }
@@ -182,7 +215,70 @@ where
                     Poll::Pending => break,
                 }
             }
-            // Resolve the oldest attempt: results keep input order.
+            // Poll every attempt in flight and apply the policy to a failure
+            // at once: a retry starts its backoff while the records before it
+            // are still in flight, and an abort does not wait for them.
+            // Results are passed on in input order below.
+            for attempt in this.in_flight.iter_mut() {
+                while attempt.resolved.is_none() {
+                    let result = match &mut attempt.work {
+                        Work::Backoff(sleep) => {
+                            if sleep.as_mut().poll(cx).is_pending() {
+                                break;
+                            }
+                            match start(this.f, &attempt.record, this.tasks, this.stage) {
+                                Ok(task) => attempt.work = Work::Running(task),
+                                Err(e) => return fail(this.failed, e),
+                            }
+                            // Poll the new task, so that it wakes this stream.
+                            continue;
+                        }
+                        Work::Running(task) => match Pin::new(task).poll(cx) {
+                            Poll::Pending => break,
+                            Poll::Ready(Err(e)) => {
+                                return fail(this.failed, join_error(e, this.stage));
+                            }
+                            Poll::Ready(Ok(result)) => result,
+                        },
+                    };
+                    let error = match result {
+                        Ok(value) => {
+                            attempt.resolved = Some(Some(value));
+                            break;
+                        }
+                        Err(e) => Error::from_user(e),
+                    };
+                    attempt.attempts += 1;
+                    let record = &attempt.record;
+                    let outcome =
+                        this.failures
+                            .handle(this.stage, error, attempt.attempts, true, || {
+                                Some(format!("{record:?}"))
+                            });
+                    match outcome {
+                        Outcome::Retry(delay) => {
+                            let next = Work::retry_after(
+                                delay,
+                                this.f,
+                                &attempt.record,
+                                this.tasks,
+                                this.stage,
+                            );
+                            match next {
+                                Ok(work) => attempt.work = work,
+                                Err(e) => return fail(this.failed, e),
+                            }
+                        }
+                        Outcome::Dropped => {
+                            attempt.resolved = Some(None);
+                            // Send a reject before handling another failure.
+                            continue 'next;
+                        }
+                        Outcome::Abort(e) => return fail(this.failed, e),
+                    }
+                }
+            }
+            // Pass on the oldest record's result: results keep input order.
             let Some(head) = this.in_flight.front_mut() else {
                 return if *this.upstream_done && this.batches.is_empty() {
                     Poll::Ready(None)
@@ -190,48 +286,20 @@ where
                     Poll::Pending
                 };
             };
-            let result = match Pin::new(&mut head.task).poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return fail(this.failed, join_error(e, this.stage)),
-                Poll::Ready(Ok(result)) => result,
+            let Some(resolved) = head.resolved.take() else {
+                return Poll::Pending;
             };
             let batch = this
                 .batches
                 .iter_mut()
                 .find(|b| b.id == head.batch)
                 .expect("an attempt's batch is pending until the attempt resolves");
-            match result {
-                Ok(value) => {
-                    batch.out.push(value);
-                    batch.accepted += 1;
-                    batch.unresolved -= 1;
-                    this.in_flight.pop_front();
-                }
-                Err(e) => {
-                    head.attempts += 1;
-                    let record = &head.record;
-                    let outcome = this.failures.handle(
-                        this.stage,
-                        Error::from_user(e),
-                        head.attempts,
-                        true,
-                        || Some(format!("{record:?}")),
-                    );
-                    match outcome {
-                        Outcome::Retry(delay) => {
-                            match start(this.f, &head.record, delay, this.tasks, this.stage) {
-                                Ok(task) => head.task = task,
-                                Err(e) => return fail(this.failed, e),
-                            }
-                        }
-                        Outcome::Dropped => {
-                            batch.unresolved -= 1;
-                            this.in_flight.pop_front();
-                        }
-                        Outcome::Abort(e) => return fail(this.failed, e),
-                    }
-                }
+            if let Some(value) = resolved {
+                batch.out.push(value);
+                batch.accepted += 1;
             }
+            batch.unresolved -= 1;
+            this.in_flight.pop_front();
         }
     }
 }

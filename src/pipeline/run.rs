@@ -5,7 +5,7 @@ use std::task::{Poll, ready};
 use std::time::Instant;
 
 use futures::Sink;
-use futures::future::{poll_fn, try_join_all};
+use futures::future::{Either, poll_fn, select, try_join_all};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
@@ -107,6 +107,12 @@ where
                 .unzip();
             let pipeline = async {
                 let result = tasks.scope(forward(stream, sink, &sink_stage)).await;
+                // Stream and sink are dropped by now, which aborts any task
+                // still running. A task may not have seen its abort yet and
+                // still reject records (a stage upstream of a buffer, after a
+                // `take` ended the run): wait for every task to end before the
+                // dead-letter sinks stop taking rejects, so none counted is lost.
+                tasks.wait().await;
                 drop(done_tx);
                 result
             };
@@ -117,11 +123,19 @@ where
                         .map_err(|e| e.with_stage("dead letters"))
                 },
             ));
-            let (result, rejects) = futures::join!(pipeline, rejects);
-            // Stream and sink are dropped by now, which aborts any task still
-            // running; wait for each to end so nothing outlives the run.
+            // A dead-letter sink that fails ends the run there, as a failing
+            // sink does (the pipeline is dropped, its sink not closed), and
+            // with its own error: going on, the next stage to reject a record
+            // would fail with `Closed` instead, hiding the cause.
+            let result = match select(pin!(pipeline), pin!(rejects)).await {
+                Either::Left((result, rejects)) => result.and(rejects.await.map(drop)),
+                Either::Right((Ok(_), pipeline)) => pipeline.await,
+                Either::Right((Err(e), _pipeline)) => Err(e),
+            };
+            // Wait for every task to end (again, if the dead letters failed
+            // first and the pipeline was dropped) so nothing outlives the run.
             tasks.wait().await;
-            result.and(rejects.map(drop))
+            result
         }
         .instrument(span)
         .await;
