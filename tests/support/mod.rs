@@ -1,0 +1,72 @@
+//! Helpers shared by the integration tests: gauges, counting sinks, drop guards.
+//!
+//! Each test file uses a different subset, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+use dataflare::prelude::*;
+use futures::Sink;
+
+/// Counts how many things are running at once and remembers the most seen.
+#[derive(Debug, Clone, Default)]
+pub struct Gauge {
+    inner: Arc<(AtomicUsize, AtomicUsize)>,
+}
+
+impl Gauge {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One more running; the returned guard counts it out when dropped (so an
+    /// aborted future is counted out too).
+    pub fn enter(&self) -> GaugeGuard {
+        let now = self.inner.0.fetch_add(1, SeqCst) + 1;
+        self.inner.1.fetch_max(now, SeqCst);
+        GaugeGuard(self.clone())
+    }
+
+    pub fn current(&self) -> usize {
+        self.inner.0.load(SeqCst)
+    }
+
+    pub fn max(&self) -> usize {
+        self.inner.1.load(SeqCst)
+    }
+}
+
+#[derive(Debug)]
+pub struct GaugeGuard(Gauge);
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.inner.0.fetch_sub(1, SeqCst);
+    }
+}
+
+/// A sink that takes a while per batch without timers: it yields to the runtime
+/// `yields` times per batch (so it works on a multi-thread runtime, where time
+/// cannot be paused). Returns the count of records it has been handed.
+pub fn yielding_sink<T: Send + 'static>(
+    yields: usize,
+) -> (impl Sink<Batch<T>, Error = Error> + Send, Arc<AtomicUsize>) {
+    let received = Arc::new(AtomicUsize::new(0));
+    let counter = received.clone();
+    let sink = sink::for_each_async(move |batch: Batch<T>| {
+        counter.fetch_add(batch.len(), SeqCst);
+        async move {
+            for _ in 0..yields {
+                tokio::task::yield_now().await;
+            }
+            Ok(())
+        }
+    });
+    (sink, received)
+}
+
+/// The sizes of the batches a probe received.
+pub fn sizes<T: Clone>(probe: &dataflare::testkit::Probe<T>) -> Vec<usize> {
+    probe.batches().iter().map(|b| b.len()).collect()
+}
