@@ -198,8 +198,11 @@ async fn records_before_the_failing_batch_are_passed_on() {
     assert!(report.is_failed());
     assert_eq!(out.to_vec(), vec![1, 2, 3, 4]);
     assert_eq!(report.stage("try_map#1").unwrap().records_out, 4);
-    // The stage held the failed batch when it stopped.
-    assert_eq!(report.stage("try_map#1").unwrap().in_flight(), 2);
+    // The stage held the failed batch when it stopped: abandoned, so the
+    // stage still balances.
+    assert_eq!(report.stage("try_map#1").unwrap().abandoned, 2);
+    assert_eq!(report.stage("try_map#1").unwrap().in_flight(), 0);
+    report.check_accounting().unwrap();
 }
 
 // ---------------------------------------------------------------- Skip
@@ -775,13 +778,15 @@ async fn max_errors_count_turns_completed_with_errors_into_failed() {
     assert!(report.has_errors());
     let (report, _) = run_with_max(Some(MaxErrors::Count(4))).await;
     assert!(report.has_errors(), "4 failed, 4 allowed: {report}");
-    let (report, _) = run_with_max(Some(MaxErrors::Count(3))).await;
+    let (report, out) = run_with_max(Some(MaxErrors::Count(3))).await;
     assert!(report.is_failed(), "4 failed, 3 allowed: {report}");
     let msg = report.error().unwrap().to_string();
     assert!(
-        msg.contains("4 records failed") && msg.contains("max_errors"),
+        msg.contains("4 of 8 records failed") && msg.contains("max_errors"),
         "{msg}"
     );
+    // Checked before the sink commits: a failed run's sink is never closed.
+    assert!(!out.is_closed());
     // The counts are still there to read.
     assert_eq!(report.skipped(), 4);
     assert_eq!(report.errors().len(), 3);

@@ -31,6 +31,7 @@ pub(crate) struct StageMetrics {
     skipped: AtomicU64,
     dead_lettered: AtomicU64,
     retried: AtomicU64,
+    abandoned: AtomicU64,
     busy_nanos: AtomicU64,
     errors: Mutex<Vec<Error>>,
     policy: Mutex<Option<ErrorPolicy>>,
@@ -50,6 +51,7 @@ impl StageMetrics {
             skipped: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
             retried: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
             errors: Mutex::new(Vec::new()),
             policy: Mutex::new(None),
@@ -90,6 +92,15 @@ impl StageMetrics {
         } else if records_out > records_in {
             self.expanded
                 .fetch_add((records_out - records_in) as u64, Relaxed);
+        }
+    }
+
+    /// Counts records the stage still held when it was dropped: the run ended
+    /// before they could go on (a downstream `take` was satisfied, the run
+    /// failed or was cancelled).
+    pub(crate) fn abandon(&self, records: usize) {
+        if records > 0 {
+            self.abandoned.fetch_add(records as u64, Relaxed);
         }
     }
 
@@ -158,6 +169,7 @@ impl StageMetrics {
             skipped: self.skipped.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
             retried: self.retried.load(Relaxed),
+            abandoned: self.abandoned.load(Relaxed),
             busy: Duration::from_nanos(self.busy_nanos.load(Relaxed)),
         }
     }
@@ -222,8 +234,22 @@ impl Stages {
         self.max_errors = Some(max);
     }
 
-    pub(crate) fn max_errors(&self) -> Option<MaxErrors> {
-        self.max_errors
+    /// Fails when more records were put aside (skipped or dead-lettered) than
+    /// [`MaxErrors`] allows; checked when the source has ended, before the sink
+    /// commits its output.
+    pub(crate) fn check_max_errors(&self) -> Result<(), Error> {
+        let Some(max) = self.max_errors else {
+            return Ok(());
+        };
+        let stats = self.snapshot();
+        let failed: u64 = stats.iter().map(|s| s.skipped + s.dead_lettered).sum();
+        let produced = stats.first().map_or(0, |s| s.records_in);
+        if max.exceeded(failed, produced) {
+            return Err(Error::msg(format!(
+                "{failed} of {produced} records failed, more than max_errors ({max:?}) allows"
+            )));
+        }
+        Ok(())
     }
 
     pub(crate) fn snapshot(&self) -> Vec<StageStats> {
@@ -238,9 +264,8 @@ impl Stages {
 /// What one stage did during a run.
 ///
 /// Every record a stage receives is accounted for:
-/// `records_in + expanded == records_out + filtered + skipped + dead_lettered`
-/// once the run has completed (see [`in_flight`](StageStats::in_flight) for
-/// a run that stopped early). `busy` is the time spent in the stage's own work
+/// `records_in + expanded == records_out + filtered + skipped + dead_lettered + abandoned`
+/// once the run has returned (see [`in_flight`](StageStats::in_flight)). `busy` is the time spent in the stage's own work
 /// (user closures included), not time spent waiting for input or for room
 /// downstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,14 +293,17 @@ pub struct StageStats {
     pub dead_lettered: u64,
     /// Extra attempts made under [`ErrorPolicy::Retry`](crate::ErrorPolicy::Retry).
     pub retried: u64,
+    /// Records the stage still held when the run ended early: a downstream
+    /// `take` had its count, the run failed, or it was cancelled.
+    pub abandoned: u64,
     /// Time spent in the stage's own work.
     pub busy: Duration,
 }
 
 impl StageStats {
-    /// Records received but not accounted for as passed on, filtered, skipped
-    /// or dead-lettered: 0 after a completed run; after a failed or cancelled
-    /// one, the records the stage held when it stopped.
+    /// Records received but not accounted for as passed on, filtered, skipped,
+    /// dead-lettered or abandoned: 0 once the run has returned, whatever its
+    /// outcome; read from a live run, the records in the stage's hands.
     ///
     /// The source stage produces records rather than receiving them, so it
     /// counts its output as its input.
@@ -285,5 +313,6 @@ impl StageStats {
             - self.filtered as i64
             - self.skipped as i64
             - self.dead_lettered as i64
+            - self.abandoned as i64
     }
 }

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures::Stream;
-use pin_project::pin_project;
+use pin_project::{pin_project, pinned_drop};
 
 use super::{fail, guard, join_error};
 use crate::metrics::StageMetrics;
@@ -21,7 +21,7 @@ use crate::{Batch, Result};
 /// downstream is busy (futures-rs issue 2387 cannot happen here).
 ///
 /// Created by [`Pipeline::map_async`](crate::Pipeline::map_async).
-#[pin_project]
+#[pin_project(PinnedDrop)]
 #[must_use = "streams do nothing unless polled"]
 pub struct MapAsync<S, T, U, F> {
     #[pin]
@@ -131,6 +131,16 @@ where
                 }
             }
         }
+    }
+}
+
+#[pinned_drop]
+impl<S, T, U, F> PinnedDrop for MapAsync<S, T, U, F> {
+    fn drop(self: Pin<&mut Self>) {
+        // Records not started, in flight, or done but waiting for their batch.
+        let this = self.project();
+        this.stage
+            .abandon(this.waiting.len() + this.in_flight.len() + this.out.len());
     }
 }
 

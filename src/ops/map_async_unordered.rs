@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
-use pin_project::pin_project;
+use pin_project::{pin_project, pinned_drop};
 
 use super::{fail, guard, join_error};
 use crate::metrics::StageMetrics;
@@ -22,7 +22,7 @@ use crate::{Batch, Result};
 /// downstream is busy.
 ///
 /// Created by [`Pipeline::map_async_unordered`](crate::Pipeline::map_async_unordered).
-#[pin_project]
+#[pin_project(PinnedDrop)]
 #[must_use = "streams do nothing unless polled"]
 pub struct MapAsyncUnordered<S, T, U, F> {
     #[pin]
@@ -126,6 +126,16 @@ where
                 Poll::Ready(None) | Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+#[pinned_drop]
+impl<S, T, U, F> PinnedDrop for MapAsyncUnordered<S, T, U, F> {
+    fn drop(self: Pin<&mut Self>) {
+        // Records not started, in flight, or done but not yet passed on.
+        let this = self.project();
+        this.stage
+            .abandon(this.waiting.len() + this.in_flight.len() + this.out.len());
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use futures::Stream;
-use pin_project::pin_project;
+use pin_project::{pin_project, pinned_drop};
 
 use crate::metrics::StageMetrics;
 use crate::{Batch, Result};
@@ -14,7 +14,7 @@ use crate::{Batch, Result};
 /// may be smaller.
 ///
 /// Created by [`Pipeline::rebatch`](crate::Pipeline::rebatch).
-#[pin_project]
+#[pin_project(PinnedDrop)]
 #[must_use = "streams do nothing unless polled"]
 pub struct Rebatch<S, T> {
     #[pin]
@@ -75,12 +75,22 @@ where
                     // Records still held are not passed on: the run fails, and the
                     // error is what the user must see.
                     *this.done = true;
+                    this.stage.abandon(this.pending.len());
                     this.pending.clear();
                     return Poll::Ready(Some(Err(e)));
                 }
                 None => *this.done = true,
             }
         }
+    }
+}
+
+#[pinned_drop]
+impl<S, T> PinnedDrop for Rebatch<S, T> {
+    fn drop(self: Pin<&mut Self>) {
+        // Records still waiting for a full batch when the run ended early.
+        let this = self.project();
+        this.stage.abandon(this.pending.len());
     }
 }
 

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures::Stream;
-use pin_project::pin_project;
+use pin_project::{pin_project, pinned_drop};
 use tokio::time::Sleep;
 
 use super::failure::{Failures, Outcome};
@@ -24,7 +24,7 @@ use crate::{Batch, BoxError, Error, Result};
 /// go on meanwhile), skipped, dead-lettered or ends the run.
 ///
 /// Created by [`Pipeline::try_map_async`](crate::Pipeline::try_map_async).
-#[pin_project]
+#[pin_project(PinnedDrop)]
 #[must_use = "streams do nothing unless polled"]
 pub struct TryMapAsync<S, T, U, F> {
     #[pin]
@@ -301,6 +301,22 @@ where
             batch.unresolved -= 1;
             this.in_flight.pop_front();
         }
+    }
+}
+
+#[pinned_drop]
+impl<S, T, U, F> PinnedDrop for TryMapAsync<S, T, U, F> {
+    fn drop(self: Pin<&mut Self>) {
+        // Records not started, in flight (but not those already skipped or
+        // dead-lettered), or done but waiting for their batch.
+        let this = self.project();
+        let in_flight = this
+            .in_flight
+            .iter()
+            .filter(|a| !matches!(a.resolved, Some(None)))
+            .count();
+        let done: usize = this.batches.iter().map(|b| b.out.len()).sum();
+        this.stage.abandon(this.waiting.len() + in_flight + done);
     }
 }
 

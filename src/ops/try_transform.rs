@@ -5,7 +5,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use futures::Stream;
-use pin_project::pin_project;
+use pin_project::{pin_project, pinned_drop};
 use tokio::time::Sleep;
 
 use super::failure::{Failures, Outcome};
@@ -37,7 +37,7 @@ pub trait TryOp<T>: Send + 'static {
 /// stage's [`ErrorPolicy`](crate::ErrorPolicy): a failed record is retried
 /// after its backoff (the rest of the batch waits, keeping order), skipped,
 /// dead-lettered or ends the run.
-#[pin_project]
+#[pin_project(PinnedDrop)]
 #[must_use = "streams do nothing unless polled"]
 pub struct TryTransform<S, Op: TryOp<T>, T> {
     #[pin]
@@ -147,6 +147,8 @@ where
                             }
                             Outcome::Dropped => work.attempts = 0,
                             Outcome::Abort(e) => {
+                                // Still held: counted as abandoned when dropped.
+                                work.current = Some(record);
                                 this.stage.busy_since(start);
                                 return fail(this.done, e);
                             }
@@ -167,6 +169,19 @@ where
                 this.stage.batch_out(work.out.len());
                 return Poll::Ready(Some(Ok(Batch::new(work.out).with_seq(work.seq))));
             }
+        }
+    }
+}
+
+#[pinned_drop]
+impl<S, Op: TryOp<T>, T> PinnedDrop for TryTransform<S, Op, T> {
+    fn drop(self: Pin<&mut Self>) {
+        // The rest of a batch in hand when the run ended early: records not yet
+        // tried, and outputs of those that succeeded but were not passed on.
+        let this = self.project();
+        if let Some(work) = this.work {
+            let held = work.accepted + work.records.len() + usize::from(work.current.is_some());
+            this.stage.abandon(held);
         }
     }
 }

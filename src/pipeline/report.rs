@@ -85,8 +85,9 @@ impl Report {
     }
 
     /// Checks that every stage accounted for every record it received:
-    /// `records_in + expanded == records_out + filtered + skipped + dead_lettered`.
-    /// Holds for every completed run; `Err` names the first stage that does not balance.
+    /// `records_in + expanded == records_out + filtered + skipped + dead_lettered + abandoned`.
+    /// Holds for every run once it has returned; `Err` names the first stage
+    /// that does not balance.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -106,14 +107,15 @@ impl Report {
         match self.stages.iter().find(|s| s.in_flight() != 0) {
             None => Ok(()),
             Some(s) => Err(format!(
-                "stage {:?} does not balance: {} in + {} expanded != {} out + {} filtered + {} skipped + {} dead-lettered",
+                "stage {:?} does not balance: {} in + {} expanded != {} out + {} filtered + {} skipped + {} dead-lettered + {} abandoned",
                 s.name,
                 s.records_in,
                 s.expanded,
                 s.records_out,
                 s.filtered,
                 s.skipped,
-                s.dead_lettered
+                s.dead_lettered,
+                s.abandoned
             )),
         }
     }

@@ -106,7 +106,10 @@ where
                 .map(|_| oneshot::channel::<()>())
                 .unzip();
             let pipeline = async {
-                let result = tasks.scope(forward(stream, sink, &sink_stage)).await;
+                let check = || stages.check_max_errors();
+                let result = tasks
+                    .scope(forward(stream, sink, &sink_stage, &check))
+                    .await;
                 // Stream and sink are dropped by now, which aborts any task
                 // still running. A task may not have seen its abort yet and
                 // still reject records (a stage upstream of a buffer, after a
@@ -140,19 +143,9 @@ where
         .instrument(span)
         .await;
         let errors = stages.take_errors();
-        let max_errors = stages.max_errors();
         let stages = stages.snapshot();
         let failed_records: u64 = stages.iter().map(|s| s.skipped + s.dead_lettered).sum();
-        let produced = stages
-            .first()
-            .map_or(0, |s| s.records_out + s.skipped + s.dead_lettered);
         let status = match result {
-            Ok(()) if max_errors.is_some_and(|m| m.exceeded(failed_records, produced)) => {
-                Status::Failed(Error::msg(format!(
-                    "{failed_records} records failed, more than max_errors ({:?}) allows",
-                    max_errors.expect("checked above")
-                )))
-            }
             Ok(()) if failed_records > 0 => Status::CompletedWithErrors,
             Ok(()) => Status::Completed,
             Err(e) => Status::Failed(e),
@@ -173,7 +166,15 @@ where
 /// the sink (as `futures::StreamExt::forward` does, with metrics and panic
 /// catching). Flushes whenever the stream has nothing ready, so a slow source
 /// never holds written data back.
-async fn forward<S, K, T>(stream: S, sink: K, stage: &StageMetrics) -> Result<()>
+///
+/// `before_close` runs once the stream has ended, before the sink is closed: an
+/// error there fails the run with the sink dropped, not committed.
+async fn forward<S, K, T>(
+    stream: S,
+    sink: K,
+    stage: &StageMetrics,
+    before_close: &dyn Fn() -> Result<()>,
+) -> Result<()>
 where
     S: futures::Stream<Item = Result<Batch<T>>>,
     K: Sink<Batch<T>, Error = Error>,
@@ -186,7 +187,8 @@ where
     // Wait for the sink to be ready before reading anything: a sink that opens
     // its destination then (a file) fails the run before any data is read.
     let mut opened = false;
-    poll_fn(|cx| {
+    let mut checked = false;
+    let result = poll_fn(|cx| {
         if !opened {
             match guard(stage, || sink.as_mut().poll_ready(cx))? {
                 Poll::Ready(Ok(())) => opened = true,
@@ -220,6 +222,10 @@ where
                 }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
                 Poll::Ready(None) => {
+                    if !checked {
+                        before_close()?;
+                        checked = true;
+                    }
                     let closed = guard(stage, || sink.as_mut().poll_close(cx))?;
                     return closed.map(|r| {
                         r.map_err(sink_error)?;
@@ -240,7 +246,12 @@ where
             }
         }
     })
-    .await
+    .await;
+    if result.is_err() {
+        // Taken by the sink but never confirmed written.
+        stage.abandon(unconfirmed);
+    }
+    result
 }
 
 /// Counts records the sink has confirmed (flushed or closed) as the sink's output.
