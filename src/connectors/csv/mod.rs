@@ -4,9 +4,19 @@
 //!
 //! Parsing and writing run on blocking threads, linked to the pipeline by
 //! bounded channels.
+//!
+//! Reading: [`read`] and [`read_from`] deserialize records into your own
+//! types with serde; [`read_records`] and [`read_records_from`] make dynamic
+//! records (text columns, or typed by a [`schema`](CsvSource::schema) or by
+//! [`infer_schema`](CsvSource::infer_schema)). Quoting is strict by default
+//! and every malformed record is an error with its file, record, line, byte
+//! and field; see [`CsvSource`].
 
 mod options;
 mod sink;
+mod source;
+mod strict;
 
 pub use options::{CsvOptions, Trim};
 pub use sink::{CsvSink, write, write_records, write_records_to, write_to};
+pub use source::{CsvSource, read, read_from, read_records, read_records_from};
