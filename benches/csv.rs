@@ -1,1 +1,374 @@
-fn main() {}
+//! CSV → filter → derive → CSV: DataFlare against hand-written `csv`-crate loops.
+//!
+//! Generates (not committed) a ~100 MB CSV of orders under `target/bench-data/`,
+//! then runs the job — keep rows whose category is one of five and whose amount
+//! is over 100, write `id, user, category, total = amount × qty` — five ways,
+//! each in its own child process so each peak RSS is its own:
+//!
+//! - `serde_loop`: one thread, `csv::Reader::deserialize` into a struct, `serialize` out;
+//! - `byte_record_loop`: one thread, one reused `ByteRecord`, fields parsed by hand;
+//! - `typed`: a DataFlare pipeline of serde structs;
+//! - `dynamic`: a DataFlare pipeline of `Record`s (typed schema: amount float, qty int);
+//! - `typed_buffered`: `typed` with a `buffer` boundary, so the filter/derive work
+//!   runs apart from the task feeding the writer.
+//!
+//! Reading, transforming and writing in DataFlare already run on three threads
+//! (reader, pipeline, writer). Each variant runs 3 times; the median counts.
+//! Then `typed` and `dynamic` run once more on a ~400 MB file to compare peak RSS.
+//!
+//! Run with `cargo bench --bench csv` (release build). Set `DATAFLARE_BENCH_MB`
+//! to change the size.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use dataflare::csv;
+use dataflare::prelude::*;
+use dataflare::record::{DataType, Record, Schema, Value};
+use serde::{Deserialize, Serialize};
+
+const KEEP: [&str; 5] = ["books", "garden", "toys", "music", "games"];
+const CATEGORIES: [&str; 10] = [
+    "books", "garden", "toys", "music", "games", "food", "tools", "sports", "auto", "health",
+];
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Order {
+    id: u64,
+    ts: String,
+    user: String,
+    category: String,
+    amount: f64,
+    qty: u32,
+    note: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Total<'a> {
+    id: u64,
+    user: &'a str,
+    category: &'a str,
+    total: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct OwnedTotal {
+    id: u64,
+    user: String,
+    category: String,
+    total: f64,
+}
+
+fn keep(category: &str, amount: f64) -> bool {
+    amount > 100.0 && KEEP.contains(&category)
+}
+
+/// A deterministic ~`mb` MB orders file; some notes quoted (commas, quotes).
+fn generate(path: &Path, mb: u64) {
+    if std::fs::metadata(path)
+        .map(|m| m.len() >= mb * 1_000_000)
+        .unwrap_or(false)
+    {
+        return;
+    }
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
+    writeln!(w, "id,ts,user,category,amount,qty,note").unwrap();
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let notes = [
+        "",
+        "",
+        "gift",
+        "\"express, fragile\"",
+        "\"said \"\"thanks\"\"\"",
+        "repeat customer",
+    ];
+    let mut written = 0u64;
+    let mut id = 0u64;
+    while written < mb * 1_000_000 {
+        id += 1;
+        let r = next();
+        let line = format!(
+            "{id},2026-{:02}-{:02}T{:02}:{:02}:00Z,user{:05},{},{}.{:02},{},{}\n",
+            1 + r % 12,
+            1 + (r >> 8) % 28,
+            (r >> 16) % 24,
+            (r >> 24) % 60,
+            (r >> 32) % 50_000,
+            CATEGORIES[((r >> 40) % 10) as usize],
+            (r >> 44) % 500,
+            (r >> 52) % 100,
+            1 + (r >> 56) % 5,
+            notes[((r >> 59) % 6) as usize],
+        );
+        written += line.len() as u64;
+        w.write_all(line.as_bytes()).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+fn serde_loop(input: &Path, output: &Path) -> u64 {
+    let mut r = ::csv::Reader::from_path(input).unwrap();
+    let mut w = ::csv::Writer::from_path(output).unwrap();
+    let mut n = 0;
+    for order in r.deserialize::<Order>() {
+        let o = order.unwrap();
+        if keep(&o.category, o.amount) {
+            let total = o.amount * f64::from(o.qty);
+            w.serialize(Total {
+                id: o.id,
+                user: &o.user,
+                category: &o.category,
+                total,
+            })
+            .unwrap();
+            n += 1;
+        }
+    }
+    w.flush().unwrap();
+    n
+}
+
+fn byte_record_loop(input: &Path, output: &Path) -> u64 {
+    let mut r = ::csv::Reader::from_path(input).unwrap();
+    let mut w = ::csv::Writer::from_path(output).unwrap();
+    w.write_record(["id", "user", "category", "total"]).unwrap();
+    let mut rec = ::csv::ByteRecord::new();
+    let mut n = 0;
+    let mut total_buf = ryu_free_format();
+    while r.read_byte_record(&mut rec).unwrap() {
+        let category = std::str::from_utf8(&rec[3]).unwrap();
+        let amount: f64 = std::str::from_utf8(&rec[4]).unwrap().parse().unwrap();
+        if keep(category, amount) {
+            let qty: u32 = std::str::from_utf8(&rec[5]).unwrap().parse().unwrap();
+            total_buf.clear();
+            write!(total_buf, "{}", amount * f64::from(qty)).unwrap();
+            w.write_record([&rec[0], &rec[2], &rec[3], total_buf.as_slice()])
+                .unwrap();
+            n += 1;
+        }
+    }
+    w.flush().unwrap();
+    n
+}
+
+fn ryu_free_format() -> Vec<u8> {
+    Vec::with_capacity(32)
+}
+
+async fn typed(input: &Path, output: &Path, buffered: bool) -> u64 {
+    let p = Pipeline::from(csv::read::<Order>(input))
+        .filter(|o| keep(&o.category, o.amount))
+        .map(|o| OwnedTotal {
+            total: o.amount * f64::from(o.qty),
+            id: o.id,
+            user: o.user,
+            category: o.category,
+        });
+    let report = if buffered {
+        p.buffer(4).to(csv::write::<OwnedTotal>(output)).run().await
+    } else {
+        p.to(csv::write::<OwnedTotal>(output)).run().await
+    };
+    report.unwrap().records_out()
+}
+
+async fn dynamic(input: &Path, output: &Path) -> u64 {
+    let schema = Arc::new(Schema::new([
+        ("id", DataType::Int),
+        ("ts", DataType::Str),
+        ("user", DataType::Str),
+        ("category", DataType::Str),
+        ("amount", DataType::Float),
+        ("qty", DataType::Int),
+        ("note", DataType::Str),
+    ]));
+    let out = Arc::new(Schema::new([
+        ("id", DataType::Int),
+        ("user", DataType::Str),
+        ("category", DataType::Str),
+        ("total", DataType::Float),
+    ]));
+    let report = Pipeline::from(csv::read_records(input).schema(schema))
+        .filter(|r: &Record| {
+            let amount = r.get_index(4).and_then(Value::as_f64).unwrap_or(0.0);
+            keep(r.get_index(3).and_then(Value::as_str).unwrap_or(""), amount)
+        })
+        .map(move |r: Record| {
+            let v = r.values();
+            let total = v[4].as_f64().unwrap_or(0.0) * v[5].as_f64().unwrap_or(0.0);
+            Record::new(
+                out.clone(),
+                vec![
+                    v[0].clone(),
+                    v[2].clone(),
+                    v[3].clone(),
+                    Value::Float(total),
+                ],
+            )
+        })
+        .to(csv::write_records(output))
+        .run()
+        .await
+        .unwrap();
+    report.records_out()
+}
+
+/// Peak resident set size of this process, in MB.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Child process: run one variant, print `records seconds peak_rss_mb`.
+fn child(variant: &str, input: &Path, output: &Path) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let n = match variant {
+        "serde_loop" => serde_loop(input, output),
+        "byte_record_loop" => byte_record_loop(input, output),
+        "typed" => rt.block_on(typed(input, output, false)),
+        "typed_buffered" => rt.block_on(typed(input, output, true)),
+        "dynamic" => rt.block_on(dynamic(input, output)),
+        other => panic!("unknown variant {other}"),
+    };
+    let secs = start.elapsed().as_secs_f64();
+    println!("{n} {secs} {}", peak_rss_mb());
+}
+
+struct Run {
+    records: u64,
+    secs: f64,
+    rss_mb: f64,
+}
+
+fn run(variant: &str, input: &Path, dir: &Path) -> Run {
+    let output = dir.join(format!("out-{variant}.csv"));
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--child", variant])
+        .arg(input)
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{variant}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut parts = text.split_whitespace();
+    let mut next = || parts.next().unwrap().parse::<f64>().unwrap();
+    let (records, secs, rss_mb) = (next() as u64, next(), next());
+    let _ = std::fs::remove_file(output);
+    Run {
+        records,
+        secs,
+        rss_mb,
+    }
+}
+
+fn median(variant: &str, input: &Path, dir: &Path, times: usize) -> Run {
+    let mut runs: Vec<Run> = (0..times).map(|_| run(variant, input, dir)).collect();
+    runs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+    runs.swap_remove(times / 2)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        child(
+            &args[i + 1],
+            Path::new(&args[i + 2]),
+            Path::new(&args[i + 3]),
+        );
+        return;
+    }
+    if args.iter().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` and friends: nothing to list
+    }
+    let mb: u64 = std::env::var("DATAFLARE_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join(format!("orders-{mb}mb.csv"));
+    generate(&input, mb);
+    let size_mb = std::fs::metadata(&input).unwrap().len() as f64 / 1e6;
+    println!("input: {} ({size_mb:.0} MB)", input.display());
+
+    let variants = [
+        "serde_loop",
+        "byte_record_loop",
+        "typed",
+        "dynamic",
+        "typed_buffered",
+    ];
+    let mut results = Vec::new();
+    for v in variants {
+        let r = median(v, &input, &dir, 3);
+        println!(
+            "{v:>18}: {:>7.3} s  {:>7.1} MB/s  {:>9} records out  peak RSS {:>6.1} MB",
+            r.secs,
+            size_mb / r.secs,
+            r.records,
+            r.rss_mb
+        );
+        results.push((v, r));
+    }
+    let secs = |name: &str| results.iter().find(|(v, _)| *v == name).unwrap().1.secs;
+    let expected = results[0].1.records;
+    for (v, r) in &results {
+        assert_eq!(
+            r.records, expected,
+            "{v} wrote a different number of records"
+        );
+    }
+    println!("ratios (throughput, higher is better):");
+    println!(
+        "  typed / serde_loop            = {:.2}  (target >= 0.9)",
+        secs("serde_loop") / secs("typed")
+    );
+    println!(
+        "  dynamic / byte_record_loop    = {:.2}  (target >= 0.7)",
+        secs("byte_record_loop") / secs("dynamic")
+    );
+    let best = ["typed", "dynamic", "typed_buffered"]
+        .into_iter()
+        .min_by(|a, b| secs(a).total_cmp(&secs(b)))
+        .unwrap();
+    println!(
+        "  best ({best}) / byte_record_loop = {:.2}  (target > 1)",
+        secs("byte_record_loop") / secs(best)
+    );
+
+    let big = dir.join(format!("orders-{}mb.csv", mb * 4));
+    generate(&big, mb * 4);
+    for v in ["typed", "dynamic"] {
+        let small = results.iter().find(|(n, _)| *n == v).unwrap().1.rss_mb;
+        let large = run(v, &big, &dir).rss_mb;
+        println!(
+            "  peak RSS {v}: {small:.1} MB at {mb} MB input, {large:.1} MB at {} MB input: ratio {:.2} (target <= 1.2)",
+            mb * 4,
+            large / small
+        );
+    }
+}

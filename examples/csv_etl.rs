@@ -38,8 +38,12 @@ const CATEGORIES: [&str; 5] = ["books", "garden", "toys", "music", "games"];
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let input = args.next().unwrap_or_else(|| "examples/data/orders.csv".into());
-    let output = args.next().unwrap_or_else(|| "target/big_orders.csv".into());
+    let input = args
+        .next()
+        .unwrap_or_else(|| "examples/data/orders.csv".into());
+    let output = args
+        .next()
+        .unwrap_or_else(|| "target/big_orders.csv".into());
 
     let report = Pipeline::from(csv::read::<Order>(&input))
         .on_error(ErrorPolicy::Skip) // count malformed rows instead of failing

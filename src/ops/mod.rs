@@ -56,6 +56,7 @@ use crate::Error;
 use crate::metrics::StageMetrics;
 
 /// Runs user code, turning a panic into an error naming `stage`.
+#[inline]
 pub(crate) fn guard<R>(stage: &StageMetrics, f: impl FnOnce() -> R) -> Result<R, Error> {
     catch_unwind(AssertUnwindSafe(f))
         .map_err(|payload| Error::panic(payload).with_stage(stage.name()))

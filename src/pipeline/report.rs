@@ -199,7 +199,7 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "  {:<20} {:>12} {:>12} {:>8} {:>10} {:>10}",
-            "stage", "records in", "records out", "skipped", "batches", "busy ms"
+            "stage", "records in", "records out", "failed", "batches", "busy ms"
         )?;
         for s in &self.stages {
             writeln!(
@@ -208,7 +208,7 @@ impl fmt::Display for Report {
                 s.name,
                 s.records_in,
                 s.records_out,
-                s.skipped,
+                s.skipped + s.dead_lettered,
                 s.batches_in.max(s.batches_out),
                 s.busy.as_secs_f64() * 1e3
             )?;
