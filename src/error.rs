@@ -236,6 +236,15 @@ impl Error {
         self
     }
 
+    /// Sets the record index when the error has no position of its own (an
+    /// error from user code knows nothing of where its record came from).
+    pub(crate) fn or_at_record(mut self, index: u64) -> Self {
+        if self.0.position.is_empty() {
+            self.0.position.record = Some(index);
+        }
+        self
+    }
+
     /// Sets where in the data the error happened.
     pub fn with_position(mut self, position: Position) -> Self {
         self.0.position = position;

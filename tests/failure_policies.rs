@@ -363,8 +363,9 @@ async fn the_error_text_of_a_reject_includes_the_whole_cause_chain() {
     let r = &rejects.to_vec()[0];
     assert_eq!(
         r.error,
-        "stage \"try_map#1\": lookup failed: bad record \"q\""
+        "stage \"try_map#1\": record 0: lookup failed: bad record \"q\""
     );
+    assert_eq!(r.record_index, Some(0));
 }
 
 #[tokio::test]
@@ -1141,4 +1142,40 @@ async fn a_try_map_async_aborts_without_waiting_for_the_records_before_the_failu
         .expect("the failure of record 2 ends the run");
     assert_eq!(cause(report.error().unwrap()), Some(&BadRecord("2".into())));
     assert_eq!(Arc::strong_count(&held), 1);
+}
+
+#[tokio::test]
+async fn a_failed_record_is_named_by_its_index_in_the_stage_input() {
+    let input = ["1", "2", "x", "4", "y"];
+    let report = Pipeline::from(source::iter(input).batch_size(2))
+        .try_map(|s: &&str| s.parse::<i32>())
+        .on_error(ErrorPolicy::Skip)
+        .to(sink::discard())
+        .run()
+        .await
+        .unwrap();
+    let at: Vec<_> = report
+        .errors()
+        .iter()
+        .map(|e| e.position().record)
+        .collect();
+    assert_eq!(at, vec![Some(2), Some(4)]);
+    assert!(report.errors()[0].to_string().contains("record 2"));
+
+    let report = Pipeline::from(source::iter(input).batch_size(2))
+        .try_map_async(2, |s: &&str| {
+            let parsed = s.parse::<i32>();
+            async move { parsed }
+        })
+        .on_error(ErrorPolicy::Skip)
+        .to(sink::discard())
+        .run()
+        .await
+        .unwrap();
+    let at: Vec<_> = report
+        .errors()
+        .iter()
+        .map(|e| e.position().record)
+        .collect();
+    assert_eq!(at, vec![Some(2), Some(4)]);
 }

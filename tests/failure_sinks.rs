@@ -227,8 +227,9 @@ async fn dead_letters_written_to_a_json_lines_file() {
         assert_eq!(row["record"], format!("\"bad{i}\""));
         assert_eq!(
             row["error"],
-            "stage \"try_map#1\": invalid digit found in string"
+            format!("stage \"try_map#1\": record {i}: invalid digit found in string")
         );
+        assert_eq!(row["record_index"], i);
         assert_eq!(row["attempts"], 1);
         assert!(row["line"].is_null() && row["byte"].is_null());
     }
@@ -260,10 +261,10 @@ async fn dead_letters_written_to_a_csv_file() {
         assert_eq!(&row[0], "try_map#1");
         assert_eq!(
             &row[1],
-            "stage \"try_map#1\": invalid digit found in string"
+            format!("stage \"try_map#1\": record {i}: invalid digit found in string")
         );
         assert_eq!(&row[2], format!("\"bad{i}\""));
-        assert_eq!(&row[3], "");
+        assert_eq!(&row[3], i.to_string());
         assert_eq!(&row[7], "1");
     }
 }

@@ -40,12 +40,16 @@ pub struct TryMapAsync<S, T, U, F> {
     batches: VecDeque<Pending<U>>,
     next_batch: u64,
     upstream_done: bool,
+    /// Records started so far: the index of the next one.
+    started: u64,
     failed: bool,
 }
 
 /// A record whose work is in flight.
 struct Attempt<T, U> {
     record: T,
+    /// The record's index in the stage's input.
+    index: u64,
     batch: u64,
     attempts: u32,
     work: Work<U>,
@@ -115,6 +119,7 @@ impl<S, T, U, F> TryMapAsync<S, T, U, F> {
             batches: VecDeque::new(),
             next_batch: 0,
             upstream_done: false,
+            started: 0,
             failed: false,
         }
     }
@@ -182,6 +187,7 @@ where
                     match start(this.f, &record, this.tasks, this.stage) {
                         Ok(task) => this.in_flight.push_back(Attempt {
                             record,
+                            index: *this.started,
                             batch: *this.waiting_batch,
                             attempts: 0,
                             work: Work::Running(task),
@@ -189,6 +195,7 @@ where
                         }),
                         Err(e) => return fail(this.failed, e),
                     }
+                    *this.started += 1;
                     continue;
                 }
                 if *this.upstream_done {
@@ -246,7 +253,7 @@ where
                             attempt.resolved = Some(Some(value));
                             break;
                         }
-                        Err(e) => Error::from_user(e),
+                        Err(e) => Error::from_user(e).or_at_record(attempt.index),
                     };
                     attempt.attempts += 1;
                     let record = &attempt.record;

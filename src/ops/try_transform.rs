@@ -47,10 +47,15 @@ pub struct TryTransform<S, Op: TryOp<T>, T> {
     failures: Failures,
     work: Option<Work<T, Op::Out>>,
     backoff: Option<Pin<Box<Sleep>>>,
+    /// Records received so far: the index of the next batch's first record.
+    received: u64,
     done: bool,
 }
 
 struct Work<T, U> {
+    /// Index in the stage's input of the batch's first record, and its length.
+    first: u64,
+    len: usize,
     records: std::vec::IntoIter<T>,
     current: Option<T>,
     attempts: u32,
@@ -68,6 +73,7 @@ impl<S, Op: TryOp<T>, T> TryTransform<S, Op, T> {
             failures: Failures::default(),
             work: None,
             backoff: None,
+            received: 0,
             done: false,
         }
     }
@@ -102,7 +108,11 @@ where
                         this.stage.batch_in(batch.len());
                         let seq = batch.seq();
                         let records = batch.into_records();
+                        let first = *this.received;
+                        *this.received += records.len() as u64;
                         *this.work = Some(Work {
+                            first,
+                            len: records.len(),
                             out: Vec::with_capacity(records.len()),
                             records: records.into_iter(),
                             current: None,
@@ -133,9 +143,11 @@ where
                     }
                     Err(e) => {
                         work.attempts += 1;
+                        // The record just taken: the ones after it are still in the iterator.
+                        let index = work.first + (work.len - work.records.len() - 1) as u64;
                         let outcome = this.failures.handle(
                             this.stage,
-                            Error::from_user(e),
+                            Error::from_user(e).or_at_record(index),
                             work.attempts,
                             true,
                             || Some(format!("{record:?}")),

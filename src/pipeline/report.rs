@@ -14,6 +14,9 @@ pub enum Status {
     /// skipped or dead-lettered; see [`Report::skipped`],
     /// [`Report::dead_lettered`] and [`Report::errors`].
     CompletedWithErrors,
+    /// The run was stopped from outside ([`Runnable::run_until`](crate::Runnable::run_until))
+    /// before the source ended; the sink was dropped without being closed.
+    Cancelled,
     /// The run stopped on this error; the sink was dropped without being closed,
     /// so sinks that commit on close (files) leave nothing half-written.
     Failed(Error),
@@ -120,6 +123,11 @@ impl Report {
         }
     }
 
+    /// True when the run was stopped before it ended.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.status, Status::Cancelled)
+    }
+
     /// True when the run failed.
     pub fn is_failed(&self) -> bool {
         matches!(self.status, Status::Failed(_))
@@ -188,6 +196,7 @@ impl fmt::Display for Report {
                 self.dead_lettered()
             )?,
             Status::Failed(e) => write!(f, "failed: {e}")?,
+            Status::Cancelled => write!(f, "cancelled")?,
         }
         writeln!(
             f,

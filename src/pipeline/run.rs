@@ -85,6 +85,44 @@ where
     /// # }
     /// ```
     pub async fn run_to_report(self) -> Report {
+        self.run_inner(std::future::pending()).await
+    }
+
+    /// Runs the pipeline until it ends or `stop` completes, whichever comes
+    /// first, and returns its [`Report`]. Stopped, the run ends as
+    /// [`Status::Cancelled`]: the source is read no further, records in flight
+    /// are dropped (counted as `abandoned` in their stage), the sink is dropped
+    /// without `close` (a file sink commits nothing) and every task the run
+    /// spawned has ended when this returns.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use dataflare::prelude::*;
+    ///
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let mut stop = Some(stop);
+    /// let report = Pipeline::from(source::iter(0u64..).batch_size(100)) // endless
+    ///     .inspect(move |x| {
+    ///         if *x == 1_000 {
+    ///             stop.take().map(|s| s.send(()));
+    ///         }
+    ///     })
+    ///     .to(sink::discard())
+    ///     .run_until(async move {
+    ///         let _ = stopped.await;
+    ///     })
+    ///     .await;
+    /// assert!(report.is_cancelled());
+    /// assert!(report.records_in() > 1_000);
+    /// report.check_accounting().unwrap(); // what was in flight is counted as abandoned
+    /// # }
+    /// ```
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send) -> Report {
+        self.run_inner(stop).await
+    }
+
+    async fn run_inner(self, stop: impl Future<Output = ()> + Send) -> Report {
         let Runnable {
             pipeline,
             sink,
@@ -98,6 +136,7 @@ where
         let start = Instant::now();
         let span = tracing::info_span!("pipeline");
         let dead_letters = stages.dead_letters().to_vec();
+        let cancelled = std::sync::atomic::AtomicBool::new(false);
         let result = async {
             // The dead-letter sinks are driven alongside the pipeline, in this
             // task, and told to finish once the pipeline is done.
@@ -107,9 +146,19 @@ where
                 .unzip();
             let pipeline = async {
                 let check = || stages.check_max_errors();
-                let result = tasks
-                    .scope(forward(stream, sink, &sink_stage, &check))
-                    .await;
+                let run = tasks.scope(forward(stream, sink, &sink_stage, &check));
+                // `stop` is polled first: polled after the run, it would find
+                // tokio's cooperative budget spent by the run every time.
+                let result = match select(pin!(stop), pin!(run)).await {
+                    Either::Right((result, _)) => result,
+                    Either::Left(((), _)) => {
+                        // The run future, a temporary of this statement, is
+                        // dropped at its end, with the pipeline and the sink:
+                        // nothing more is read, nothing is committed.
+                        cancelled.store(true, std::sync::atomic::Ordering::Relaxed);
+                        Ok(())
+                    }
+                };
                 // Stream and sink are dropped by now, which aborts any task
                 // still running. A task may not have seen its abort yet and
                 // still reject records (a stage upstream of a buffer, after a
@@ -146,6 +195,7 @@ where
         let stages = stages.snapshot();
         let failed_records: u64 = stages.iter().map(|s| s.skipped + s.dead_lettered).sum();
         let status = match result {
+            Ok(()) if cancelled.into_inner() => Status::Cancelled,
             Ok(()) if failed_records > 0 => Status::CompletedWithErrors,
             Ok(()) => Status::Completed,
             Err(e) => Status::Failed(e),
@@ -182,13 +232,16 @@ where
     let mut stream = pin!(stream);
     let mut sink = pin!(sink);
     let mut next: Option<Batch<T>> = None;
-    let mut unconfirmed = 0usize;
+    // Records the sink took but has not confirmed: abandoned if the run ends
+    // any other way than the sink closing (an error, or this future dropped
+    // by a cancel).
+    let mut unconfirmed = Unconfirmed { stage, count: 0 };
     let sink_error = |e: Error| e.with_stage(stage.name());
     // Wait for the sink to be ready before reading anything: a sink that opens
     // its destination then (a file) fails the run before any data is read.
     let mut opened = false;
     let mut checked = false;
-    let result = poll_fn(|cx| {
+    poll_fn(|cx| {
         if !opened {
             match guard(stage, || sink.as_mut().poll_ready(cx))? {
                 Poll::Ready(Ok(())) => opened = true,
@@ -205,7 +258,7 @@ where
                 }
                 let batch = next.take().expect("checked above");
                 stage.batch_in(batch.len());
-                unconfirmed += batch.len();
+                unconfirmed.count += batch.len();
                 let start = Instant::now();
                 let sent = guard(stage, || sink.as_mut().start_send(batch))?;
                 stage.busy_since(start);
@@ -229,14 +282,14 @@ where
                     let closed = guard(stage, || sink.as_mut().poll_close(cx))?;
                     return closed.map(|r| {
                         r.map_err(sink_error)?;
-                        confirm(stage, &mut unconfirmed);
+                        unconfirmed.confirm();
                         Ok(())
                     });
                 }
                 Poll::Pending => {
-                    if unconfirmed > 0 {
+                    if unconfirmed.count > 0 {
                         match guard(stage, || sink.as_mut().poll_flush(cx))? {
-                            Poll::Ready(Ok(())) => confirm(stage, &mut unconfirmed),
+                            Poll::Ready(Ok(())) => unconfirmed.confirm(),
                             Poll::Ready(Err(e)) => return Poll::Ready(Err(sink_error(e))),
                             Poll::Pending => {}
                         }
@@ -246,18 +299,27 @@ where
             }
         }
     })
-    .await;
-    if result.is_err() {
-        // Taken by the sink but never confirmed written.
-        stage.abandon(unconfirmed);
-    }
-    result
+    .await
 }
 
-/// Counts records the sink has confirmed (flushed or closed) as the sink's output.
-fn confirm(stage: &StageMetrics, unconfirmed: &mut usize) {
-    stage.records_confirmed(*unconfirmed);
-    *unconfirmed = 0;
+/// Records the sink has taken but not yet confirmed written.
+struct Unconfirmed<'a> {
+    stage: &'a StageMetrics,
+    count: usize,
+}
+
+impl Unconfirmed<'_> {
+    /// The sink flushed or closed: what it took counts as its output.
+    fn confirm(&mut self) {
+        self.stage.records_confirmed(self.count);
+        self.count = 0;
+    }
+}
+
+impl Drop for Unconfirmed<'_> {
+    fn drop(&mut self) {
+        self.stage.abandon(self.count);
+    }
 }
 
 impl<S, K> fmt::Debug for Runnable<S, K> {
