@@ -1,4 +1,4 @@
-//! The CSV sink: [`write`], [`write_records`], [`write_to`], [`write_records_to`].
+//! The CSV sink: [`write()`], [`write_records`], [`write_to`], [`write_records_to`].
 
 use std::any::Any;
 use std::fmt::{self, Write as _};
@@ -62,7 +62,7 @@ pub fn write<T: Serialize + Send + 'static>(path: impl AsRef<Path>) -> CsvSink<T
 /// The header is the first record's column names; each value is written as its
 /// [`Display`](Value#impl-Display-for-Value) text, [`Value::Null`] as an empty
 /// field. A record whose column names differ from the first record's fails the
-/// run with an error naming that record. Otherwise as [`write`]: atomic
+/// run with an error naming that record. Otherwise as [`write()`]: atomic
 /// replacement when the run completes, errors naming the file and the record.
 ///
 /// ```
@@ -89,7 +89,7 @@ pub fn write_records(path: impl AsRef<Path>) -> CsvSink<Record> {
 }
 
 /// A sink writing typed records as CSV to any writer (stdout, a buffer),
-/// flushed when the run completes. As [`write`], except that what was written
+/// flushed when the run completes. As [`write()`], except that what was written
 /// before a failure stays written: a writer cannot be taken back.
 ///
 /// ```
@@ -138,7 +138,7 @@ enum Target {
     Writer(Box<dyn Write + Send>),
 }
 
-/// The sink made by [`write`], [`write_records`], [`write_to`] and
+/// The sink made by [`write()`], [`write_records`], [`write_to`] and
 /// [`write_records_to`]: configure it with its chained methods, then pass it to
 /// [`Pipeline::to`](crate::Pipeline::to).
 ///

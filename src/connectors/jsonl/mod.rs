@@ -5,7 +5,7 @@
 //! - [`read_records`] / [`read_records_from`]: each line an object made into a
 //!   [`Record`](crate::record::Record), the columns those of the first object
 //!   (in the order its keys appear) unless a [`schema`](JsonlSource::schema) is given.
-//! - [`write`] / [`write_to`]: any `Serialize` type, records included, one line each.
+//! - [`write()`] / [`write_to`]: any `Serialize` type, records included, one line each.
 //!
 //! Blank lines are skipped. A malformed line is a record-level error naming the
 //! file, the record, the line and the byte where the line starts, and the

@@ -1,4 +1,4 @@
-//! The JSON Lines sink: [`write`], [`write_to`].
+//! The JSON Lines sink: [`write()`], [`write_to`].
 
 use std::fmt;
 use std::io::Write;
@@ -53,7 +53,7 @@ pub fn write<T: Serialize + Send + 'static>(path: impl AsRef<Path>) -> JsonlSink
 }
 
 /// A sink writing each record as one line of JSON to any writer (stdout, a
-/// buffer), flushed when the run completes. As [`write`], except that what was
+/// buffer), flushed when the run completes. As [`write()`], except that what was
 /// written before a failure stays written.
 ///
 /// ```
@@ -79,7 +79,7 @@ enum Target {
     Writer(Box<dyn Write + Send>),
 }
 
-/// The sink made by [`write`] and [`write_to`].
+/// The sink made by [`write()`] and [`write_to`].
 ///
 /// It opens its output on the first `poll_ready` (which a run calls before
 /// reading any data) and commits it on `close`; dropped without `close`, it
