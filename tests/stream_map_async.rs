@@ -293,3 +293,56 @@ fn map_async_zero_concurrency_panics() {
 fn map_async_unordered_zero_concurrency_panics() {
     let _ = Pipeline::from(source::iter(0..10)).map_async_unordered(0, |x| async move { x });
 }
+
+/// An upstream error right behind the work in flight reaches the run even
+/// while every slot of an async stage holds a future that never finishes: a
+/// full stage still takes the next item from upstream (one batch in hand).
+#[tokio::test(start_paused = true)]
+async fn an_upstream_error_gets_past_async_stages_whose_slots_are_all_stuck() {
+    use dataflare::testkit::Script;
+    use std::time::Duration;
+
+    let script = || {
+        Script::new()
+            .batch(vec![1u32, 2])
+            .error(Error::msg("disk on fire"))
+            .into_source()
+    };
+    let never = |_: u32| std::future::pending::<u32>();
+    // A hang guard only: with paused time, an idle runtime jumps straight to it.
+    let guard = Duration::from_secs(3600);
+
+    let report = tokio::time::timeout(
+        guard,
+        Pipeline::from(script())
+            .map_async(2, never)
+            .to(sink::discard())
+            .run_to_report(),
+    )
+    .await
+    .expect("map_async hung on a full stage");
+    assert!(report.error().unwrap().to_string().contains("disk on fire"));
+
+    let report = tokio::time::timeout(
+        guard,
+        Pipeline::from(script())
+            .map_async_unordered(2, never)
+            .to(sink::discard())
+            .run_to_report(),
+    )
+    .await
+    .expect("map_async_unordered hung on a full stage");
+    assert!(report.error().unwrap().to_string().contains("disk on fire"));
+
+    let report = tokio::time::timeout(
+        guard,
+        Pipeline::from(script())
+            .try_map_async(2, |_: &u32| std::future::pending::<Result<u32>>())
+            .to(sink::discard())
+            .run_to_report(),
+    )
+    .await
+    .expect("try_map_async hung on a full stage");
+    assert!(report.error().unwrap().to_string().contains("disk on fire"));
+    report.check_accounting().unwrap();
+}

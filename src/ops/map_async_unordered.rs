@@ -78,8 +78,15 @@ where
             return Poll::Ready(None);
         }
         loop {
-            while this.in_flight.len() < *this.concurrency {
-                if let Some(record) = this.waiting.next() {
+            loop {
+                // When every slot is busy, still take the next batch into hand:
+                // an upstream error is then seen at once, not only after a
+                // slot frees up (which may be never). At most one batch waits.
+                let room = this.in_flight.len() < *this.concurrency;
+                if !room && this.waiting.len() > 0 {
+                    break;
+                }
+                if let Some(record) = room.then(|| this.waiting.next()).flatten() {
                     let start = Instant::now();
                     let f = &mut *this.f;
                     let fut = guard(this.stage, || f(record));

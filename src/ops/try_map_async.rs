@@ -182,8 +182,15 @@ where
                 continue;
             }
             // Start work while there is room.
-            while this.in_flight.len() < *this.concurrency {
-                if let Some(record) = this.waiting.next() {
+            loop {
+                // When every slot is busy, still take the next batch into hand:
+                // an upstream error is then seen at once, not only after a
+                // slot frees up (which may be never). At most one batch waits.
+                let room = this.in_flight.len() < *this.concurrency;
+                if !room && this.waiting.len() > 0 {
+                    break;
+                }
+                if let Some(record) = room.then(|| this.waiting.next()).flatten() {
                     match start(this.f, &record, this.tasks, this.stage) {
                         Ok(task) => this.in_flight.push_back(Attempt {
                             record,
