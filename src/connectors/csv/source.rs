@@ -1,6 +1,7 @@
 //! The CSV source: [`read`], [`read_records`], [`read_from`], [`read_records_from`].
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use ::csv::{ByteRecord, StringRecord};
 use futures::Stream;
@@ -30,8 +31,9 @@ const BUFFER: usize = 64 * 1024;
 /// A source reading the CSV file at `path`, each record deserialized into a `T`
 /// with serde (by column name when the file has a header, by position when not).
 ///
-/// Reading and parsing run on a blocking thread, started when the pipeline
-/// first asks for data, linked to it by a bounded channel. The dialect and
+/// Reading, parsing and checking run on a blocking thread, started when the
+/// pipeline first asks for data, linked to it by a bounded channel; the rows
+/// are deserialized in the pipeline's task as it takes them. The dialect and
 /// reading options are set with the [`CsvSource`] methods; the defaults read
 /// RFC 4180 files: `,` between fields, a header row, `"` quoting with doubled
 /// quotes, `\n` or `\r\n` line ends, strict quoting, strict UTF-8. A UTF-8 BOM
@@ -202,7 +204,9 @@ type MakeDecoder<T> = fn(Setup<'_>) -> Result<Box<dyn Decode<T>>>;
 pub struct CsvSource<T> {
     config: Config<T>,
     /// The reader, once started.
-    source: Option<BlockingSource<T>>,
+    source: Option<BlockingSource<Msg<T>>>,
+    /// Turns the reader's rows into records, in the pipeline's task.
+    decoding: Decoding<T>,
 }
 
 struct Config<T> {
@@ -232,6 +236,7 @@ impl<T: Send + 'static> CsvSource<T> {
                 unnamed,
             },
             source: None,
+            decoding: Decoding::default(),
         }
     }
 
@@ -628,14 +633,213 @@ impl<T: Send + 'static> Stream for CsvSource<T> {
                 decoder: this.config.decoder,
                 unnamed: this.config.unnamed,
             };
+            this.decoding.size = this.config.options.batch_size;
             this.source = Some(BlockingSource::new(READ_AHEAD, move |emit| {
                 read_all(job, emit)
             }));
         }
-        match this.source.as_mut() {
-            Some(source) => Pin::new(source).poll_next(cx),
-            None => Poll::Ready(None),
+        let Some(source) = this.source.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let decoding = &mut this.decoding;
+        loop {
+            if let Some(item) = decoding.out.pop_front() {
+                return Poll::Ready(Some(item));
+            }
+            if decoding.done {
+                return Poll::Ready(None);
+            }
+            match ready!(Pin::new(&mut *source).poll_next(cx)) {
+                Some(Ok(batch)) => {
+                    for msg in batch.into_records() {
+                        decoding.take(msg);
+                    }
+                }
+                Some(Err(e)) => {
+                    // A stream-level error: the records not yet sent are lost,
+                    // as the reader would have lost them.
+                    decoding.carry.clear();
+                    decoding.out.push_back(Err(e));
+                }
+                None => {
+                    decoding.flush();
+                    decoding.done = true;
+                }
+            }
         }
+    }
+}
+
+/// What the reading thread sends: first the decoder, then checked rows.
+enum Msg<T> {
+    Start(Box<dyn Decode<T>>, Labels),
+    Rows(Chunk),
+}
+
+/// Rows read and checked on the reading thread, to be decoded in the
+/// pipeline's task, and the record-level errors between them, in order.
+#[derive(Default)]
+struct Chunk {
+    /// The rows' fields, one after the other.
+    text: String,
+    /// The end of each field in `text`.
+    ends: Vec<usize>,
+    /// Each field's first byte in the input.
+    positions: Vec<Pos>,
+    items: Vec<Item>,
+    /// Whether the records decoded so far are sent on after this chunk.
+    flush: bool,
+}
+
+enum Item {
+    /// A row of `fields` fields, the next ones in the chunk.
+    Row {
+        index: u64,
+        start: Pos,
+        fields: usize,
+    },
+    Error(Error),
+}
+
+/// How fields are named in errors, and the input's path.
+#[derive(Default)]
+struct Labels {
+    /// The header's or the schema's names.
+    names: Vec<String>,
+    /// The prefix of a field's index when it has no name.
+    unnamed: &'static str,
+    path: Option<PathBuf>,
+}
+
+impl Labels {
+    /// The error for a value of the row at `index` that did not decode.
+    fn field_error(&self, index: u64, start: Pos, positions: &[Pos], e: FieldError) -> Error {
+        let at = e
+            .column
+            .and_then(|c| positions.get(c).copied())
+            .unwrap_or(start);
+        let mut position = Position::new().record(index).line(at.line).byte(at.byte);
+        if let Some(name) = e.name.or_else(|| {
+            e.column.map(|c| match self.names.get(c) {
+                Some(name) => name.clone(),
+                None => format!("{}{c}", self.unnamed),
+            })
+        }) {
+            position = position.field(name);
+        }
+        with_path(
+            Error::parse(e.message).with_position(position),
+            self.path.as_deref(),
+        )
+    }
+}
+
+/// The pipeline's side of the source: decodes rows into records and batches
+/// them as the reading thread would have.
+struct Decoding<T> {
+    decoder: Option<Box<dyn Decode<T>>>,
+    labels: Labels,
+    /// The row being decoded (its buffers reused).
+    record: StringRecord,
+    /// Records not yet sent.
+    carry: Vec<T>,
+    size: usize,
+    seq: u64,
+    /// What is ready to be yielded.
+    out: VecDeque<Result<Batch<T>>>,
+    done: bool,
+}
+
+impl<T> Default for Decoding<T> {
+    fn default() -> Self {
+        Decoding {
+            decoder: None,
+            labels: Labels::default(),
+            record: StringRecord::new(),
+            carry: Vec::new(),
+            size: 1,
+            seq: 0,
+            out: VecDeque::new(),
+            done: false,
+        }
+    }
+}
+
+impl<T> Decoding<T> {
+    fn take(&mut self, msg: Msg<T>) {
+        match msg {
+            Msg::Start(decoder, labels) => {
+                self.decoder = Some(decoder);
+                self.labels = labels;
+            }
+            Msg::Rows(chunk) => self.decode(chunk),
+        }
+    }
+
+    fn decode(&mut self, chunk: Chunk) {
+        let Chunk {
+            text,
+            ends,
+            positions,
+            items,
+            flush,
+        } = chunk;
+        let (mut field, mut from) = (0, 0);
+        for item in items {
+            match item {
+                Item::Error(e) => {
+                    self.flush();
+                    self.out.push_back(Err(e));
+                }
+                Item::Row {
+                    index,
+                    start,
+                    fields,
+                } => {
+                    self.record.clear();
+                    for &end in &ends[field..field + fields] {
+                        self.record.push_field(&text[from..end]);
+                        from = end;
+                    }
+                    let at = &positions[field..field + fields];
+                    field += fields;
+                    let Some(decoder) = self.decoder.as_mut() else {
+                        let e = Error::msg("internal error: a CSV row came before its decoder");
+                        self.out.push_back(Err(e));
+                        continue;
+                    };
+                    match decoder.decode(&self.record) {
+                        Ok(record) => {
+                            if self.carry.capacity() == 0 {
+                                self.carry.reserve_exact(self.size.min(4096));
+                            }
+                            self.carry.push(record);
+                            if self.carry.len() >= self.size {
+                                self.flush();
+                            }
+                        }
+                        Err(e) => {
+                            self.flush();
+                            let e = self.labels.field_error(index, start, at, e);
+                            self.out.push_back(Err(e));
+                        }
+                    }
+                }
+            }
+        }
+        if flush {
+            self.flush();
+        }
+    }
+
+    /// Queues the records so far as a batch, if any.
+    fn flush(&mut self) {
+        if self.carry.is_empty() {
+            return;
+        }
+        let batch = Batch::new(std::mem::take(&mut self.carry)).with_seq(self.seq);
+        self.seq += 1;
+        self.out.push_back(Ok(batch));
     }
 }
 
@@ -674,9 +878,9 @@ struct Setup<'a> {
     path: Option<&'a Path>,
 }
 
-/// Turns a well-formed row into a `T`.
-trait Decode<T> {
-    fn decode(&mut self, row: &Row) -> std::result::Result<T, FieldError>;
+/// Turns a well-formed row's fields into a `T`.
+trait Decode<T>: Send {
+    fn decode(&mut self, fields: &StringRecord) -> std::result::Result<T, FieldError>;
 }
 
 /// A value that does not fit: in which column, and why.
@@ -708,8 +912,8 @@ fn typed<T: DeserializeOwned + 'static>(setup: Setup<'_>) -> Result<Box<dyn Deco
 }
 
 impl<T: DeserializeOwned> Decode<T> for Typed<T> {
-    fn decode(&mut self, row: &Row) -> std::result::Result<T, FieldError> {
-        row.fields.deserialize(self.header.as_ref()).map_err(|e| {
+    fn decode(&mut self, fields: &StringRecord) -> std::result::Result<T, FieldError> {
+        fields.deserialize(self.header.as_ref()).map_err(|e| {
             let ::csv::ErrorKind::Deserialize { err, .. } = e.kind() else {
                 return FieldError {
                     column: None,
@@ -722,7 +926,7 @@ impl<T: DeserializeOwned> Decode<T> for Typed<T> {
                 Some(name) => name.to_string(),
                 None => c.to_string(),
             });
-            let message = match column.and_then(|c| row.fields.get(c)) {
+            let message = match column.and_then(|c| fields.get(c)) {
                 Some(text) => format!("invalid value {}: {}", excerpt(text), err.kind()),
                 None => err.kind().to_string(),
             };
@@ -780,10 +984,10 @@ fn records(setup: Setup<'_>) -> Result<Box<dyn Decode<Record>>> {
 }
 
 impl Decode<Record> for Records {
-    fn decode(&mut self, row: &Row) -> std::result::Result<Record, FieldError> {
+    fn decode(&mut self, fields: &StringRecord) -> std::result::Result<Record, FieldError> {
         let mut values = Vec::with_capacity(self.columns.len());
         for (field, &c) in self.schema.fields().iter().zip(&self.columns) {
-            let value = match (row.fields.get(c), field.data_type()) {
+            let value = match (fields.get(c), field.data_type()) {
                 (None, _) => Value::Null,
                 (Some(text), DataType::Str) if !text.is_empty() => Value::from(text),
                 (Some(text), data_type) => data_type.parse(text).map_err(|message| FieldError {
@@ -886,7 +1090,7 @@ fn open(input: Input) -> Result<(Box<dyn Read + Send>, bool, Option<PathBuf>)> {
 /// Reads the whole input, sending batches and record-level errors; returns a
 /// stream-level error, or `Ok` at the end of the input or once the pipeline
 /// is gone.
-fn read_all<T>(job: Job<T>, emit: &mut Emit<T>) -> Result<()> {
+fn read_all<T>(job: Job<T>, emit: &mut Emit<Msg<T>>) -> Result<()> {
     let Job {
         input,
         options,
@@ -937,7 +1141,7 @@ fn read_all<T>(job: Job<T>, emit: &mut Emit<T>) -> Result<()> {
     if header.is_none() && sample.is_empty() {
         return Ok(()); // empty input
     }
-    let mut decoder = {
+    let decoder = {
         let good: Vec<&Row> = sample.iter().filter_map(|r| r.as_ref().ok()).collect();
         decoder(Setup {
             header: header.as_ref(),
@@ -948,14 +1152,23 @@ fn read_all<T>(job: Job<T>, emit: &mut Emit<T>) -> Result<()> {
         })?
     };
 
+    let labels = Labels {
+        names: rows.names.clone(),
+        unnamed: rows.unnamed,
+        path: rows.path.clone(),
+    };
+    if !emit.batch(vec![Msg::Start(decoder, labels)]) {
+        return Ok(());
+    }
     let mut out = Batcher {
         emit,
-        records: Vec::new(),
+        chunk: Chunk::default(),
         size: options.batch_size,
+        unflushed: false,
     };
     for row in sample {
         let more = match row {
-            Ok(row) => out.decode(&rows, &mut *decoder, &row),
+            Ok(row) => out.row(&row),
             Err(e) => out.error(e),
         };
         if !more {
@@ -968,7 +1181,7 @@ fn read_all<T>(job: Job<T>, emit: &mut Emit<T>) -> Result<()> {
     loop {
         let more = match rows.next()? {
             None => break,
-            Some(Ok(())) => out.decode(&rows, &mut *decoder, &rows.row),
+            Some(Ok(())) => out.row(&rows.row),
             Some(Err(e)) => out.error(e),
         };
         if !more {
@@ -982,39 +1195,64 @@ fn read_all<T>(job: Job<T>, emit: &mut Emit<T>) -> Result<()> {
     Ok(())
 }
 
-/// Collects records into batches and sends them.
+/// Collects checked rows and record-level errors into chunks and sends them,
+/// to be decoded in the pipeline's task, which batches the records as they
+/// would be batched here: a full batch is sent, and the records so far go
+/// before an error and wherever [`flush`](Batcher::flush) is called.
 struct Batcher<'a, T> {
-    emit: &'a mut Emit<T>,
-    records: Vec<T>,
+    emit: &'a mut Emit<Msg<T>>,
+    chunk: Chunk,
     size: usize,
+    /// Whether rows were sent since the last flush.
+    unflushed: bool,
 }
 
 impl<T> Batcher<'_, T> {
-    /// Decodes a row and adds it; false when the pipeline is gone.
-    fn decode(&mut self, rows: &Rows, decoder: &mut dyn Decode<T>, row: &Row) -> bool {
-        match decoder.decode(row) {
-            Ok(record) => {
-                if self.records.capacity() == 0 {
-                    self.records.reserve_exact(self.size.min(4096));
-                }
-                self.records.push(record);
-                self.records.len() < self.size || self.flush()
-            }
-            Err(e) => self.error(rows.field_error(row, e)),
+    /// Adds a row; false when the pipeline is gone.
+    fn row(&mut self, row: &Row) -> bool {
+        let chunk = &mut self.chunk;
+        let mut end = chunk.text.len();
+        chunk.text.push_str(row.fields.as_slice());
+        for field in &row.fields {
+            end += field.len();
+            chunk.ends.push(end);
         }
+        chunk.positions.extend_from_slice(&row.info.fields);
+        chunk.items.push(Item::Row {
+            index: row.index,
+            start: row.info.start,
+            fields: row.fields.len(),
+        });
+        chunk.items.len() < self.size || self.send(false)
     }
 
-    /// Sends the records so far, then the error.
+    /// Adds an error, after the rows so far.
     fn error(&mut self, error: Error) -> bool {
-        self.flush() && self.emit.error(error)
+        self.chunk.items.push(Item::Error(error));
+        self.chunk.items.len() < self.size || self.send(false)
     }
 
     /// Sends the records so far, if any.
     fn flush(&mut self) -> bool {
-        if self.records.is_empty() {
+        if self.chunk.items.is_empty() && !self.unflushed {
             return true;
         }
-        self.emit.batch(std::mem::take(&mut self.records))
+        self.send(true)
+    }
+
+    fn send(&mut self, flush: bool) -> bool {
+        // The next chunk starts with room for as much as this one held.
+        let next = Chunk {
+            text: String::with_capacity(self.chunk.text.len()),
+            ends: Vec::with_capacity(self.chunk.ends.len()),
+            positions: Vec::with_capacity(self.chunk.positions.len()),
+            items: Vec::with_capacity(self.chunk.items.len()),
+            flush: false,
+        };
+        let mut chunk = std::mem::replace(&mut self.chunk, next);
+        chunk.flush = flush;
+        self.unflushed = !flush;
+        self.emit.batch(vec![Msg::Rows(chunk)])
     }
 }
 
@@ -1233,22 +1471,6 @@ impl Rows {
             position = position.field(self.label(field));
         }
         self.at_path(Error::parse(message).with_position(position))
-    }
-
-    /// The error for a value of `row` that did not decode.
-    fn field_error(&self, row: &Row, e: FieldError) -> Error {
-        let at = e
-            .column
-            .and_then(|c| row.info.fields.get(c).copied())
-            .unwrap_or(row.info.start);
-        let mut position = Position::new()
-            .record(row.index)
-            .line(at.line)
-            .byte(at.byte);
-        if let Some(name) = e.name.or_else(|| e.column.map(|c| self.label(c))) {
-            position = position.field(name);
-        }
-        self.at_path(Error::parse(e.message).with_position(position))
     }
 
     fn at_path(&self, error: Error) -> Error {
