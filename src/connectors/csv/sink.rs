@@ -13,7 +13,7 @@ use futures::Sink;
 use serde::Serialize;
 
 use super::CsvOptions;
-use crate::connectors::file::{BatchWriter, BlockingSink, Output, OutputFile};
+use crate::connectors::file::{BatchWriter, Deferred, Output, OutputFile};
 use crate::record::{Record, Schema, Value};
 use crate::{Batch, Error, Position, Result};
 
@@ -147,10 +147,8 @@ enum Target {
 /// abandons a file output.
 #[must_use = "sinks do nothing unless a pipeline writes to them"]
 pub struct CsvSink<T> {
-    /// The configuration, until the sink starts.
-    config: Option<Box<Config>>,
-    /// The writer, once started.
-    sink: Option<BlockingSink<T>>,
+    /// The configuration until the first poll, then the writer.
+    state: Deferred<Config, CsvWriter<T>, T>,
 }
 
 struct Config {
@@ -162,19 +160,20 @@ struct Config {
 impl<T: Serialize + Send + 'static> CsvSink<T> {
     fn new(target: Target) -> Self {
         CsvSink {
-            config: Some(Box::new(Config {
-                target,
-                append: false,
-                options: CsvOptions::default(),
-            })),
-            sink: None,
+            state: Deferred::new(
+                Config {
+                    target,
+                    append: false,
+                    options: CsvOptions::default(),
+                },
+                WRITE_AHEAD,
+                CsvWriter::open,
+            ),
         }
     }
 
     fn config(&mut self) -> &mut Config {
-        self.config
-            .as_mut()
-            .expect("a sink is configured before it is used")
+        self.state.config()
     }
 
     /// Sets the field delimiter; `,` by default.
@@ -374,16 +373,6 @@ impl<T: Serialize + Send + 'static> CsvSink<T> {
         self.config().options = options;
         self
     }
-
-    /// Starts the writer (not yet opened: it opens on its thread).
-    fn start(&mut self) -> Pin<&mut BlockingSink<T>> {
-        if let Some(config) = self.config.take() {
-            self.sink = Some(BlockingSink::new(WRITE_AHEAD, move || {
-                CsvWriter::open(*config)
-            }));
-        }
-        Pin::new(self.sink.as_mut().expect("started above"))
-    }
 }
 
 impl<T> Unpin for CsvSink<T> {}
@@ -392,42 +381,33 @@ impl<T: Serialize + Send + 'static> Sink<Batch<T>> for CsvSink<T> {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.get_mut().start().poll_ready(cx)
+        Pin::new(&mut self.get_mut().state).poll_ready(cx)
     }
 
     fn start_send(self: Pin<&mut Self>, batch: Batch<T>) -> Result<()> {
-        match &mut self.get_mut().sink {
-            Some(sink) => Pin::new(sink).start_send(batch),
-            None => Err(Error::msg("start_send called before poll_ready")),
-        }
+        Pin::new(&mut self.get_mut().state).start_send(batch)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        match &mut self.get_mut().sink {
-            Some(sink) => Pin::new(sink).poll_flush(cx),
-            None => Poll::Ready(Ok(())),
-        }
+        Pin::new(&mut self.get_mut().state).poll_flush(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        // Also opens an output never made ready: an empty run still commits a file.
-        self.get_mut().start().poll_close(cx)
+        Pin::new(&mut self.get_mut().state).poll_close(cx)
     }
 }
 
 impl<T> fmt::Debug for CsvSink<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("CsvSink");
-        if let Some(c) = &self.config {
+        if let Some(c) = self.state.pending_config() {
             match &c.target {
                 Target::Path(p) => d.field("path", p),
                 Target::Writer(_) => d.field("writer", &".."),
             };
             d.field("append", &c.append).field("options", &c.options);
         }
-        if let Some(sink) = &self.sink {
-            d.field("running", sink);
-        }
+        d.field("state", &self.state);
         d.finish()
     }
 }

@@ -5,11 +5,13 @@
 #![allow(dead_code, unused_imports)] // used by the CSV and JSON Lines connectors as they land
 
 mod atomic;
+mod deferred;
 mod output;
 mod reader;
 mod writer;
 
 pub(crate) use atomic::AtomicFile;
+pub(crate) use deferred::Deferred;
 pub(crate) use output::{Output, OutputFile};
 pub(crate) use reader::{BlockingSource, Emit};
 pub(crate) use writer::{BatchWriter, BlockingSink};

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use futures::Sink;
 use serde::Serialize;
 
-use crate::connectors::file::{BatchWriter, BlockingSink, Output, OutputFile};
+use crate::connectors::file::{BatchWriter, Deferred, Output, OutputFile};
 use crate::{Batch, Error, Position, Result};
 
 /// Batches waiting for the writer thread.
@@ -86,10 +86,8 @@ enum Target {
 /// abandons a file output.
 #[must_use = "sinks do nothing unless a pipeline writes to them"]
 pub struct JsonlSink<T> {
-    /// The configuration, until the sink starts.
-    config: Option<Box<Config>>,
-    /// The writer, once started.
-    sink: Option<BlockingSink<T>>,
+    /// The configuration until the first poll, then the writer.
+    state: Deferred<Config, JsonlWriter<T>, T>,
 }
 
 struct Config {
@@ -100,11 +98,14 @@ struct Config {
 impl<T: Serialize + Send + 'static> JsonlSink<T> {
     fn new(target: Target) -> Self {
         JsonlSink {
-            config: Some(Box::new(Config {
-                target,
-                append: false,
-            })),
-            sink: None,
+            state: Deferred::new(
+                Config {
+                    target,
+                    append: false,
+                },
+                WRITE_AHEAD,
+                JsonlWriter::open,
+            ),
         }
     }
 
@@ -131,20 +132,8 @@ impl<T: Serialize + Send + 'static> JsonlSink<T> {
     /// # Ok(()) }
     /// ```
     pub fn append(mut self) -> Self {
-        self.config
-            .as_mut()
-            .expect("a sink is configured before it is used")
-            .append = true;
+        self.state.config().append = true;
         self
-    }
-
-    fn start(&mut self) -> Pin<&mut BlockingSink<T>> {
-        if let Some(config) = self.config.take() {
-            self.sink = Some(BlockingSink::new(WRITE_AHEAD, move || {
-                JsonlWriter::open(*config)
-            }));
-        }
-        Pin::new(self.sink.as_mut().expect("started above"))
     }
 }
 
@@ -154,42 +143,33 @@ impl<T: Serialize + Send + 'static> Sink<Batch<T>> for JsonlSink<T> {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.get_mut().start().poll_ready(cx)
+        Pin::new(&mut self.get_mut().state).poll_ready(cx)
     }
 
     fn start_send(self: Pin<&mut Self>, batch: Batch<T>) -> Result<()> {
-        match &mut self.get_mut().sink {
-            Some(sink) => Pin::new(sink).start_send(batch),
-            None => Err(Error::msg("start_send called before poll_ready")),
-        }
+        Pin::new(&mut self.get_mut().state).start_send(batch)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        match &mut self.get_mut().sink {
-            Some(sink) => Pin::new(sink).poll_flush(cx),
-            None => Poll::Ready(Ok(())),
-        }
+        Pin::new(&mut self.get_mut().state).poll_flush(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        // Also opens an output never made ready: an empty run still commits a file.
-        self.get_mut().start().poll_close(cx)
+        Pin::new(&mut self.get_mut().state).poll_close(cx)
     }
 }
 
 impl<T> fmt::Debug for JsonlSink<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("JsonlSink");
-        if let Some(c) = &self.config {
+        if let Some(c) = self.state.pending_config() {
             match &c.target {
                 Target::Path(p) => d.field("path", p),
                 Target::Writer(_) => d.field("writer", &".."),
             };
             d.field("append", &c.append);
         }
-        if let Some(sink) = &self.sink {
-            d.field("running", sink);
-        }
+        d.field("state", &self.state);
         d.finish()
     }
 }
