@@ -25,7 +25,6 @@ impl Tasks {
     }
 
     /// Runs blocking work (file I/O, parsing) on tokio's blocking pool.
-    #[allow(dead_code)]
     pub(crate) fn spawn_blocking<F, R>(&self, f: F) -> tokio::task::JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -60,7 +59,6 @@ impl Tasks {
 /// Runs blocking work on tokio's blocking pool, as part of the current run when
 /// there is one: the run then waits for it to end before returning, so a file
 /// writer has removed its temporary file by the time `run()` reports a failure.
-#[allow(dead_code)]
 pub(crate) fn spawn_blocking_in_run<F, R>(f: F) -> tokio::task::JoinHandle<R>
 where
     F: FnOnce() -> R + Send + 'static,

@@ -2,8 +2,6 @@
 //! blocking readers and writers on tokio's blocking threads, linked to the async
 //! pipeline by bounded channels.
 
-#![allow(dead_code, unused_imports)] // used by the CSV and JSON Lines connectors as they land
-
 mod atomic;
 mod deferred;
 mod output;

@@ -40,14 +40,6 @@ impl Output {
         }
     }
 
-    /// The file path, if the output is a file.
-    pub(crate) fn path(&self) -> Option<&Path> {
-        match self {
-            Output::Replace(p) | Output::Append(p) => Some(p),
-            Output::Writer(_) => None,
-        }
-    }
-
     /// True when the destination file exists and is not empty (so an appending
     /// writer should not repeat a header).
     pub(crate) fn has_content(&self) -> bool {
