@@ -5,15 +5,12 @@ use std::fmt::{self, Write as _};
 use std::io::Write;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use futures::Sink;
 use serde::Serialize;
 
 use super::CsvOptions;
-use crate::connectors::file::{BatchWriter, Deferred, Output, OutputFile};
+use crate::connectors::file::{BatchWriter, Deferred, Output, OutputFile, forward_sink_to_state};
 use crate::record::{Record, Schema, Value};
 use crate::{Batch, Error, Position, Result};
 
@@ -375,27 +372,7 @@ impl<T: Serialize + Send + 'static> CsvSink<T> {
     }
 }
 
-impl<T> Unpin for CsvSink<T> {}
-
-impl<T: Serialize + Send + 'static> Sink<Batch<T>> for CsvSink<T> {
-    type Error = Error;
-
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        Pin::new(&mut self.get_mut().state).poll_ready(cx)
-    }
-
-    fn start_send(self: Pin<&mut Self>, batch: Batch<T>) -> Result<()> {
-        Pin::new(&mut self.get_mut().state).start_send(batch)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        Pin::new(&mut self.get_mut().state).poll_flush(cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        Pin::new(&mut self.get_mut().state).poll_close(cx)
-    }
-}
+forward_sink_to_state!(CsvSink);
 
 impl<T> fmt::Debug for CsvSink<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

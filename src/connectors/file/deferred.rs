@@ -105,3 +105,45 @@ impl<C, W, T> fmt::Debug for Deferred<C, W, T> {
         }
     }
 }
+
+/// Implements `Unpin` and `Sink<Batch<T>>` for a file sink type `$sink<T>`
+/// whose `state` field is a [`Deferred`], passing every call on to it.
+macro_rules! forward_sink_to_state {
+    ($sink:ident) => {
+        impl<T> Unpin for $sink<T> {}
+
+        impl<T: serde::Serialize + Send + 'static> futures::Sink<$crate::Batch<T>> for $sink<T> {
+            type Error = $crate::Error;
+
+            fn poll_ready(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<$crate::Result<()>> {
+                std::pin::Pin::new(&mut self.get_mut().state).poll_ready(cx)
+            }
+
+            fn start_send(
+                self: std::pin::Pin<&mut Self>,
+                batch: $crate::Batch<T>,
+            ) -> $crate::Result<()> {
+                std::pin::Pin::new(&mut self.get_mut().state).start_send(batch)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<$crate::Result<()>> {
+                std::pin::Pin::new(&mut self.get_mut().state).poll_flush(cx)
+            }
+
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<$crate::Result<()>> {
+                std::pin::Pin::new(&mut self.get_mut().state).poll_close(cx)
+            }
+        }
+    };
+}
+
+pub(crate) use forward_sink_to_state;

@@ -9,7 +9,7 @@ mod reader;
 mod writer;
 
 pub(crate) use atomic::AtomicFile;
-pub(crate) use deferred::Deferred;
+pub(crate) use deferred::{Deferred, forward_sink_to_state};
 pub(crate) use output::{Output, OutputFile};
 pub(crate) use reader::{BlockingSource, Emit};
 pub(crate) use writer::{BatchWriter, BlockingSink};

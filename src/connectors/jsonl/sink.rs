@@ -4,13 +4,10 @@ use std::fmt;
 use std::io::Write;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use futures::Sink;
 use serde::Serialize;
 
-use crate::connectors::file::{BatchWriter, Deferred, Output, OutputFile};
+use crate::connectors::file::{BatchWriter, Deferred, Output, OutputFile, forward_sink_to_state};
 use crate::{Batch, Error, Position, Result};
 
 /// Batches waiting for the writer thread.
@@ -137,27 +134,7 @@ impl<T: Serialize + Send + 'static> JsonlSink<T> {
     }
 }
 
-impl<T> Unpin for JsonlSink<T> {}
-
-impl<T: Serialize + Send + 'static> Sink<Batch<T>> for JsonlSink<T> {
-    type Error = Error;
-
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        Pin::new(&mut self.get_mut().state).poll_ready(cx)
-    }
-
-    fn start_send(self: Pin<&mut Self>, batch: Batch<T>) -> Result<()> {
-        Pin::new(&mut self.get_mut().state).start_send(batch)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        Pin::new(&mut self.get_mut().state).poll_flush(cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        Pin::new(&mut self.get_mut().state).poll_close(cx)
-    }
-}
+forward_sink_to_state!(JsonlSink);
 
 impl<T> fmt::Debug for JsonlSink<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
