@@ -4,12 +4,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use futures::Stream;
 use pin_project::{pin_project, pinned_drop};
 
-use super::{fail, guard, join_error};
+use super::intake::{Intake, Next, spawn_call};
+use super::{fail, join_error};
 use crate::metrics::StageMetrics;
 use crate::runtime::{Spawned, Tasks};
 use crate::{Batch, Result};
@@ -30,12 +30,11 @@ pub struct MapAsync<S, T, U, F> {
     concurrency: usize,
     tasks: Tasks,
     stage: Arc<StageMetrics>,
-    waiting: std::vec::IntoIter<T>,
+    intake: Intake<T>,
     in_flight: VecDeque<Spawned<U>>,
     // Sizes and sequence numbers of the admitted batches whose output is not complete.
     batches: VecDeque<(usize, u64)>,
     out: Vec<U>,
-    upstream_done: bool,
     failed: bool,
 }
 
@@ -53,11 +52,10 @@ impl<S, T, U, F> MapAsync<S, T, U, F> {
             concurrency,
             tasks,
             stage,
-            waiting: Vec::new().into_iter(),
+            intake: Intake::new(),
             in_flight: VecDeque::new(),
             batches: VecDeque::new(),
             out: Vec::new(),
-            upstream_done: false,
             failed: false,
         }
     }
@@ -80,43 +78,28 @@ where
         loop {
             // Start work while there is room, pulling batches from upstream as needed.
             loop {
-                // When every slot is busy, still take the next batch into hand:
-                // an upstream error is then seen at once, not only after a
-                // slot frees up (which may be never). At most one batch waits.
                 let room = this.in_flight.len() < *this.concurrency;
-                if !room && this.waiting.len() > 0 {
-                    break;
-                }
-                if let Some(record) = room.then(|| this.waiting.next()).flatten() {
-                    let start = Instant::now();
-                    let f = &mut *this.f;
-                    let fut = guard(this.stage, || f(record));
-                    this.stage.busy_since(start);
-                    match fut {
-                        Ok(fut) => this.in_flight.push_back(Spawned(this.tasks.spawn(fut))),
-                        Err(e) => return fail(this.failed, e),
-                    }
-                    continue;
-                }
-                if *this.upstream_done {
-                    break;
-                }
-                match this.upstream.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(Ok(batch))) => {
-                        this.stage.batch_in(batch.len());
-                        if !batch.is_empty() {
-                            this.batches.push_back((batch.len(), batch.seq()));
-                            *this.waiting = batch.into_records().into_iter();
-                        }
-                    }
-                    Poll::Ready(Some(Err(e))) => return fail(this.failed, e),
-                    Poll::Ready(None) => *this.upstream_done = true,
-                    Poll::Pending => break,
+                let batches = &mut *this.batches;
+                let next = this.intake.poll_next(
+                    this.upstream.as_mut(),
+                    cx,
+                    room,
+                    this.stage,
+                    |len, seq| batches.push_back((len, seq)),
+                );
+                let record = match next {
+                    Next::Start(record) => record,
+                    Next::Wait => break,
+                    Next::Failed(e) => return fail(this.failed, e),
+                };
+                match spawn_call(this.f, record, this.tasks, this.stage) {
+                    Ok(task) => this.in_flight.push_back(task),
+                    Err(e) => return fail(this.failed, e),
                 }
             }
             // Collect finished work strictly in input order.
             let Some(head) = this.in_flight.front_mut() else {
-                return if *this.upstream_done {
+                return if this.intake.upstream_done() {
                     Poll::Ready(None)
                 } else {
                     Poll::Pending // upstream was polled above and will wake us
@@ -147,7 +130,7 @@ impl<S, T, U, F> PinnedDrop for MapAsync<S, T, U, F> {
         // Records not started, in flight, or done but waiting for their batch.
         let this = self.project();
         this.stage
-            .abandon(this.waiting.len() + this.in_flight.len() + this.out.len());
+            .abandon(this.intake.held() + this.in_flight.len() + this.out.len());
     }
 }
 

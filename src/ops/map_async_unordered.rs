@@ -4,13 +4,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
 use pin_project::{pin_project, pinned_drop};
 
-use super::{fail, guard, join_error};
+use super::intake::{Intake, Next, spawn_call};
+use super::{fail, join_error};
 use crate::metrics::StageMetrics;
 use crate::runtime::{Spawned, Tasks};
 use crate::{Batch, Result};
@@ -31,11 +31,10 @@ pub struct MapAsyncUnordered<S, T, U, F> {
     concurrency: usize,
     tasks: Tasks,
     stage: Arc<StageMetrics>,
-    waiting: std::vec::IntoIter<T>,
+    intake: Intake<T>,
     in_flight: FuturesUnordered<Spawned<U>>,
     batches: VecDeque<(usize, u64)>,
     out: Vec<U>,
-    upstream_done: bool,
     failed: bool,
 }
 
@@ -53,11 +52,10 @@ impl<S, T, U, F> MapAsyncUnordered<S, T, U, F> {
             concurrency,
             tasks,
             stage,
-            waiting: Vec::new().into_iter(),
+            intake: Intake::new(),
             in_flight: FuturesUnordered::new(),
             batches: VecDeque::new(),
             out: Vec::new(),
-            upstream_done: false,
             failed: false,
         }
     }
@@ -79,41 +77,26 @@ where
         }
         loop {
             loop {
-                // When every slot is busy, still take the next batch into hand:
-                // an upstream error is then seen at once, not only after a
-                // slot frees up (which may be never). At most one batch waits.
                 let room = this.in_flight.len() < *this.concurrency;
-                if !room && this.waiting.len() > 0 {
-                    break;
-                }
-                if let Some(record) = room.then(|| this.waiting.next()).flatten() {
-                    let start = Instant::now();
-                    let f = &mut *this.f;
-                    let fut = guard(this.stage, || f(record));
-                    this.stage.busy_since(start);
-                    match fut {
-                        Ok(fut) => this.in_flight.push(Spawned(this.tasks.spawn(fut))),
-                        Err(e) => return fail(this.failed, e),
-                    }
-                    continue;
-                }
-                if *this.upstream_done {
-                    break;
-                }
-                match this.upstream.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(Ok(batch))) => {
-                        this.stage.batch_in(batch.len());
-                        if !batch.is_empty() {
-                            this.batches.push_back((batch.len(), batch.seq()));
-                            *this.waiting = batch.into_records().into_iter();
-                        }
-                    }
-                    Poll::Ready(Some(Err(e))) => return fail(this.failed, e),
-                    Poll::Ready(None) => *this.upstream_done = true,
-                    Poll::Pending => break,
+                let batches = &mut *this.batches;
+                let next = this.intake.poll_next(
+                    this.upstream.as_mut(),
+                    cx,
+                    room,
+                    this.stage,
+                    |len, seq| batches.push_back((len, seq)),
+                );
+                let record = match next {
+                    Next::Start(record) => record,
+                    Next::Wait => break,
+                    Next::Failed(e) => return fail(this.failed, e),
+                };
+                match spawn_call(this.f, record, this.tasks, this.stage) {
+                    Ok(task) => this.in_flight.push(task),
+                    Err(e) => return fail(this.failed, e),
                 }
             }
-            let all_started = *this.upstream_done && this.waiting.len() == 0;
+            let all_started = this.intake.is_drained();
             if let Some(&(size, seq)) = this.batches.front() {
                 // Emit a batch of the oldest input batch's size; at the end, whatever is left.
                 if this.out.len() >= size || (all_started && this.in_flight.is_empty()) {
@@ -142,7 +125,7 @@ impl<S, T, U, F> PinnedDrop for MapAsyncUnordered<S, T, U, F> {
         // Records not started, in flight, or done but not yet passed on.
         let this = self.project();
         this.stage
-            .abandon(this.waiting.len() + this.in_flight.len() + this.out.len());
+            .abandon(this.intake.held() + this.in_flight.len() + this.out.len());
     }
 }
 

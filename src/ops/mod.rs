@@ -17,6 +17,7 @@ mod filter;
 mod filter_map;
 mod flat_map;
 mod inspect;
+mod intake;
 mod map;
 mod map_async;
 mod map_async_unordered;

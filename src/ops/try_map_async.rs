@@ -11,6 +11,7 @@ use pin_project::{pin_project, pinned_drop};
 use tokio::time::Sleep;
 
 use super::failure::{Failures, Outcome};
+use super::intake::{Intake, Next};
 use super::{fail, guard, join_error};
 use crate::metrics::StageMetrics;
 use crate::runtime::{Spawned, Tasks};
@@ -34,12 +35,11 @@ pub struct TryMapAsync<S, T, U, F> {
     tasks: Tasks,
     stage: Arc<StageMetrics>,
     failures: Failures,
-    waiting: std::vec::IntoIter<T>,
+    intake: Intake<T>,
     waiting_batch: u64,
     in_flight: VecDeque<Attempt<T, U>>,
     batches: VecDeque<Pending<U>>,
     next_batch: u64,
-    upstream_done: bool,
     /// Records started so far: the index of the next one.
     started: u64,
     failed: bool,
@@ -113,12 +113,11 @@ impl<S, T, U, F> TryMapAsync<S, T, U, F> {
             tasks,
             stage,
             failures: Failures::default(),
-            waiting: Vec::new().into_iter(),
+            intake: Intake::new(),
             waiting_batch: 0,
             in_flight: VecDeque::new(),
             batches: VecDeque::new(),
             next_batch: 0,
-            upstream_done: false,
             started: 0,
             failed: false,
         }
@@ -183,51 +182,46 @@ where
             }
             // Start work while there is room.
             loop {
-                // When every slot is busy, still take the next batch into hand:
-                // an upstream error is then seen at once, not only after a
-                // slot frees up (which may be never). At most one batch waits.
                 let room = this.in_flight.len() < *this.concurrency;
-                if !room && this.waiting.len() > 0 {
-                    break;
+                let (batches, waiting_batch, next_batch) = (
+                    &mut *this.batches,
+                    &mut *this.waiting_batch,
+                    &mut *this.next_batch,
+                );
+                let next = this.intake.poll_next(
+                    this.upstream.as_mut(),
+                    cx,
+                    room,
+                    this.stage,
+                    |len, seq| {
+                        *waiting_batch = *next_batch;
+                        *next_batch += 1;
+                        batches.push_back(Pending {
+                            id: *waiting_batch,
+                            seq,
+                            unresolved: len,
+                            accepted: 0,
+                            out: Vec::with_capacity(len),
+                        });
+                    },
+                );
+                let record = match next {
+                    Next::Start(record) => record,
+                    Next::Wait => break,
+                    Next::Failed(e) => return fail(this.failed, e),
+                };
+                match start(this.f, &record, this.tasks, this.stage) {
+                    Ok(task) => this.in_flight.push_back(Attempt {
+                        record,
+                        index: *this.started,
+                        batch: *this.waiting_batch,
+                        attempts: 0,
+                        work: Work::Running(task),
+                        resolved: None,
+                    }),
+                    Err(e) => return fail(this.failed, e),
                 }
-                if let Some(record) = room.then(|| this.waiting.next()).flatten() {
-                    match start(this.f, &record, this.tasks, this.stage) {
-                        Ok(task) => this.in_flight.push_back(Attempt {
-                            record,
-                            index: *this.started,
-                            batch: *this.waiting_batch,
-                            attempts: 0,
-                            work: Work::Running(task),
-                            resolved: None,
-                        }),
-                        Err(e) => return fail(this.failed, e),
-                    }
-                    *this.started += 1;
-                    continue;
-                }
-                if *this.upstream_done {
-                    break;
-                }
-                match this.upstream.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(Ok(batch))) => {
-                        this.stage.batch_in(batch.len());
-                        if !batch.is_empty() {
-                            *this.waiting_batch = *this.next_batch;
-                            *this.next_batch += 1;
-                            this.batches.push_back(Pending {
-                                id: *this.waiting_batch,
-                                seq: batch.seq(),
-                                unresolved: batch.len(),
-                                accepted: 0,
-                                out: Vec::with_capacity(batch.len()),
-                            });
-                            *this.waiting = batch.into_records().into_iter();
-                        }
-                    }
-                    Poll::Ready(Some(Err(e))) => return fail(this.failed, e),
-                    Poll::Ready(None) => *this.upstream_done = true,
-                    Poll::Pending => break,
-                }
+                *this.started += 1;
             }
             // Poll every attempt in flight and apply the policy to a failure
             // at once: a retry starts its backoff while the records before it
@@ -294,7 +288,7 @@ where
             }
             // Pass on the oldest record's result: results keep input order.
             let Some(head) = this.in_flight.front_mut() else {
-                return if *this.upstream_done && this.batches.is_empty() {
+                return if this.intake.upstream_done() && this.batches.is_empty() {
                     Poll::Ready(None)
                 } else {
                     Poll::Pending
@@ -330,7 +324,7 @@ impl<S, T, U, F> PinnedDrop for TryMapAsync<S, T, U, F> {
             .filter(|a| !matches!(a.resolved, Some(None)))
             .count();
         let done: usize = this.batches.iter().map(|b| b.out.len()).sum();
-        this.stage.abandon(this.waiting.len() + in_flight + done);
+        this.stage.abandon(this.intake.held() + in_flight + done);
     }
 }
 
