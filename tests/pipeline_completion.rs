@@ -506,3 +506,68 @@ async fn a_buffer_task_is_gone_when_the_run_fails() {
 async fn a_buffer_task_is_gone_when_the_run_fails_multi_thread() {
     buffer_task_is_gone_when_the_run_fails().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_can_be_spawned_as_a_task_of_its_own() {
+    let (sink, probe) = probe();
+    let run = Pipeline::from(source::iter(0..10_000u64).batch_size(100))
+        .map(|x| x + 1)
+        .buffer(2)
+        .to(sink)
+        .run();
+    // The run future is `Send + 'static`: it can go to `tokio::spawn`.
+    let report = no_hang(tokio::spawn(run)).await.unwrap().unwrap();
+    assert!(report.is_completed());
+    assert!(probe.is_closed());
+    assert_eq!(probe.record_count(), 10_000);
+}
+
+/// Sends on its channel when dropped.
+struct DropSignal(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn dropping_the_run_future_stops_the_run() {
+    let (dropped_tx, dropped) = tokio::sync::oneshot::channel();
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    let signal = DropSignal(Some(dropped_tx));
+    let mut started_tx = Some(started_tx);
+    let (sink, probe) = probe();
+    let run = Pipeline::from(source::iter(0u64..).batch_size(100)) // endless
+        .map(move |x| {
+            let _held = &signal;
+            if x == 1_000 {
+                started_tx.take().map(|tx| tx.send(()));
+            }
+            x
+        })
+        .to(sink)
+        .run();
+    tokio::select! {
+        _ = run => panic!("an endless run ended"),
+        _ = started => {}
+    }
+    // The run future is gone: the pipeline (and the closure holding the
+    // signal) must be dropped, not left running in the background.
+    no_hang(dropped).await.unwrap();
+    assert!(
+        !probe.is_closed(),
+        "an abandoned run must not commit its sink"
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_run_future_stops_the_run_current_thread() {
+    dropping_the_run_future_stops_the_run().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_run_future_stops_the_run_multi_thread() {
+    dropping_the_run_future_stops_the_run().await;
+}

@@ -739,7 +739,8 @@ impl<S: Source> Pipeline<S> {
     }
 
     /// Connects the sink: any `futures::Sink` of batches with DataFlare's
-    /// [`Error`], such as those in [`sink`](crate::sink).
+    /// [`Error`], such as those in [`sink`](crate::sink). The sink must be
+    /// `Send + 'static`: the run drives it from a task of its own.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -761,7 +762,7 @@ impl<S: Source> Pipeline<S> {
     /// ```
     pub fn to<K>(mut self, sink: K) -> Runnable<S, K>
     where
-        K: Sink<Batch<S::Record>, Error = Error> + Send,
+        K: Sink<Batch<S::Record>, Error = Error> + Send + 'static,
     {
         let stage = self.stages.add_named("sink".to_string());
         Runnable::new(self, sink, stage)

@@ -7,11 +7,13 @@ use std::time::Instant;
 use futures::Sink;
 use futures::future::{Either, poll_fn, select, try_join_all};
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Pipeline, Report, Status};
-use crate::metrics::StageMetrics;
+use crate::metrics::{StageMetrics, Stages};
 use crate::ops::guard;
+use crate::runtime::{Spawned, Tasks};
 use crate::source::Source;
 use crate::{Batch, Error, Result};
 
@@ -38,7 +40,7 @@ impl<S, K> Runnable<S, K> {
 impl<S, K> Runnable<S, K>
 where
     S: Source,
-    K: Sink<Batch<S::Record>, Error = Error> + Send,
+    K: Sink<Batch<S::Record>, Error = Error> + Send + 'static,
 {
     /// Runs the pipeline to the end and returns its [`Report`], or the error a
     /// failed run stopped on.
@@ -47,6 +49,11 @@ where
     /// has been closed and every task the run spawned has ended. On failure the
     /// sink is dropped without `close`: a sink that commits on close (a file
     /// renamed into place) then leaves no partial output.
+    ///
+    /// The run is driven by a Tokio task of its own (so it must be called within
+    /// a Tokio runtime), wherever it is awaited from: awaited on `block_on`'s
+    /// thread, it still runs on the runtime's workers. Dropping the returned
+    /// future aborts the run; the sink is dropped without `close`.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -134,68 +141,38 @@ where
             tasks,
         } = pipeline;
         let start = Instant::now();
-        let span = tracing::info_span!("pipeline");
-        let dead_letters = stages.dead_letters().to_vec();
-        let cancelled = std::sync::atomic::AtomicBool::new(false);
-        let result = async {
-            // The dead-letter sinks are driven alongside the pipeline, in this
-            // task, and told to finish once the pipeline is done.
-            let (done_tx, done_rx): (Vec<_>, Vec<_>) = dead_letters
-                .iter()
-                .map(|_| oneshot::channel::<()>())
-                .unzip();
-            let pipeline = async {
-                let check = || stages.check_max_errors();
-                let run = tasks.scope(forward(stream, sink, &sink_stage, &check));
-                // `stop` is polled first: polled after the run, it would find
-                // tokio's cooperative budget spent by the run every time.
-                let result = match select(pin!(stop), pin!(run)).await {
-                    Either::Right((result, _)) => result,
-                    Either::Left(((), _)) => {
-                        // The run future, a temporary of this statement, is
-                        // dropped at its end, with the pipeline and the sink:
-                        // nothing more is read, nothing is committed.
-                        cancelled.store(true, std::sync::atomic::Ordering::Relaxed);
-                        Ok(())
-                    }
-                };
-                // Stream and sink are dropped by now, which aborts any task
-                // still running. A task may not have seen its abort yet and
-                // still reject records (a stage upstream of a buffer, after a
-                // `take` ended the run): wait for every task to end before the
-                // dead-letter sinks stop taking rejects, so none counted is lost.
-                tasks.wait().await;
-                drop(done_tx);
-                result
-            };
-            let rejects = try_join_all(dead_letters.iter().zip(done_rx).map(
-                |(d, done)| async move {
-                    d.drive(done)
-                        .await
-                        .map_err(|e| e.with_stage("dead letters"))
-                },
-            ));
-            // A dead-letter sink that fails ends the run there, as a failing
-            // sink does (the pipeline is dropped, its sink not closed), and
-            // with its own error: going on, the next stage to reject a record
-            // would fail with `Closed` instead, hiding the cause.
-            let result = match select(pin!(pipeline), pin!(rejects)).await {
-                Either::Left((result, rejects)) => result.and(rejects.await.map(drop)),
-                Either::Right((Ok(_), pipeline)) => pipeline.await,
-                Either::Right((Err(e), _pipeline)) => Err(e),
-            };
-            // Wait for every task to end (again, if the dead letters failed
-            // first and the pipeline was dropped) so nothing outlives the run.
-            tasks.wait().await;
-            result
-        }
-        .instrument(span)
-        .await;
+        let cancel = CancellationToken::new();
+        let driver = drive(
+            stream,
+            sink,
+            sink_stage,
+            stages.clone(),
+            tasks.clone(),
+            cancel.clone(),
+        )
+        .instrument(tracing::info_span!("pipeline"));
+        // The run is driven by a task of its own, not by whoever awaits it. The
+        // caller is often `block_on`'s thread (`#[tokio::main]`), which is not a
+        // runtime worker: every batch crossing a `buffer` to it would be a
+        // cross-thread wake-up, measured at 3 µs per batch, and it would be a
+        // third busy thread on a 2-core machine. Dropping this future aborts the run.
+        let mut driver = Spawned(tokio::spawn(driver));
+        let outcome = match select(pin!(stop), &mut driver).await {
+            Either::Right((outcome, _)) => outcome,
+            Either::Left(((), driver)) => {
+                cancel.cancel();
+                driver.await
+            }
+        };
+        let (result, cancelled) = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) => (Err(join_error_of_run(e)), false),
+        };
         let errors = stages.take_errors();
         let stages = stages.snapshot();
         let failed_records: u64 = stages.iter().map(|s| s.skipped + s.dead_lettered).sum();
         let status = match result {
-            Ok(()) if cancelled.into_inner() => Status::Cancelled,
+            Ok(()) if cancelled => Status::Cancelled,
             Ok(()) if failed_records > 0 => Status::CompletedWithErrors,
             Ok(()) => Status::Completed,
             Err(e) => Status::Failed(e),
@@ -212,6 +189,87 @@ where
     }
 }
 
+/// The error for a run whose driving task did not finish: a panic of our own
+/// code (user code is guarded stage by stage), or the runtime shutting down.
+fn join_error_of_run(error: tokio::task::JoinError) -> Error {
+    match error.try_into_panic() {
+        Ok(payload) => Error::panic(payload).with_stage("pipeline"),
+        Err(e) => Error::other(e),
+    }
+}
+
+/// Runs the pipeline into its sink, with the dead-letter sinks alongside, until
+/// it ends or `cancel` fires; returns its result and whether it was cancelled.
+/// Returns only once every task the run spawned has ended.
+async fn drive<S, K>(
+    stream: S,
+    sink: K,
+    sink_stage: Arc<StageMetrics>,
+    stages: Stages,
+    tasks: Tasks,
+    cancel: CancellationToken,
+) -> (Result<()>, bool)
+where
+    S: Source,
+    K: Sink<Batch<S::Record>, Error = Error>,
+{
+    let dead_letters = stages.dead_letters().to_vec();
+    let mut cancelled = false;
+    // The dead-letter sinks are driven alongside the pipeline, in this
+    // task, and told to finish once the pipeline is done.
+    let (done_tx, done_rx): (Vec<_>, Vec<_>) = dead_letters
+        .iter()
+        .map(|_| oneshot::channel::<()>())
+        .unzip();
+    let pipeline = async {
+        let check = || stages.check_max_errors();
+        let run = tasks.scope(forward(stream, sink, &sink_stage, check));
+        // The cancel signal is polled first: polled after the run, it would find
+        // tokio's cooperative budget spent by the run every time.
+        let result = match select(pin!(cancel.cancelled()), pin!(run)).await {
+            Either::Right((result, _)) => result,
+            Either::Left(((), _)) => {
+                // The run future, a temporary of this statement, is
+                // dropped at its end, with the pipeline and the sink:
+                // nothing more is read, nothing is committed.
+                cancelled = true;
+                Ok(())
+            }
+        };
+        // Stream and sink are dropped by now, which aborts any task
+        // still running. A task may not have seen its abort yet and
+        // still reject records (a stage upstream of a buffer, after a
+        // `take` ended the run): wait for every task to end before the
+        // dead-letter sinks stop taking rejects, so none counted is lost.
+        tasks.wait().await;
+        drop(done_tx);
+        result
+    };
+    let rejects = try_join_all(
+        dead_letters
+            .iter()
+            .zip(done_rx)
+            .map(|(d, done)| async move {
+                d.drive(done)
+                    .await
+                    .map_err(|e| e.with_stage("dead letters"))
+            }),
+    );
+    // A dead-letter sink that fails ends the run there, as a failing
+    // sink does (the pipeline is dropped, its sink not closed), and
+    // with its own error: going on, the next stage to reject a record
+    // would fail with `Closed` instead, hiding the cause.
+    let result = match select(pin!(pipeline), pin!(rejects)).await {
+        Either::Left((result, rejects)) => result.and(rejects.await.map(drop)),
+        Either::Right((Ok(_), pipeline)) => pipeline.await,
+        Either::Right((Err(e), _pipeline)) => Err(e),
+    };
+    // Wait for every task to end (again, if the dead letters failed
+    // first and the pipeline was dropped) so nothing outlives the run.
+    tasks.wait().await;
+    (result, cancelled)
+}
+
 /// Drives batches from `stream` into `sink` until the stream ends, then closes
 /// the sink (as `futures::StreamExt::forward` does, with metrics and panic
 /// catching). Flushes whenever the stream has nothing ready, so a slow source
@@ -223,7 +281,7 @@ async fn forward<S, K, T>(
     stream: S,
     sink: K,
     stage: &StageMetrics,
-    before_close: &dyn Fn() -> Result<()>,
+    before_close: impl Fn() -> Result<()>,
 ) -> Result<()>
 where
     S: futures::Stream<Item = Result<Batch<T>>>,
