@@ -12,10 +12,12 @@
 //! and every malformed record is an error with its file, record, line, byte
 //! and field; see [`CsvSource`].
 
+mod decode;
 mod options;
+mod parse;
+mod reading;
 mod sink;
 mod source;
-mod strict;
 
 pub use options::{CsvOptions, Trim};
 pub use sink::{CsvSink, write, write_records, write_records_to, write_to};

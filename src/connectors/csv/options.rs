@@ -69,25 +69,6 @@ impl Default for CsvOptions {
 }
 
 impl CsvOptions {
-    /// A `csv` crate reader configured with these options.
-    pub(crate) fn reader_builder(&self) -> ::csv::ReaderBuilder {
-        let mut b = ::csv::ReaderBuilder::new();
-        b.delimiter(self.delimiter)
-            .has_headers(self.has_headers)
-            .quote(self.quote)
-            .escape(self.escape)
-            .double_quote(self.double_quote)
-            .comment(self.comment)
-            .flexible(self.flexible)
-            .trim(match self.trim {
-                Trim::None => ::csv::Trim::None,
-                Trim::Headers => ::csv::Trim::Headers,
-                Trim::Fields => ::csv::Trim::Fields,
-                Trim::All => ::csv::Trim::All,
-            });
-        b
-    }
-
     /// A `csv` crate writer configured with these options.
     pub(crate) fn writer_builder(&self) -> ::csv::WriterBuilder {
         let mut b = ::csv::WriterBuilder::new();

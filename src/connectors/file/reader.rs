@@ -26,6 +26,11 @@ impl<T> Emit<T> {
         self.tx.blocking_send(Ok(batch)).is_ok()
     }
 
+    /// True when a batch could be sent now without waiting for room.
+    pub(crate) fn has_room(&self) -> bool {
+        self.tx.capacity() > 0
+    }
+
     /// Sends an error. A record-level error lets the source's policy decide
     /// whether the reader goes on; false when the pipeline is gone.
     pub(crate) fn error(&mut self, error: Error) -> bool {

@@ -1,0 +1,479 @@
+//! The pipeline's side of the CSV source: turning the rows the reading
+//! thread checked into records (typed through serde, or dynamic), and batching
+//! them.
+
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ::csv::StringRecord;
+use serde::de::DeserializeOwned;
+
+use super::parse::Pos;
+use crate::record::{DataType, Record, Schema, Value};
+use crate::{Batch, Error, Position, Result};
+
+/// Where the columns of dynamic records come from.
+#[derive(Debug, Clone)]
+pub(super) enum Columns {
+    /// Names from the header (or `col0`...), every column text.
+    FromInput,
+    /// A given schema.
+    Schema(Arc<Schema>),
+    /// Names from the header, types guessed from this many rows.
+    Infer(usize),
+}
+
+/// Makes the record decoder once the header and the first rows are known.
+pub(super) type MakeDecoder<T> = fn(Setup<'_>) -> Result<Box<dyn Decode<T>>>;
+
+/// What the reading thread sends: first the decoder, then checked rows.
+pub(super) enum Msg<T> {
+    Start(Box<dyn Decode<T>>, Labels),
+    /// Rows to decode.
+    Rows(Chunk),
+    /// Rows the reading thread decoded, having time to spare.
+    Decoded(Decoded<T>),
+}
+
+/// Rows read and checked on the reading thread, to be decoded in the
+/// pipeline's task, and the record-level errors between them, in order.
+#[derive(Default)]
+pub(super) struct Chunk {
+    /// The rows' fields, one after the other.
+    pub(super) text: String,
+    /// The end of each field in `text`.
+    pub(super) ends: Vec<usize>,
+    /// Each field's first byte in the input.
+    pub(super) positions: Vec<Pos>,
+    pub(super) items: Vec<Item>,
+    /// Whether the records decoded so far are sent on after this chunk.
+    pub(super) flush: bool,
+}
+
+pub(super) enum Item {
+    /// A row of `fields` fields, the next ones in the chunk.
+    Row {
+        index: u64,
+        start: Pos,
+        fields: usize,
+    },
+    Error(Error),
+}
+
+/// How fields are named in errors, and the input's path.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Labels {
+    /// The header's or the schema's names.
+    pub(super) names: Vec<String>,
+    /// The prefix of a field's index when it has no name.
+    pub(super) unnamed: &'static str,
+    pub(super) path: Option<PathBuf>,
+}
+
+impl Labels {
+    /// The error for a value of the row at `index` that did not decode.
+    fn field_error(&self, index: u64, start: Pos, positions: &[Pos], e: FieldError) -> Error {
+        let at = e
+            .column
+            .and_then(|c| positions.get(c).copied())
+            .unwrap_or(start);
+        let mut position = Position::new().record(index).line(at.line).byte(at.byte);
+        if let Some(name) = e.name.or_else(|| {
+            e.column.map(|c| match self.names.get(c) {
+                Some(name) => name.clone(),
+                None => format!("{}{c}", self.unnamed),
+            })
+        }) {
+            position = position.field(name);
+        }
+        with_path(
+            Error::parse(e.message).with_position(position),
+            self.path.as_deref(),
+        )
+    }
+}
+
+/// The pipeline's side of the source: decodes rows into records and batches
+/// them as the reading thread would have.
+pub(super) struct Decoding<T> {
+    decoder: Option<Box<dyn Decode<T>>>,
+    labels: Labels,
+    /// Records not yet sent.
+    pub(super) carry: Vec<T>,
+    /// Records per batch.
+    pub(super) size: usize,
+    seq: u64,
+    /// What is ready to be yielded.
+    pub(super) out: VecDeque<Result<Batch<T>>>,
+    /// Whether the reader has ended.
+    pub(super) done: bool,
+}
+
+impl<T> Default for Decoding<T> {
+    fn default() -> Self {
+        Decoding {
+            decoder: None,
+            labels: Labels::default(),
+            carry: Vec::new(),
+            size: 1,
+            seq: 0,
+            out: VecDeque::new(),
+            done: false,
+        }
+    }
+}
+
+impl<T> Decoding<T> {
+    pub(super) fn take(&mut self, msg: Msg<T>) {
+        match msg {
+            Msg::Start(decoder, labels) => {
+                self.decoder = Some(decoder);
+                self.labels = labels;
+            }
+            Msg::Rows(chunk) => {
+                let decoded = match self.decoder.as_mut() {
+                    Some(decoder) => decode(decoder.as_mut(), &self.labels, chunk),
+                    None => Decoded {
+                        records: Vec::new(),
+                        errors: vec![(
+                            0,
+                            Error::msg("internal error: a CSV row came before its decoder"),
+                        )],
+                        flush: chunk.flush,
+                    },
+                };
+                self.push(decoded);
+            }
+            Msg::Decoded(decoded) => self.push(decoded),
+        }
+    }
+
+    /// Batches decoded records, as the reading thread would have.
+    fn push(&mut self, decoded: Decoded<T>) {
+        let Decoded {
+            records,
+            errors,
+            flush,
+        } = decoded;
+        if self.carry.is_empty() && errors.is_empty() && records.len() == self.size {
+            // Most chunks are exactly a batch: no need to move the records.
+            self.carry = records;
+            self.flush();
+            return;
+        }
+        let mut errors = errors.into_iter().peekable();
+        for (i, record) in records.into_iter().enumerate() {
+            while let Some((_, e)) = errors.next_if(|(at, _)| *at <= i) {
+                self.flush();
+                self.out.push_back(Err(e));
+            }
+            if self.carry.capacity() == 0 {
+                self.carry.reserve_exact(self.size.min(4096));
+            }
+            self.carry.push(record);
+            if self.carry.len() >= self.size {
+                self.flush();
+            }
+        }
+        for (_, e) in errors {
+            self.flush();
+            self.out.push_back(Err(e));
+        }
+        if flush {
+            self.flush();
+        }
+    }
+
+    /// Queues the records so far as a batch, if any.
+    pub(super) fn flush(&mut self) {
+        if self.carry.is_empty() {
+            return;
+        }
+        let batch = Batch::new(std::mem::take(&mut self.carry)).with_seq(self.seq);
+        self.seq += 1;
+        self.out.push_back(Ok(batch));
+    }
+}
+
+/// Records decoded from a chunk, on either side of the channel, and the
+/// record-level errors between them.
+pub(super) struct Decoded<T> {
+    records: Vec<T>,
+    /// Each error, after how many of `records`.
+    errors: Vec<(usize, Error)>,
+    /// Whether the records decoded so far are sent on after these.
+    flush: bool,
+}
+
+/// Decodes the rows of a chunk.
+pub(super) fn decode<T>(decoder: &mut dyn Decode<T>, labels: &Labels, chunk: Chunk) -> Decoded<T> {
+    let Chunk {
+        text,
+        ends,
+        positions,
+        items,
+        flush,
+    } = chunk;
+    let mut records = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    let (mut field, mut from) = (0, 0);
+    for item in items {
+        match item {
+            Item::Error(e) => errors.push((records.len(), e)),
+            Item::Row {
+                index,
+                start,
+                fields,
+            } => {
+                let row_ends = &ends[field..field + fields];
+                let row = RowText {
+                    text: &text,
+                    from,
+                    ends: row_ends,
+                };
+                from = row_ends.last().copied().unwrap_or(from);
+                let at = &positions[field..field + fields];
+                field += fields;
+                match decoder.decode(row) {
+                    Ok(record) => records.push(record),
+                    Err(e) => {
+                        let e = labels.field_error(index, start, at, e);
+                        errors.push((records.len(), e));
+                    }
+                }
+            }
+        }
+    }
+    Decoded {
+        records,
+        errors,
+        flush,
+    }
+}
+
+/// The fields of one row, in a chunk's text.
+#[derive(Clone, Copy)]
+pub(super) struct RowText<'a> {
+    text: &'a str,
+    /// Where the first field starts in `text`.
+    from: usize,
+    /// Where each field ends in `text`.
+    ends: &'a [usize],
+}
+
+impl<'a> RowText<'a> {
+    /// Field `i`, if the row has one.
+    fn get(&self, i: usize) -> Option<&'a str> {
+        let end = *self.ends.get(i)?;
+        let from = match i {
+            0 => self.from,
+            _ => self.ends[i - 1],
+        };
+        self.text.get(from..end)
+    }
+
+    fn iter(self) -> impl Iterator<Item = &'a str> {
+        let mut from = self.from;
+        self.ends.iter().map(move |&end| {
+            let field = self.text.get(from..end).unwrap_or_default();
+            from = end;
+            field
+        })
+    }
+}
+
+/// What a decoder is made from.
+pub(super) struct Setup<'a> {
+    pub(super) header: Option<&'a StringRecord>,
+    /// Fields in a record: the header's, or the first record's.
+    pub(super) width: usize,
+    /// The first records that were well formed (as many as schema inference
+    /// asked for, else at most one).
+    pub(super) sample: &'a [StringRecord],
+    pub(super) columns: &'a Columns,
+    pub(super) path: Option<&'a Path>,
+}
+
+/// Turns a well-formed row's fields into a `T`.
+pub(super) trait Decode<T>: Send {
+    fn decode(&mut self, row: RowText<'_>) -> std::result::Result<T, FieldError>;
+    /// Another decoder like this one, for the other side of the channel.
+    fn fork(&self) -> Box<dyn Decode<T>>;
+}
+
+/// A value that does not fit: in which column, and why.
+pub(super) struct FieldError {
+    column: Option<usize>,
+    name: Option<String>,
+    message: String,
+}
+
+/// Deserializes rows into `T` with serde.
+struct Typed<T> {
+    header: Option<StringRecord>,
+    /// The row being decoded (its buffers reused).
+    record: StringRecord,
+    _record: PhantomData<fn() -> T>,
+}
+
+pub(super) fn typed<T: DeserializeOwned + 'static>(setup: Setup<'_>) -> Result<Box<dyn Decode<T>>> {
+    Ok(Box::new(Typed {
+        header: setup.header.cloned(),
+        record: StringRecord::new(),
+        _record: PhantomData,
+    }))
+}
+
+impl<T: DeserializeOwned + 'static> Decode<T> for Typed<T> {
+    fn fork(&self) -> Box<dyn Decode<T>> {
+        Box::new(Typed {
+            header: self.header.clone(),
+            record: StringRecord::new(),
+            _record: PhantomData,
+        })
+    }
+
+    fn decode(&mut self, row: RowText<'_>) -> std::result::Result<T, FieldError> {
+        self.record.clear();
+        for field in row.iter() {
+            self.record.push_field(field);
+        }
+        let fields = &self.record;
+        fields.deserialize(self.header.as_ref()).map_err(|e| {
+            let ::csv::ErrorKind::Deserialize { err, .. } = e.kind() else {
+                return FieldError {
+                    column: None,
+                    name: None,
+                    message: e.to_string(),
+                };
+            };
+            let column = err.field().and_then(|c| usize::try_from(c).ok());
+            let name = column.map(|c| match self.header.as_ref().and_then(|h| h.get(c)) {
+                Some(name) => name.to_string(),
+                None => c.to_string(),
+            });
+            let message = match column.and_then(|c| fields.get(c)) {
+                Some(text) => format!("invalid value {}: {}", excerpt(text), err.kind()),
+                None => err.kind().to_string(),
+            };
+            FieldError {
+                column,
+                name,
+                message,
+            }
+        })
+    }
+}
+
+/// Makes dynamic records of the schema's columns.
+struct Dynamic {
+    schema: Arc<Schema>,
+    /// For each schema column, the field it is read from.
+    columns: Vec<usize>,
+}
+
+pub(super) fn records(setup: Setup<'_>) -> Result<Box<dyn Decode<Record>>> {
+    let names: Vec<String> = match setup.header {
+        Some(header) => header.iter().map(str::to_string).collect(),
+        None => (0..setup.width).map(|i| format!("col{i}")).collect(),
+    };
+    let all = (0..names.len()).collect();
+    let (schema, columns) = match setup.columns {
+        Columns::FromInput => (
+            Arc::new(Schema::strings(names.iter().map(String::as_str))),
+            all,
+        ),
+        Columns::Infer(_) => {
+            let types = (0..names.len()).map(|c| infer(setup.sample, c));
+            let schema = Schema::new(names.iter().map(String::as_str).zip(types));
+            (Arc::new(schema), all)
+        }
+        Columns::Schema(schema) => match setup.header {
+            None => (schema.clone(), (0..schema.len()).collect()),
+            Some(header) => {
+                let columns = schema
+                    .names()
+                    .map(|name| {
+                        header.iter().position(|h| h == name).ok_or_else(|| {
+                            let e = Error::config(format!(
+                                "column {name:?} of the schema is not in the header"
+                            ));
+                            with_path(e, setup.path)
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                (schema.clone(), columns)
+            }
+        },
+    };
+    Ok(Box::new(Dynamic { schema, columns }))
+}
+
+impl Decode<Record> for Dynamic {
+    fn fork(&self) -> Box<dyn Decode<Record>> {
+        Box::new(Dynamic {
+            schema: self.schema.clone(),
+            columns: self.columns.clone(),
+        })
+    }
+
+    fn decode(&mut self, fields: RowText<'_>) -> std::result::Result<Record, FieldError> {
+        let mut values = Vec::with_capacity(self.columns.len());
+        for (field, &c) in self.schema.fields().iter().zip(&self.columns) {
+            let value = match (fields.get(c), field.data_type()) {
+                (None, _) => Value::Null,
+                (Some(text), DataType::Str) if !text.is_empty() => Value::from(text),
+                (Some(text), data_type) => data_type.parse(text).map_err(|message| FieldError {
+                    column: Some(c),
+                    name: Some(field.name().to_string()),
+                    message,
+                })?,
+            };
+            values.push(value);
+        }
+        Ok(Record::new(self.schema.clone(), values))
+    }
+}
+
+/// The type of column `c` in the sample, as [`CsvSource::infer_schema`] says.
+fn infer(sample: &[StringRecord], c: usize) -> DataType {
+    let values = || {
+        sample
+            .iter()
+            .filter_map(move |row| row.get(c))
+            .filter(|v| !v.is_empty())
+    };
+    let all = |t: DataType| values().all(|v| t.parse(v).is_ok());
+    if values().next().is_none() {
+        DataType::Str
+    } else if all(DataType::Int) {
+        DataType::Int
+    } else if values().all(|v| v.bytes().any(|b| b.is_ascii_digit())) && all(DataType::Float) {
+        // A digit is required so that words like "nan" or "inf" stay text.
+        DataType::Float
+    } else if all(DataType::Date) {
+        DataType::Date
+    } else if all(DataType::Bool) {
+        DataType::Bool
+    } else {
+        DataType::Str
+    }
+}
+
+/// A value for an error message: quoted, and cut short when long.
+fn excerpt(text: &str) -> String {
+    const MAX: usize = 40;
+    match text.char_indices().nth(MAX) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}...", &text[..cut]),
+    }
+}
+
+pub(super) fn with_path(error: Error, path: Option<&Path>) -> Error {
+    match path {
+        Some(path) => error.with_path(path),
+        None => error,
+    }
+}
