@@ -296,7 +296,10 @@ pub struct StageStats {
     /// Records the stage still held when the run ended early: a downstream
     /// `take` had its count, the run failed, or it was cancelled.
     pub abandoned: u64,
-    /// Time spent in the stage's own work.
+    /// Time spent in the stage's own work. Adjacent per-record stages (`map`,
+    /// `filter`, `filter_map`, `flat_map`, `inspect`) run fused, in one pass
+    /// over each batch, and cannot be timed apart: the pass's time is counted
+    /// on the first of them, and the others show none.
     pub busy: Duration,
 }
 

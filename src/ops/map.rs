@@ -1,31 +1,42 @@
 use std::fmt;
+use std::sync::Arc;
 
-use super::BatchOp;
-use crate::Result;
+use super::fused::{Step, StepState, step_bookkeeping};
+use crate::metrics::StageMetrics;
 
 /// Replaces each record with the result of a closure.
 ///
 /// Created by [`Pipeline::map`](crate::Pipeline::map).
 pub struct Map<F> {
     f: F,
+    state: StepState,
 }
 
 impl<F> Map<F> {
-    pub(crate) fn new(f: F) -> Self {
-        Map { f }
+    pub(crate) fn new(f: F, stage: Arc<StageMetrics>) -> Self {
+        Map {
+            f,
+            state: StepState::new(stage),
+        }
     }
 }
 
-impl<T, U, F> BatchOp<T> for Map<F>
+impl<T, U, F> Step<T> for Map<F>
 where
     F: FnMut(T) -> U + Send + 'static,
+    U: Send + 'static,
 {
     type Out = U;
 
-    fn apply(&mut self, records: Vec<T>) -> Result<Vec<U>> {
-        // `collect` reuses the input allocation when `T` and `U` have the same layout.
-        Ok(records.into_iter().map(&mut self.f).collect())
+    fn apply<'a, const COUNT: bool, I>(&'a mut self, records: I) -> impl Iterator<Item = U> + 'a
+    where
+        I: Iterator<Item = T> + 'a,
+    {
+        let (f, state) = (&mut self.f, &self.state);
+        records.map(move |r| state.call(|| f(r)))
     }
+
+    step_bookkeeping!(one_to_one);
 }
 
 impl<F> fmt::Debug for Map<F> {

@@ -1,12 +1,14 @@
 //! Stream adapters: the transforms between a source and a sink.
 //!
-//! Per-record adapters ([`Map`], [`Filter`], ...) are [`BatchOp`]s run by one
-//! driver, [`Transform`], which polls the upstream stream, applies the op to each
-//! batch in a tight loop, records the stage's metrics and turns a panic in user
-//! code into an error naming the stage. Adjacent adapters nest into one stream
-//! polled by one task: operator fusion by construction, with no channel and no
-//! per-record allocation between them. [`Buffer`] and the `map_async` adapters
-//! are the async boundaries.
+//! Per-record adapters ([`Map`], [`Filter`], [`FilterMap`], [`FlatMap`],
+//! [`Inspect`]) are [`Step`]s: adjacent ones are fused by the builder into one
+//! [`Fused`] pass, a single iterator chain over each batch collected once, so
+//! records go through all of them without an intermediate batch. Batch-level
+//! adapters ([`MapBatch`], [`Take`], your own) are [`BatchOp`]s run by
+//! [`Transform`]. Both record each stage's metrics and turn a panic in user code
+//! into an error naming the stage. Every adapter up to an async boundary
+//! ([`Buffer`], the `map_async` adapters) runs in one task, with no channel
+//! between them.
 //!
 //! Users reach these types through the [`Pipeline`](crate::Pipeline) builder's
 //! methods; the types are public so a pipeline's type can be named.
@@ -16,6 +18,7 @@ mod failure;
 mod filter;
 mod filter_map;
 mod flat_map;
+mod fused;
 mod inspect;
 mod intake;
 mod map;
@@ -36,6 +39,7 @@ pub use buffer::Buffer;
 pub use filter::Filter;
 pub use filter_map::FilterMap;
 pub use flat_map::FlatMap;
+pub use fused::{Fuse, Fused, Step, Then};
 pub use inspect::Inspect;
 pub use map::Map;
 pub use map_async::MapAsync;

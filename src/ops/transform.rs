@@ -11,8 +11,8 @@ use super::guard;
 use crate::metrics::StageMetrics;
 use crate::{Batch, Result};
 
-/// Work done on the records of one batch at a time: the body of a per-record
-/// adapter such as [`Map`](super::Map) or [`Filter`](super::Filter).
+/// Work done on the records of one batch at a time: the body of a batch-level
+/// adapter such as [`MapBatch`](super::MapBatch) or [`Take`](super::Take).
 ///
 /// Implement it to add an adapter of your own and run it with
 /// [`Pipeline::transform`](crate::Pipeline::transform).
@@ -33,8 +33,8 @@ pub trait BatchOp<T>: Send + 'static {
 
 /// The stream adapter that runs a [`BatchOp`] over every batch of its upstream.
 ///
-/// Created by the per-record methods of [`Pipeline`](crate::Pipeline)
-/// ([`map`](crate::Pipeline::map), [`filter`](crate::Pipeline::filter), ...).
+/// Created by [`Pipeline::map_batch`](crate::Pipeline::map_batch),
+/// [`take`](crate::Pipeline::take) and [`transform`](crate::Pipeline::transform).
 /// Batches the op leaves empty are not passed on.
 #[pin_project]
 #[must_use = "streams do nothing unless polled"]

@@ -1,16 +1,18 @@
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 
 use futures::Sink;
 use futures::stream::{BoxStream, StreamExt};
 
 use super::Runnable;
-use crate::metrics::Stages;
+use crate::metrics::{StageMetrics, Stages};
 use crate::ops::{
     BatchOp, Buffer, Filter, FilterMap, FlatMap, Inspect, Map, MapAsync, MapAsyncUnordered,
     MapBatch, Metered, Rebatch, Take, Transform, TryFilter, TryFlatMap, TryMap, TryMapAsync,
     TryTransform,
 };
+use crate::ops::{Fuse, Step};
 use crate::policy::MaxErrors;
 use crate::runtime::Tasks;
 use crate::source::Source;
@@ -103,6 +105,20 @@ impl<S: Source> Pipeline<S> {
             stages,
             tasks,
         }
+    }
+
+    /// Adds a per-record step, fused into the pass before it if there is one.
+    fn step<X>(
+        mut self,
+        kind: &str,
+        step: impl FnOnce(Arc<StageMetrics>) -> X,
+    ) -> Pipeline<S::WithStep<X>>
+    where
+        S: Fuse,
+        X: Step<S::Record>,
+    {
+        let stage = self.stages.add(kind);
+        self.with(|upstream, _| upstream.with_step(step(stage)))
     }
 
     fn op<Op>(mut self, kind: &str, op: Op) -> Pipeline<Transform<S, Op>>
@@ -369,12 +385,13 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(out.to_vec(), vec![1, 2]);
     /// # Ok(()) }
     /// ```
-    pub fn map<U, F>(self, f: F) -> Pipeline<Transform<S, Map<F>>>
+    pub fn map<U, F>(self, f: F) -> Pipeline<S::WithStep<Map<F>>>
     where
+        S: Fuse,
         F: FnMut(S::Record) -> U + Send + 'static,
         U: Send + 'static,
     {
-        self.op("map", Map::new(f))
+        self.step("map", |stage| Map::new(f, stage))
     }
 
     /// Keeps the records for which `f` returns true.
@@ -393,11 +410,12 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(out.to_vec(), vec![2, 4, 6]);
     /// # Ok(()) }
     /// ```
-    pub fn filter<F>(self, f: F) -> Pipeline<Transform<S, Filter<F>>>
+    pub fn filter<F>(self, f: F) -> Pipeline<S::WithStep<Filter<F>>>
     where
+        S: Fuse,
         F: FnMut(&S::Record) -> bool + Send + 'static,
     {
-        self.op("filter", Filter::new(f))
+        self.step("filter", |stage| Filter::new(f, stage))
     }
 
     /// Maps each record to zero or one record: `None` drops it.
@@ -416,12 +434,13 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(out.to_vec(), vec![1, 3]);
     /// # Ok(()) }
     /// ```
-    pub fn filter_map<U, F>(self, f: F) -> Pipeline<Transform<S, FilterMap<F>>>
+    pub fn filter_map<U, F>(self, f: F) -> Pipeline<S::WithStep<FilterMap<F>>>
     where
+        S: Fuse,
         F: FnMut(S::Record) -> Option<U> + Send + 'static,
         U: Send + 'static,
     {
-        self.op("filter_map", FilterMap::new(f))
+        self.step("filter_map", |stage| FilterMap::new(f, stage))
     }
 
     /// Maps each record to any number of records, kept in order within the batch.
@@ -440,13 +459,15 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(out.to_vec(), vec!["a", "b", "c"]);
     /// # Ok(()) }
     /// ```
-    pub fn flat_map<I, F>(self, f: F) -> Pipeline<Transform<S, FlatMap<F>>>
+    pub fn flat_map<I, F>(self, f: F) -> Pipeline<S::WithStep<FlatMap<F>>>
     where
+        S: Fuse,
         F: FnMut(S::Record) -> I + Send + 'static,
         I: IntoIterator,
+        I::IntoIter: 'static,
         I::Item: Send + 'static,
     {
-        self.op("flat_map", FlatMap::new(f))
+        self.step("flat_map", |stage| FlatMap::new(f, stage))
     }
 
     /// Calls `f` on each record as it passes, leaving the records unchanged.
@@ -468,11 +489,12 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(total.load(Ordering::Relaxed), 10);
     /// # Ok(()) }
     /// ```
-    pub fn inspect<F>(self, f: F) -> Pipeline<Transform<S, Inspect<F>>>
+    pub fn inspect<F>(self, f: F) -> Pipeline<S::WithStep<Inspect<F>>>
     where
+        S: Fuse,
         F: FnMut(&S::Record) + Send + 'static,
     {
-        self.op("inspect", Inspect::new(f))
+        self.step("inspect", |stage| Inspect::new(f, stage))
     }
 
     /// Replaces the records of each batch at once, for work that wants a whole
