@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
 
 use ::csv::StringRecord;
 use serde::de::DeserializeOwned;
@@ -30,7 +31,9 @@ pub(super) type MakeDecoder<T> = fn(Setup<'_>) -> Result<Box<dyn Decode<T>>>;
 
 /// What the reading thread sends: first the decoder, then checked rows.
 pub(super) enum Msg<T> {
-    Start(Box<dyn Decode<T>>, Labels),
+    /// The decoder, the labels for errors, and where emptied chunks go back
+    /// to the reading thread to be filled again.
+    Start(Box<dyn Decode<T>>, Labels, SyncSender<Chunk>),
     /// Rows to decode.
     Rows(Chunk),
     /// Rows the reading thread decoded, having time to spare.
@@ -100,6 +103,7 @@ impl Labels {
 pub(super) struct Decoding<T> {
     decoder: Option<Box<dyn Decode<T>>>,
     labels: Labels,
+    recycle: Option<SyncSender<Chunk>>,
     /// Records not yet sent.
     pub(super) carry: Vec<T>,
     /// Records per batch.
@@ -116,6 +120,7 @@ impl<T> Default for Decoding<T> {
         Decoding {
             decoder: None,
             labels: Labels::default(),
+            recycle: None,
             carry: Vec::new(),
             size: 1,
             seq: 0,
@@ -128,13 +133,24 @@ impl<T> Default for Decoding<T> {
 impl<T> Decoding<T> {
     pub(super) fn take(&mut self, msg: Msg<T>) {
         match msg {
-            Msg::Start(decoder, labels) => {
+            Msg::Start(decoder, labels, recycle) => {
                 self.decoder = Some(decoder);
                 self.labels = labels;
+                self.recycle = Some(recycle);
             }
-            Msg::Rows(chunk) => {
+            Msg::Rows(mut chunk) => {
                 let decoded = match self.decoder.as_mut() {
-                    Some(decoder) => decode(decoder.as_mut(), &self.labels, chunk),
+                    Some(decoder) => {
+                        let decoded = decode(decoder.as_mut(), &self.labels, &mut chunk);
+                        if let Some(recycle) = &self.recycle {
+                            // Big buffers allocated afresh for every chunk
+                            // make the allocator slow for every small
+                            // allocation around them; when the reader has
+                            // enough spares, this one is dropped.
+                            let _ = recycle.try_send(chunk);
+                        }
+                        decoded
+                    }
                     None => Decoded {
                         records: Vec::new(),
                         errors: vec![(
@@ -207,8 +223,12 @@ pub(super) struct Decoded<T> {
     flush: bool,
 }
 
-/// Decodes the rows of a chunk.
-pub(super) fn decode<T>(decoder: &mut dyn Decode<T>, labels: &Labels, chunk: Chunk) -> Decoded<T> {
+/// Decodes the rows of a chunk, leaving it empty.
+pub(super) fn decode<T>(
+    decoder: &mut dyn Decode<T>,
+    labels: &Labels,
+    chunk: &mut Chunk,
+) -> Decoded<T> {
     let Chunk {
         text,
         ends,
@@ -219,7 +239,7 @@ pub(super) fn decode<T>(decoder: &mut dyn Decode<T>, labels: &Labels, chunk: Chu
     let mut records = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     let (mut field, mut from) = (0, 0);
-    for item in items {
+    for item in items.drain(..) {
         match item {
             Item::Error(e) => errors.push((records.len(), e)),
             Item::Row {
@@ -229,7 +249,7 @@ pub(super) fn decode<T>(decoder: &mut dyn Decode<T>, labels: &Labels, chunk: Chu
             } => {
                 let row_ends = &ends[field..field + fields];
                 let row = RowText {
-                    text: &text,
+                    text: text.as_str(),
                     from,
                     ends: row_ends,
                 };
@@ -246,10 +266,13 @@ pub(super) fn decode<T>(decoder: &mut dyn Decode<T>, labels: &Labels, chunk: Chu
             }
         }
     }
+    text.clear();
+    ends.clear();
+    positions.clear();
     Decoded {
         records,
         errors,
-        flush,
+        flush: *flush,
     }
 }
 
@@ -372,6 +395,71 @@ struct Dynamic {
     schema: Arc<Schema>,
     /// For each schema column, the field it is read from.
     columns: Vec<usize>,
+    /// For each schema column, its recent text values.
+    recent: Vec<Recent>,
+}
+
+impl Dynamic {
+    fn new(schema: Arc<Schema>, columns: Vec<usize>) -> Self {
+        let recent = columns.iter().map(|_| Recent::default()).collect();
+        Dynamic {
+            schema,
+            columns,
+            recent,
+        }
+    }
+}
+
+/// The text values one column had lately, so that a value seen again (a
+/// category, a country, a status) shares the string made for it instead of
+/// allocating its own: allocation is most of what decoding a dynamic record
+/// costs. A column whose values rarely repeat stops looking after a while.
+#[derive(Default)]
+struct Recent {
+    /// Strings by a hash of their text; empty until first used.
+    slots: Vec<Option<Arc<str>>>,
+    lookups: u32,
+    hits: u32,
+    off: bool,
+}
+
+impl Recent {
+    const SLOTS: usize = 64;
+    /// Longer values are rarely repeated, and costly to compare.
+    const LONGEST: usize = 48;
+    /// Lookups before deciding whether the column repeats enough.
+    const TRIAL: u32 = 4096;
+
+    fn get(&mut self, text: &str) -> Arc<str> {
+        if self.off || text.len() > Self::LONGEST {
+            return Arc::from(text);
+        }
+        if self.slots.is_empty() {
+            self.slots.resize(Self::SLOTS, None);
+        }
+        if self.lookups < Self::TRIAL {
+            self.lookups += 1;
+        } else if self.hits < Self::TRIAL / 4 {
+            // Worth it only when a good share of the values repeat.
+            self.off = true;
+            self.slots = Vec::new();
+            return Arc::from(text);
+        }
+        // FNV-1a: short texts, one multiplication a byte.
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let slot = &mut self.slots[(hash as usize) % Self::SLOTS];
+        match slot {
+            Some(s) if **s == *text => {
+                if self.lookups < Self::TRIAL {
+                    self.hits += 1;
+                }
+                s.clone()
+            }
+            _ => slot.insert(Arc::from(text)).clone(),
+        }
+    }
 }
 
 pub(super) fn records(setup: Setup<'_>) -> Result<Box<dyn Decode<Record>>> {
@@ -408,23 +496,21 @@ pub(super) fn records(setup: Setup<'_>) -> Result<Box<dyn Decode<Record>>> {
             }
         },
     };
-    Ok(Box::new(Dynamic { schema, columns }))
+    Ok(Box::new(Dynamic::new(schema, columns)))
 }
 
 impl Decode<Record> for Dynamic {
     fn fork(&self) -> Box<dyn Decode<Record>> {
-        Box::new(Dynamic {
-            schema: self.schema.clone(),
-            columns: self.columns.clone(),
-        })
+        Box::new(Dynamic::new(self.schema.clone(), self.columns.clone()))
     }
 
     fn decode(&mut self, fields: RowText<'_>) -> std::result::Result<Record, FieldError> {
         let mut values = Vec::with_capacity(self.columns.len());
-        for (field, &c) in self.schema.fields().iter().zip(&self.columns) {
+        let columns = self.schema.fields().iter().zip(&self.columns);
+        for ((field, &c), recent) in columns.zip(&mut self.recent) {
             let value = match (fields.get(c), field.data_type()) {
                 (None, _) => Value::Null,
-                (Some(text), DataType::Str) if !text.is_empty() => Value::from(text),
+                (Some(text), DataType::Str) if !text.is_empty() => Value::Str(recent.get(text)),
                 (Some(text), data_type) => data_type.parse(text).map_err(|message| FieldError {
                     column: Some(c),
                     name: Some(field.name().to_string()),
@@ -475,5 +561,31 @@ pub(super) fn with_path(error: Error, path: Option<&Path>) -> Error {
     match path {
         Some(path) => error.with_path(path),
         None => error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_value_shares_its_string() {
+        let mut recent = Recent::default();
+        let a = recent.get("books");
+        let b = recent.get("books");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(&*recent.get("toys"), "toys");
+        assert_eq!(&*recent.get("books"), "books");
+    }
+
+    #[test]
+    fn a_column_of_distinct_values_stops_looking() {
+        let mut recent = Recent::default();
+        for i in 0..=Recent::TRIAL {
+            assert_eq!(&*recent.get(&i.to_string()), i.to_string());
+        }
+        assert!(recent.off);
+        let (a, b) = (recent.get("x"), recent.get("x"));
+        assert!(!Arc::ptr_eq(&a, &b));
     }
 }

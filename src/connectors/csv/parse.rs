@@ -334,12 +334,13 @@ impl Parser {
                 }
                 State::InField => {
                     if class[usize::from(b)] & UNQUOTED_STOP == 0 {
-                        let from = i;
-                        i += 1;
-                        while i < n && class[usize::from(input[i])] & UNQUOTED_STOP == 0 {
-                            i += 1;
-                        }
-                        out.text.extend_from_slice(&input[from..i]);
+                        let rest = &input[i..];
+                        let run = rest
+                            .iter()
+                            .position(|&c| class[usize::from(c)] & UNQUOTED_STOP != 0)
+                            .unwrap_or(rest.len());
+                        out.text.extend_from_slice(&rest[..run]);
+                        i += run;
                         continue;
                     }
                     if b == d.delimiter {
@@ -357,12 +358,13 @@ impl Parser {
                 }
                 State::InQuoted => {
                     if class[usize::from(b)] & QUOTED_STOP == 0 {
-                        let from = i;
-                        i += 1;
-                        while i < n && class[usize::from(input[i])] & QUOTED_STOP == 0 {
-                            i += 1;
-                        }
-                        out.text.extend_from_slice(&input[from..i]);
+                        let rest = &input[i..];
+                        let run = rest
+                            .iter()
+                            .position(|&c| class[usize::from(c)] & QUOTED_STOP != 0)
+                            .unwrap_or(rest.len());
+                        out.text.extend_from_slice(&rest[..run]);
+                        i += run;
                         continue;
                     }
                     if b == d.quote {

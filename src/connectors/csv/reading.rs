@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
 
 use ::csv::StringRecord;
 
@@ -16,6 +17,9 @@ use super::options::{CsvOptions, Trim};
 use super::parse::{Dialect, Fields, Pos, RecordInfo, Records, show};
 use crate::connectors::file::Emit;
 use crate::{Error, ErrorKind, Position, Result};
+
+/// Emptied chunks waiting to be filled again: as many as can be in flight.
+const READ_AHEAD_SPARES: usize = 4;
 
 /// What the source reads.
 pub(super) enum Input {
@@ -99,6 +103,8 @@ pub(super) fn read_all<T>(job: Job<T>, emit: &mut Emit<Msg<T>>) -> Result<()> {
         _ => None,
     };
     let mut rows = Rows::new(reader, &options, path.clone(), width, unnamed);
+    // Chunks the pipeline has emptied come back to be filled again.
+    let (recycle, spares) = std::sync::mpsc::sync_channel(READ_AHEAD_SPARES);
     let mut out = Batcher {
         emit,
         chunk: Building::default(),
@@ -108,6 +114,8 @@ pub(super) fn read_all<T>(job: Job<T>, emit: &mut Emit<Msg<T>>) -> Result<()> {
         hold: true,
         gone: false,
         local: None,
+        spare: None,
+        spares,
     };
 
     let header = if options.has_headers {
@@ -154,7 +162,7 @@ pub(super) fn read_all<T>(job: Job<T>, emit: &mut Emit<Msg<T>>) -> Result<()> {
         path: rows.path.clone(),
     };
     out.local = Some((decoder.fork(), labels.clone()));
-    if !out.emit.batch(vec![Msg::Start(decoder, labels)]) {
+    if !out.emit.batch(vec![Msg::Start(decoder, labels, recycle)]) {
         return Ok(());
     }
     out.hold = false;
@@ -221,6 +229,10 @@ struct Batcher<'a, T> {
     gone: bool,
     /// A decoder of this thread's own, for when the pipeline is behind.
     local: Option<(Box<dyn Decode<T>>, Labels)>,
+    /// An emptied chunk to fill next: one decoded here, or one the pipeline
+    /// sent back.
+    spare: Option<Chunk>,
+    spares: Receiver<Chunk>,
 }
 
 impl<T> Batcher<'_, T> {
@@ -266,16 +278,28 @@ impl<T> Batcher<'_, T> {
     /// on in the next chunk. False when the pipeline is gone.
     fn send(&mut self, flush: bool) -> bool {
         let chunk = &mut self.chunk;
-        // The next chunk starts with room for as much as this one held.
-        let mut next = Building {
-            fields: Fields {
-                text: Vec::with_capacity(chunk.fields.text.capacity()),
-                ends: Vec::with_capacity(chunk.fields.ends.capacity()),
-                positions: Vec::with_capacity(chunk.fields.positions.capacity()),
+        let mut next = match self.spare.take().or_else(|| self.spares.try_recv().ok()) {
+            Some(spare) => Building {
+                fields: Fields {
+                    text: spare.text.into_bytes(),
+                    ends: spare.ends,
+                    positions: spare.positions,
+                },
+                items: spare.items,
+                text_len: 0,
+                fields_len: 0,
             },
-            items: Vec::with_capacity(chunk.items.len()),
-            text_len: 0,
-            fields_len: 0,
+            // The next chunk starts with room for as much as this one held.
+            None => Building {
+                fields: Fields {
+                    text: Vec::with_capacity(chunk.fields.text.capacity()),
+                    ends: Vec::with_capacity(chunk.fields.ends.capacity()),
+                    positions: Vec::with_capacity(chunk.fields.positions.capacity()),
+                },
+                items: Vec::with_capacity(chunk.items.len()),
+                text_len: 0,
+                fields_len: 0,
+            },
         };
         // The record being read moves to the next chunk.
         let (text_len, fields_len) = (chunk.text_len, chunk.fields_len);
@@ -315,7 +339,10 @@ impl<T> Batcher<'_, T> {
         // decoding with the pipeline's task as their speeds demand.
         let sent = match &mut self.local {
             Some((decoder, labels)) if !self.emit.has_room() => {
-                Msg::Decoded(decode(decoder.as_mut(), labels, chunk))
+                let mut chunk = chunk;
+                let decoded = decode(decoder.as_mut(), labels, &mut chunk);
+                self.spare = Some(chunk);
+                Msg::Decoded(decoded)
             }
             _ => Msg::Rows(chunk),
         };

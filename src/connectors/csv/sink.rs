@@ -403,6 +403,7 @@ struct CsvWriter<T> {
     checked: Option<Arc<Schema>>,
     row: ::csv::ByteRecord,
     text: String,
+    int: itoa::Buffer,
     _records: PhantomData<fn(T)>,
 }
 
@@ -438,6 +439,7 @@ impl<T: Serialize + 'static> CsvWriter<T> {
             checked: None,
             row: ::csv::ByteRecord::new(),
             text: String::new(),
+            int: itoa::Buffer::new(),
             _records: PhantomData,
         })
     }
@@ -507,11 +509,19 @@ impl<T: Serialize + 'static> CsvWriter<T> {
         }
         self.row.clear();
         for value in record.values() {
+            // As `Value`'s `Display` writes them, without its formatting
+            // machinery for the common cases.
             match value {
                 Value::Str(s) => self.row.push_field(s.as_bytes()),
+                Value::Null => self.row.push_field(b""),
+                Value::Int(i) => self.row.push_field(self.int.format(*i).as_bytes()),
                 other => {
                     self.text.clear();
-                    write!(self.text, "{other}").expect("writing to a String never fails");
+                    match other {
+                        Value::Float(x) => write!(self.text, "{x}"),
+                        other => write!(self.text, "{other}"),
+                    }
+                    .expect("writing to a String never fails");
                     self.row.push_field(self.text.as_bytes());
                 }
             }
