@@ -235,3 +235,41 @@ async fn buffer_of_an_empty_source_completes() {
 fn buffer_zero_panics() {
     let _ = Pipeline::from(source::iter(0..10)).buffer(0);
 }
+
+/// Records sent one at a time, each awaited at the sink before the next is
+/// sent: a buffer must pass a trickle on at once, not wait to fill up.
+async fn a_trickle_crosses_a_buffer_record_by_record() {
+    let (tx, rx) = tokio::sync::mpsc::channel::<u64>(1);
+    let (seen_tx, mut seen) = tokio::sync::mpsc::channel::<u64>(16);
+    let run = tokio::spawn(
+        Pipeline::from(source::channel(rx))
+            .buffer(8)
+            .map(|x| x * 10)
+            .buffer(8)
+            .to(sink::channel(seen_tx))
+            .run(),
+    );
+    for x in 0..5u64 {
+        tx.send(x).await.unwrap();
+        // Would wait for ever if either buffer held the record back.
+        let next = tokio::time::timeout(Duration::from_secs(30), seen.recv());
+        assert_eq!(
+            next.await.expect("a buffer held a record back"),
+            Some(x * 10)
+        );
+    }
+    drop(tx);
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(report.records_out(), 5);
+    assert_eq!(seen.recv().await, None);
+}
+
+#[tokio::test]
+async fn a_trickle_crosses_a_buffer_record_by_record_current_thread() {
+    a_trickle_crosses_a_buffer_record_by_record().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickle_crosses_a_buffer_record_by_record_multi_thread() {
+    a_trickle_crosses_a_buffer_record_by_record().await;
+}
