@@ -3,17 +3,22 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use std::panic::AssertUnwindSafe;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
 
-use futures::{FutureExt, Stream, StreamExt};
-use tokio::sync::mpsc;
+use futures::Stream;
+use futures::future::poll_fn;
 
 use crate::metrics::StageMetrics;
-use crate::runtime::{AbortOnDrop, Tasks, bounded};
+use crate::runtime::{AbortOnDrop, Giver, Taker, Tasks, handoff};
 use crate::{Batch, Error, Result};
 
 /// An async boundary: everything upstream runs in its own task and hands batches
-/// over through a bounded channel.
+/// over through a bounded channel of `n` batches.
+///
+/// The downstream side is woken when half the channel is full or when the
+/// upstream has nothing more ready, not on every batch: a cross-thread
+/// wake-up per batch was the main cost of a boundary on a multi-thread runtime.
 ///
 /// The upstream task starts on the first poll (so building a pipeline spawns
 /// nothing) and is aborted when this stream is dropped. When the channel is full
@@ -31,7 +36,7 @@ pub struct Buffer<S, T> {
 enum State<S, T> {
     Idle(S),
     Running {
-        rx: mpsc::Receiver<Result<Batch<T>>>,
+        taker: Taker<Result<Batch<T>>>,
         _task: AbortOnDrop,
     },
     Taken,
@@ -70,35 +75,20 @@ where
             let State::Idle(upstream) = std::mem::replace(&mut this.state, State::Taken) else {
                 unreachable!("checked just above")
             };
-            let (tx, rx) = bounded(this.capacity);
+            let (giver, taker) = handoff(this.capacity);
             let stage = this.stage.clone();
-            let handle = this.tasks.spawn(this.tasks.scope(async move {
-                let mut upstream = std::pin::pin!(upstream);
-                loop {
-                    // Stages catch panics in user code themselves; this catches one
-                    // from a hand-written upstream stream, so it cannot pass for a
-                    // clean end of the data.
-                    let item = match AssertUnwindSafe(upstream.next()).catch_unwind().await {
-                        Ok(Some(item)) => item,
-                        Ok(None) => break,
-                        Err(payload) => Err(Error::panic(payload).with_stage(stage.name())),
-                    };
-                    let last = item.is_err();
-                    // A closed channel means downstream is gone: stop producing.
-                    if tx.send(item).await.is_err() || last {
-                        break;
-                    }
-                }
-            }));
+            let handle = this
+                .tasks
+                .spawn(this.tasks.scope(produce(upstream, giver, stage)));
             this.state = State::Running {
-                rx,
+                taker,
                 _task: AbortOnDrop(handle.abort_handle()),
             };
         }
-        let State::Running { rx, .. } = &mut this.state else {
+        let State::Running { taker, .. } = &mut this.state else {
             return Poll::Ready(None);
         };
-        let item = ready!(rx.poll_recv(cx));
+        let item = ready!(taker.poll_take(cx));
         if let Some(Ok(batch)) = &item {
             this.stage.batch_in(batch.len());
             this.stage.batch_out(batch.len());
@@ -108,6 +98,55 @@ where
             this.state = State::Taken;
         }
         Poll::Ready(item)
+    }
+}
+
+/// The upstream task of a buffer: polls `upstream` and gives each item to
+/// the channel, until the upstream ends or fails or the buffer is dropped.
+async fn produce<S, T>(upstream: S, giver: Giver<Result<Batch<T>>>, stage: Arc<StageMetrics>)
+where
+    S: Stream<Item = Result<Batch<T>>>,
+{
+    let mut upstream = pin!(upstream);
+    loop {
+        let next = poll_fn(|cx| {
+            // Stages catch panics in user code themselves; this catches one
+            // from a hand-written upstream stream, so it cannot pass for a
+            // clean end of the data.
+            match catch_unwind(AssertUnwindSafe(|| upstream.as_mut().poll_next(cx))) {
+                Ok(Poll::Pending) => {
+                    // Nothing more at hand: what is queued goes now.
+                    giver.flush();
+                    Poll::Pending
+                }
+                Ok(Poll::Ready(item)) => Poll::Ready(Ok(item)),
+                Err(payload) => Poll::Ready(Err(payload)),
+            }
+        })
+        .await;
+        let item = match next {
+            Ok(Some(item)) => item,
+            Ok(None) => break,
+            Err(payload) => Err(Error::panic(payload).with_stage(stage.name())),
+        };
+        let last = item.is_err();
+        let mut item = Some(item);
+        let given = poll_fn(|cx| {
+            // Spend tokio's cooperative budget as a channel send would, so an
+            // always-ready upstream cannot keep this task from yielding.
+            let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) else {
+                giver.flush();
+                return Poll::Pending;
+            };
+            let given = ready!(giver.poll_give(cx, &mut item));
+            coop.made_progress();
+            Poll::Ready(given)
+        })
+        .await;
+        // A gone receiver means downstream is gone: stop producing.
+        if given.is_err() || last {
+            break;
+        }
     }
 }
 
