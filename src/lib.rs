@@ -34,8 +34,10 @@
 //!
 //! `run().await` returns only after the source has ended, every stage has
 //! drained, the sink has been closed and every task the run spawned has ended.
-//! Batches are the unit of work: per-record adapters run a tight loop over each
-//! batch, and adjacent ones are fused into one task.
+//! Batches are the unit of work: every stage up to an async boundary runs in one
+//! task, and adjacent per-record adapters are fused into one pass over each batch.
+//! `run()` drives the pipeline from a task of its own, so it runs on the
+//! runtime's workers wherever it is awaited from.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 

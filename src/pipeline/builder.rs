@@ -22,9 +22,12 @@ use crate::{Batch, BoxError, Error, ErrorPolicy, Result};
 ///
 /// Each method consumes the builder and returns a new one whose type records the
 /// added stage, so the whole chain compiles to nested stream adapters. Stages run
-/// in the order they are added. Adjacent per-record stages are *fused*: they run
-/// in one task, one batch at a time, with no channel between them.
-/// [`buffer`](Pipeline::buffer), [`map_async`](Pipeline::map_async) and
+/// in the order they are added. Every stage up to an async boundary runs in one
+/// task, one batch at a time, with no channel between them, and adjacent
+/// per-record stages (`map`, `filter`, `filter_map`, `flat_map`, `inspect`) are
+/// *fused* further into one pass over each batch: records go through all of
+/// them without an intermediate batch. [`buffer`](Pipeline::buffer),
+/// [`map_async`](Pipeline::map_async) and
 /// [`map_async_unordered`](Pipeline::map_async_unordered) are the async
 /// boundaries where work runs in other tasks.
 ///
