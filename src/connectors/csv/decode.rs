@@ -11,6 +11,7 @@ use std::sync::mpsc::SyncSender;
 use ::csv::StringRecord;
 use serde::de::DeserializeOwned;
 
+use super::de::RowDe;
 use super::parse::Pos;
 use crate::record::{DataType, Record, Schema, Value};
 use crate::{Batch, Error, Position, Result};
@@ -287,8 +288,13 @@ pub(super) struct RowText<'a> {
 }
 
 impl<'a> RowText<'a> {
+    #[cfg(test)]
+    pub(super) fn new(text: &'a str, from: usize, ends: &'a [usize]) -> Self {
+        RowText { text, from, ends }
+    }
+
     /// Field `i`, if the row has one.
-    fn get(&self, i: usize) -> Option<&'a str> {
+    pub(super) fn get(&self, i: usize) -> Option<&'a str> {
         let end = *self.ends.get(i)?;
         let from = match i {
             0 => self.from,
@@ -359,6 +365,10 @@ impl<T: DeserializeOwned + 'static> Decode<T> for Typed<T> {
     }
 
     fn decode(&mut self, row: RowText<'_>) -> std::result::Result<T, FieldError> {
+        if let Ok(record) = T::deserialize(&mut RowDe::new(row, self.header.as_ref())) {
+            return Ok(record);
+        }
+        // Through the `csv` crate: its result, or its error.
         self.record.clear();
         for field in row.iter() {
             self.record.push_field(field);

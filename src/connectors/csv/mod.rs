@@ -12,6 +12,7 @@
 //! and every malformed record is an error with its file, record, line, byte
 //! and field; see [`CsvSource`].
 
+mod de;
 mod decode;
 mod options;
 mod parse;

@@ -25,11 +25,12 @@ const READ_AHEAD: usize = 2;
 ///
 /// Reading, parsing and checking run on a blocking thread, started when the
 /// pipeline first asks for data, linked to it by a bounded channel; the rows
-/// are deserialized in the pipeline's task as it takes them. The dialect and
-/// reading options are set with the [`CsvSource`] methods; the defaults read
-/// RFC 4180 files: `,` between fields, a header row, `"` quoting with doubled
-/// quotes, `\n` or `\r\n` line ends, strict quoting, strict UTF-8. A UTF-8 BOM
-/// is skipped; blank lines are skipped.
+/// are deserialized in the pipeline's task as it takes them, or on the reading
+/// thread while the pipeline is behind, so the two share that work. The
+/// dialect and reading options are set with the [`CsvSource`] methods; the
+/// defaults read RFC 4180 files: `,` between fields, a header row, `"` quoting
+/// with doubled quotes, `\n` or `\r\n` line ends, strict quoting, strict
+/// UTF-8. A UTF-8 BOM is skipped; blank lines are skipped.
 ///
 /// A file that cannot be opened or read ends the run with an error naming it.
 /// A malformed record (bad quoting, a wrong number of fields, invalid UTF-8, a
@@ -178,7 +179,8 @@ pub struct CsvSource<T> {
     config: Config<T>,
     /// The reader, once started.
     source: Option<BlockingSource<Msg<T>>>,
-    /// Turns the reader's rows into records, in the pipeline's task.
+    /// Turns the reader's rows into records in the pipeline's task, and
+    /// batches them.
     decoding: Decoding<T>,
 }
 
