@@ -13,7 +13,8 @@
 //!   runs apart from the task feeding the writer.
 //!
 //! Reading, transforming and writing in DataFlare already run on three threads
-//! (reader, pipeline, writer). Each variant runs 3 times; the median counts.
+//! (reader, pipeline, writer). The variants run in 5 interleaved rounds; each
+//! one's median counts. `cpu` is the child's user + system time.
 //! Then `typed` and `dynamic` run once more on a ~400 MB file to compare peak RSS.
 //!
 //! Run with `cargo bench --bench csv` (release build). Set `DATAFLARE_BENCH_MB`
@@ -237,7 +238,7 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// Child process: run one variant, print `records seconds peak_rss_mb`.
+/// Child process: run one variant, print `records seconds peak_rss_mb cpu_seconds`.
 fn child(variant: &str, input: &Path, output: &Path) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -254,7 +255,7 @@ fn child(variant: &str, input: &Path, output: &Path) {
         other => panic!("unknown variant {other}"),
     };
     let secs = start.elapsed().as_secs_f64();
-    println!("{n} {secs} {}", peak_rss_mb());
+    println!("{n} {secs} {} {}", peak_rss_mb(), cpu_secs());
 }
 
 struct Run {
@@ -263,6 +264,26 @@ struct Run {
     rss_mb: f64,
     /// A hash of the output file, to check that variants wrote the same bytes.
     digest: u64,
+    /// User + system time of the whole child process, all threads.
+    cpu_secs: f64,
+}
+
+/// Rounds of runs of every variant.
+const ROUNDS: usize = 5;
+
+/// User + system time of this process so far, in seconds.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which may hold spaces), from field 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    // utime and stime are fields 14 and 15, in clock ticks of 1/100 s.
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
 }
 
 /// FNV-1a of a file's bytes.
@@ -291,7 +312,7 @@ fn run(variant: &str, input: &Path, dir: &Path) -> Run {
     let text = String::from_utf8(out.stdout).unwrap();
     let mut parts = text.split_whitespace();
     let mut next = || parts.next().unwrap().parse::<f64>().unwrap();
-    let (records, secs, rss_mb) = (next() as u64, next(), next());
+    let (records, secs, rss_mb, cpu_secs) = (next() as u64, next(), next(), next());
     let digest = digest(&output);
     let _ = std::fs::remove_file(output);
     Run {
@@ -299,13 +320,33 @@ fn run(variant: &str, input: &Path, dir: &Path) -> Run {
         secs,
         rss_mb,
         digest,
+        cpu_secs,
     }
 }
 
-fn median(variant: &str, input: &Path, dir: &Path, times: usize) -> Run {
-    let mut runs: Vec<Run> = (0..times).map(|_| run(variant, input, dir)).collect();
-    runs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
-    runs.swap_remove(times / 2)
+/// The median run of each variant over `rounds` rounds, each running every
+/// variant once: a machine busy with something else for a while slows all
+/// variants alike, not only those that happened to run then.
+fn medians<'v>(
+    variants: &[&'v str],
+    input: &Path,
+    dir: &Path,
+    rounds: usize,
+) -> Vec<(&'v str, Run)> {
+    let mut runs: Vec<Vec<Run>> = variants.iter().map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        for (v, runs) in variants.iter().zip(&mut runs) {
+            runs.push(run(v, input, dir));
+        }
+    }
+    variants
+        .iter()
+        .zip(runs)
+        .map(|(v, mut runs)| {
+            runs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+            (*v, runs.swap_remove(rounds / 2))
+        })
+        .collect()
 }
 
 fn main() {
@@ -339,17 +380,16 @@ fn main() {
         "dynamic",
         "typed_buffered",
     ];
-    let mut results = Vec::new();
-    for v in variants {
-        let r = median(v, &input, &dir, 3);
+    let results = medians(&variants, &input, &dir, ROUNDS);
+    for (v, r) in &results {
         println!(
-            "{v:>18}: {:>7.3} s  {:>7.1} MB/s  {:>9} records out  peak RSS {:>6.1} MB",
+            "{v:>18}: {:>7.3} s  {:>7.1} MB/s  cpu {:>6.2} s  {:>9} records out  peak RSS {:>6.1} MB",
             r.secs,
             size_mb / r.secs,
+            r.cpu_secs,
             r.records,
             r.rss_mb
         );
-        results.push((v, r));
     }
     let result = |name: &str| &results.iter().find(|(v, _)| *v == name).unwrap().1;
     let secs = |name: &str| result(name).secs;
