@@ -14,6 +14,8 @@ use super::decode::{Columns, Decoding, MakeDecoder, Msg, records, typed};
 use super::options::{CsvOptions, Trim};
 use super::reading::{Input, Job, read_all};
 use crate::connectors::file::BlockingSource;
+#[cfg(doc)]
+use crate::record::{DataType, Value};
 use crate::record::{Record, Schema};
 use crate::{Batch, Result};
 
