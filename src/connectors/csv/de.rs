@@ -296,13 +296,14 @@ mod tests {
         (fast, record.deserialize(header).ok())
     }
 
-    fn agree<T: DeserializeOwned + PartialEq + fmt::Debug>(
+    fn agree<T: DeserializeOwned + fmt::Debug>(
         fields: &[String],
         header: Option<&StringRecord>,
     ) -> Result<(), TestCaseError> {
         let (fast, csv) = both::<T>(fields, header);
         if fast.is_some() {
-            prop_assert_eq!(fast, csv);
+            // As text, so that NaN equals NaN.
+            prop_assert_eq!(format!("{fast:?}"), format!("{csv:?}"));
         }
         Ok(())
     }
