@@ -371,13 +371,7 @@ impl Parser {
                 }
                 State::InField => {
                     if class[usize::from(b)] & UNQUOTED_STOP == 0 {
-                        let rest = &input[i..];
-                        let run = rest
-                            .iter()
-                            .position(|&c| class[usize::from(c)] & UNQUOTED_STOP != 0)
-                            .unwrap_or(rest.len());
-                        out.text.extend_from_slice(&rest[..run]);
-                        i += run;
+                        i += copy_run(&input[i..], class, UNQUOTED_STOP, &mut out.text);
                         continue;
                     }
                     if b == d.delimiter {
@@ -395,13 +389,7 @@ impl Parser {
                 }
                 State::InQuoted => {
                     if class[usize::from(b)] & QUOTED_STOP == 0 {
-                        let rest = &input[i..];
-                        let run = rest
-                            .iter()
-                            .position(|&c| class[usize::from(c)] & QUOTED_STOP != 0)
-                            .unwrap_or(rest.len());
-                        out.text.extend_from_slice(&rest[..run]);
-                        i += run;
+                        i += copy_run(&input[i..], class, QUOTED_STOP, &mut out.text);
                         continue;
                     }
                     if b == d.quote {
@@ -597,6 +585,18 @@ impl<R: Read> Records<R> {
             return Ok(self.len > 0);
         }
     }
+}
+
+/// Copies the bytes at the start of `rest` that `class` does not mark with
+/// `stop` (plain text inside a field) to `text`; returns how many.
+#[inline(always)]
+fn copy_run(rest: &[u8], class: &[u8; 256], stop: u8, text: &mut Vec<u8>) -> usize {
+    let run = rest
+        .iter()
+        .position(|&c| class[usize::from(c)] & stop != 0)
+        .unwrap_or(rest.len());
+    text.extend_from_slice(&rest[..run]);
+    run
 }
 
 #[cfg(test)]
