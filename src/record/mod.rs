@@ -3,8 +3,9 @@
 //!
 //! A [`Record`] is a row of [`Value`]s plus a shared [`Schema`] (`Arc`): the
 //! column names and types are stored once per source, not once per row. Values
-//! are small (24 bytes) and cheap to clone; strings are `Arc<str>`, so passing a
-//! string column through a stage never copies its bytes.
+//! are small (24 bytes) and cheap to clone: text up to 22 bytes is kept inline
+//! (no allocation per field), longer text is shared (`Arc<str>`), so passing a
+//! string column through a stage never copies more than 24 bytes.
 //!
 //! ```
 //! use dataflare::record::{DataType, Record, Schema, Value};
@@ -20,9 +21,11 @@ mod date;
 #[allow(clippy::module_inception)]
 mod record;
 mod schema;
+mod text;
 mod value;
 
 pub use date::Date;
 pub use record::Record;
 pub use schema::{DataType, Field, Schema};
+pub use text::Text;
 pub use value::Value;

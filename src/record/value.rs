@@ -3,11 +3,12 @@ use std::sync::Arc;
 
 use serde::ser::{Serialize, Serializer};
 
-use super::{DataType, Date};
+use super::{DataType, Date, Text};
 
 /// One cell of a [`Record`](super::Record).
 ///
-/// 24 bytes; cloning never copies string bytes (`Arc<str>`).
+/// 24 bytes; cloning copies at most 24 bytes (short text is kept inline, longer
+/// text shared: see [`Text`]).
 ///
 /// ```
 /// use dataflare::record::Value;
@@ -29,8 +30,8 @@ pub enum Value {
     Int(i64),
     /// A 64-bit float.
     Float(f64),
-    /// Text, shared.
-    Str(Arc<str>),
+    /// Text: inline up to 22 bytes, shared beyond.
+    Str(Text),
     /// A calendar date.
     Date(Date),
 }
@@ -56,7 +57,7 @@ impl Value {
     /// The text of a [`Value::Str`].
     pub fn as_str(&self) -> Option<&str> {
         match self {
-            Value::Str(s) => Some(s),
+            Value::Str(s) => Some(s.as_str()),
             _ => None,
         }
     }
@@ -134,7 +135,7 @@ macro_rules! from {
 }
 
 from!(bool => Bool, i64 => Int, i32 => Int, u32 => Int, f64 => Float, f32 => Float,
-      &str => Str, String => Str, Arc<str> => Str, Date => Date);
+      &str => Str, String => Str, Arc<str> => Str, Text => Str, Date => Date);
 
 impl<T: Into<Value>> From<Option<T>> for Value {
     fn from(x: Option<T>) -> Value {
@@ -148,6 +149,6 @@ mod tests {
 
     #[test]
     fn stays_small() {
-        assert!(std::mem::size_of::<Value>() <= 24);
+        assert_eq!(std::mem::size_of::<Value>(), 24);
     }
 }

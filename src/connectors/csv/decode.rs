@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::de::RowDe;
 use super::parse::Pos;
-use crate::record::{DataType, Record, Schema, Value};
+use crate::record::{DataType, Record, Schema, Text, Value};
 use crate::{Batch, Error, Position, Result};
 
 /// Where the columns of dynamic records come from.
@@ -440,9 +440,11 @@ impl Recent {
     /// Lookups before deciding whether the column repeats enough.
     const TRIAL: u32 = 4096;
 
-    fn get(&mut self, text: &str) -> Arc<str> {
-        if self.off || text.len() > Self::LONGEST {
-            return Arc::from(text);
+    fn get(&mut self, text: &str) -> Text {
+        // Short text is inline: no allocation to save, and copying it is
+        // cheaper than hashing it.
+        if self.off || Text::fits_inline(text) || text.len() > Self::LONGEST {
+            return Text::from(text);
         }
         if self.slots.is_empty() {
             self.slots.resize(Self::SLOTS, None);
@@ -453,7 +455,7 @@ impl Recent {
             // Worth it only when a good share of the values repeat.
             self.off = true;
             self.slots = Vec::new();
-            return Arc::from(text);
+            return Text::from(text);
         }
         // FNV-1a: short texts, one multiplication a byte.
         let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -465,9 +467,9 @@ impl Recent {
                 if self.lookups < Self::TRIAL {
                     self.hits += 1;
                 }
-                s.clone()
+                Text::from(s.clone())
             }
-            _ => slot.insert(Arc::from(text)).clone(),
+            _ => Text::from(slot.insert(Arc::from(text)).clone()),
         }
     }
 }
@@ -578,24 +580,39 @@ pub(super) fn with_path(error: Error, path: Option<&Path>) -> Error {
 mod tests {
     use super::*;
 
+    /// True when the two texts are one shared string.
+    fn shared(a: &Text, b: &Text) -> bool {
+        a.as_ptr() == b.as_ptr()
+    }
+
+    const LONG: &str = "a category name longer than inline text";
+
     #[test]
-    fn a_repeated_value_shares_its_string() {
+    fn a_repeated_long_value_shares_its_string() {
         let mut recent = Recent::default();
-        let a = recent.get("books");
-        let b = recent.get("books");
-        assert!(Arc::ptr_eq(&a, &b));
+        let (a, b) = (recent.get(LONG), recent.get(LONG));
+        assert!(shared(&a, &b));
         assert_eq!(&*recent.get("toys"), "toys");
-        assert_eq!(&*recent.get("books"), "books");
+        assert_eq!(&*recent.get(LONG), LONG);
+    }
+
+    #[test]
+    fn a_short_value_is_inline_not_cached() {
+        let mut recent = Recent::default();
+        let (a, b) = (recent.get("books"), recent.get("books"));
+        assert_eq!((&*a, &*b), ("books", "books"));
+        assert!(!shared(&a, &b));
     }
 
     #[test]
     fn a_column_of_distinct_values_stops_looking() {
         let mut recent = Recent::default();
         for i in 0..=Recent::TRIAL {
-            assert_eq!(&*recent.get(&i.to_string()), i.to_string());
+            let text = format!("{i:>30}");
+            assert_eq!(&*recent.get(&text), text);
         }
         assert!(recent.off);
-        let (a, b) = (recent.get("x"), recent.get("x"));
-        assert!(!Arc::ptr_eq(&a, &b));
+        let (a, b) = (recent.get(LONG), recent.get(LONG));
+        assert!(!shared(&a, &b));
     }
 }
