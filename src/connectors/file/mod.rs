@@ -10,6 +10,6 @@ mod writer;
 
 pub(crate) use atomic::AtomicFile;
 pub(crate) use deferred::{Deferred, forward_sink_to_state};
-pub(crate) use output::{Output, OutputFile};
+pub(crate) use output::{Output, OutputFile, ends_without_newline};
 pub(crate) use reader::{BlockingSource, Emit};
 pub(crate) use writer::{BatchWriter, BlockingSink};

@@ -131,3 +131,24 @@ impl fmt::Debug for OutputFile {
             .finish()
     }
 }
+
+/// True when the file exists, is not empty and its last byte is not `\n`: a
+/// sink appending to it must start a new line first.
+pub(crate) fn ends_without_newline(path: &Path) -> Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if !path.is_file() {
+        return Ok(false); // missing: created on open; a directory: open reports it
+    }
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Ok(false); // unreadable: opening for append reports it
+    };
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8];
+    file.seek(SeekFrom::End(-1))
+        .and_then(|_| file.read_exact(&mut last))
+        .map_err(|e| Error::io(path, e))?;
+    Ok(last[0] != b'\n')
+}

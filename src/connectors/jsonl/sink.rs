@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::connectors::file::{BatchWriter, Deferred, Output, OutputFile, forward_sink_to_state};
+use crate::connectors::file::{
+    BatchWriter, Deferred, Output, OutputFile, ends_without_newline, forward_sink_to_state,
+};
 use crate::{Batch, Error, Position, Result};
 
 /// Batches waiting for the writer thread.
@@ -188,26 +190,6 @@ impl<T: Serialize> JsonlWriter<T> {
         self.buf.clear();
         Ok(())
     }
-}
-
-/// True when the file exists, is not empty and its last byte is not `\n`.
-fn ends_without_newline(path: &Path) -> Result<bool> {
-    use std::io::{Read, Seek, SeekFrom};
-    if !path.is_file() {
-        return Ok(false); // missing: created on open; a directory: open reports it
-    }
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return Ok(false); // unreadable: opening for append reports it
-    };
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    if len == 0 {
-        return Ok(false);
-    }
-    let mut last = [0u8];
-    file.seek(SeekFrom::End(-1))
-        .and_then(|_| file.read_exact(&mut last))
-        .map_err(|e| Error::io(path, e))?;
-    Ok(last[0] != b'\n')
 }
 
 impl<T: Serialize + Send + 'static> BatchWriter<T> for JsonlWriter<T> {
