@@ -107,7 +107,7 @@ where
             };
             match Pin::new(head).poll(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return fail(this.failed, join_error(e, this.stage)),
+                Poll::Ready(Err(e)) => return fail(this.failed, join_error(e, this.stage.name())),
                 Poll::Ready(Ok(value)) => {
                     this.in_flight.pop_front();
                     this.out.push(value);

@@ -111,7 +111,9 @@ where
             }
             match this.in_flight.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(value))) => this.out.push(value),
-                Poll::Ready(Some(Err(e))) => return fail(this.failed, join_error(e, this.stage)),
+                Poll::Ready(Some(Err(e))) => {
+                    return fail(this.failed, join_error(e, this.stage.name()));
+                }
                 // Nothing in flight: upstream was polled above and will wake us.
                 Poll::Ready(None) | Poll::Pending => return Poll::Pending,
             }

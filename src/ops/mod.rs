@@ -76,11 +76,12 @@ pub(crate) fn fail<T>(
     std::task::Poll::Ready(Some(Err(error)))
 }
 
-/// The error for a spawned task of `stage` that did not finish: a panic keeps its message.
-pub(crate) fn join_error(error: tokio::task::JoinError, stage: &StageMetrics) -> Error {
+/// The error for a spawned task of `stage` that did not finish: a panic keeps
+/// its message.
+pub(crate) fn join_error(error: tokio::task::JoinError, stage: impl Into<String>) -> Error {
     let error = match error.try_into_panic() {
         Ok(payload) => Error::panic(payload),
         Err(e) => Error::other(e),
     };
-    error.with_stage(stage.name())
+    error.with_stage(stage)
 }

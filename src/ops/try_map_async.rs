@@ -244,7 +244,7 @@ where
                         Work::Running(task) => match Pin::new(task).poll(cx) {
                             Poll::Pending => break,
                             Poll::Ready(Err(e)) => {
-                                return fail(this.failed, join_error(e, this.stage));
+                                return fail(this.failed, join_error(e, this.stage.name()));
                             }
                             Poll::Ready(Ok(result)) => result,
                         },

@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::{Pipeline, Report, Status};
 use crate::metrics::{StageMetrics, Stages};
-use crate::ops::guard;
+use crate::ops::{guard, join_error};
 use crate::runtime::{Spawned, Tasks};
 use crate::source::Source;
 use crate::{Batch, Error, Result};
@@ -166,7 +166,9 @@ where
         };
         let (result, cancelled) = match outcome {
             Ok(outcome) => outcome,
-            Err(e) => (Err(join_error_of_run(e)), false),
+            // Our own code panicked (user code is guarded stage by stage), or
+            // the runtime is shutting down.
+            Err(e) => (Err(join_error(e, "pipeline")), false),
         };
         let errors = stages.take_errors();
         let stages = stages.snapshot();
@@ -186,15 +188,6 @@ where
             stages,
             errors,
         }
-    }
-}
-
-/// The error for a run whose driving task did not finish: a panic of our own
-/// code (user code is guarded stage by stage), or the runtime shutting down.
-fn join_error_of_run(error: tokio::task::JoinError) -> Error {
-    match error.try_into_panic() {
-        Ok(payload) => Error::panic(payload).with_stage("pipeline"),
-        Err(e) => Error::other(e),
     }
 }
 
