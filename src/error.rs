@@ -39,11 +39,14 @@ pub enum ErrorKind {
 /// Where in the data an error happened.
 ///
 /// Displays as `record 12 (line 13, byte 400), field "amount"`, leaving out what is
-/// unknown. Records count from 0, lines from 1, bytes from 0 (as the `csv` crate does).
+/// unknown. In messages records are numbered from 1, like lines (the first record
+/// of an input is "record 1"); the [`record`](Position::record) field holds the
+/// 0-based index. Bytes count from 0 (as the `csv` crate does).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Position {
-    /// Index of the record in its source, counting from 0.
+    /// Index of the record in its source, counting from 0 (displayed as the
+    /// 1-based record number: index 0 is "record 1").
     pub record: Option<u64>,
     /// Physical line number, counting from 1, as an editor shows it.
     pub line: Option<u64>,
@@ -93,7 +96,7 @@ impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut wrote = false;
         if let Some(r) = self.record {
-            write!(f, "record {r}")?;
+            write!(f, "record {}", r + 1)?;
             wrote = true;
         }
         let mut inner = Vec::new();
@@ -135,6 +138,7 @@ struct Inner {
     position: Position,
     record_level: bool,
     attempts: u32,
+    record_text: Option<String>,
 }
 
 impl Error {
@@ -147,6 +151,7 @@ impl Error {
             position: Position::default(),
             record_level: false,
             attempts: 0,
+            record_text: None,
         }))
     }
 
@@ -257,6 +262,19 @@ impl Error {
         self
     }
 
+    /// Keeps the raw input text of the record at fault (a source's malformed
+    /// row or line), so a dead letter can be fixed without opening the input.
+    /// Sources keep at most a bounded prefix of it.
+    pub fn with_record_text(mut self, text: impl Into<String>) -> Self {
+        self.0.record_text = Some(text.into());
+        self
+    }
+
+    /// The raw input text of the record at fault, when a source kept it.
+    pub fn record_text(&self) -> Option<&str> {
+        self.0.record_text.as_deref()
+    }
+
     /// Attempts made at the record before this error was final; 0 when not tracked.
     pub fn attempts(&self) -> u32 {
         self.0.attempts
@@ -353,7 +371,7 @@ mod tests {
         let e = Error::parse("invalid digit")
             .with_position(
                 Position::new()
-                    .record(12)
+                    .record(11)
                     .line(13)
                     .byte(400)
                     .field("amount"),

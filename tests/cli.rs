@@ -44,7 +44,7 @@ fn a_bad_row_fails_the_run_with_its_position_and_leaves_no_output() {
     let out = dataflare(&["convert", input.to_str().unwrap(), output.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("in.csv: record 1 (line 3, byte 20)"), "{err}");
+    assert!(err.contains("in.csv: record 2 (line 3, byte 20)"), "{err}");
     assert!(!output.exists(), "a failed run leaves no output file");
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),

@@ -173,7 +173,7 @@ async fn a_record_with_other_columns_fails_the_run_naming_it() {
     assert_eq!(err.position().record, Some(2));
     let text = err.to_string();
     assert!(
-        text.contains("record 2")
+        text.contains("record 3")
             && text.contains(
                 "(city, country) differ from the first record's (city, pop, area, capital)"
             ),

@@ -737,7 +737,7 @@ async fn an_unterminated_quote_is_an_error_at_the_opening_quote() {
     assert_eq!(
         e.to_string(),
         format!(
-            "stage \"source\": {}: record 1 (line 3, byte 25), field \"user\": \
+            "stage \"source\": {}: record 2 (line 3, byte 25), field \"user\": \
              quoted field never closed: the quote opened here runs to the end of the input",
             path.display()
         )

@@ -363,7 +363,7 @@ async fn the_error_text_of_a_reject_includes_the_whole_cause_chain() {
     let r = &rejects.to_vec()[0];
     assert_eq!(
         r.error,
-        "stage \"try_map#1\": record 0: lookup failed: bad record \"q\""
+        "stage \"try_map#1\": record 1: lookup failed: bad record \"q\""
     );
     assert_eq!(r.record_index, Some(0));
 }
@@ -1160,7 +1160,7 @@ async fn a_failed_record_is_named_by_its_index_in_the_stage_input() {
         .map(|e| e.position().record)
         .collect();
     assert_eq!(at, vec![Some(2), Some(4)]);
-    assert!(report.errors()[0].to_string().contains("record 2"));
+    assert!(report.errors()[0].to_string().contains("record 3"));
 
     let report = Pipeline::from(source::iter(input).batch_size(2))
         .try_map_async(2, |s: &&str| {

@@ -227,7 +227,10 @@ async fn dead_letters_written_to_a_json_lines_file() {
         assert_eq!(row["record"], format!("\"bad{i}\""));
         assert_eq!(
             row["error"],
-            format!("stage \"try_map#1\": record {i}: invalid digit found in string")
+            format!(
+                "stage \"try_map#1\": record {}: invalid digit found in string",
+                i + 1
+            )
         );
         assert_eq!(row["record_index"], i);
         assert_eq!(row["attempts"], 1);
@@ -261,7 +264,10 @@ async fn dead_letters_written_to_a_csv_file() {
         assert_eq!(&row[0], "try_map#1");
         assert_eq!(
             &row[1],
-            format!("stage \"try_map#1\": record {i}: invalid digit found in string")
+            format!(
+                "stage \"try_map#1\": record {}: invalid digit found in string",
+                i + 1
+            )
         );
         assert_eq!(&row[2], format!("\"bad{i}\""));
         assert_eq!(&row[3], i.to_string());

@@ -219,7 +219,7 @@ async fn a_malformed_line_names_path_line_byte_and_column() {
     assert_eq!(
         err.to_string(),
         format!(
-            "stage \"source\": {}: record 2 (line 4, byte 63): key must be a string at column 9",
+            "stage \"source\": {}: record 3 (line 4, byte 63): key must be a string at column 9",
             path.display()
         )
     );

@@ -21,10 +21,12 @@ pub struct Rejected {
     pub stage: String,
     /// The error, with its causes (`error: cause: cause`).
     pub error: String,
-    /// The record as `Debug` shows it, when the stage had it (a transform); a
-    /// source's malformed input has its position instead.
+    /// The record as `Debug` shows it, when the stage had it (a transform); for
+    /// a source's malformed input, its raw text (a CSV row, a JSON line) when
+    /// the source kept it.
     pub record: Option<String>,
-    /// Index of the record in its source, when known.
+    /// Index of the record in its source, counting from 0, when known (messages
+    /// number records from 1: index 0 is "record 1").
     pub record_index: Option<u64>,
     /// Line in the input file, when known.
     pub line: Option<u64>,
@@ -52,7 +54,7 @@ impl Rejected {
         Rejected {
             stage,
             error: text,
-            record,
+            record: record.or_else(|| error.record_text().map(str::to_string)),
             record_index: position.record,
             line: position.line,
             byte: position.byte,
