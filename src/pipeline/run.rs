@@ -1,5 +1,5 @@
 use std::fmt;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Poll, ready};
 use std::time::Instant;
@@ -13,7 +13,7 @@ use tracing::Instrument;
 use super::{Pipeline, Report, Status};
 use crate::metrics::{StageMetrics, Stages};
 use crate::ops::{guard, join_error};
-use crate::runtime::{Spawned, Tasks};
+use crate::runtime::{Role, Spawned, Tasks};
 use crate::source::Source;
 use crate::{Batch, Error, Result};
 
@@ -194,6 +194,20 @@ where
 /// Runs the pipeline into its sink, with the dead-letter sinks alongside, until
 /// it ends or `cancel` fires; returns its result and whether it was cancelled.
 /// Returns only once every task the run spawned has ended.
+///
+/// The run's sinks are all-or-nothing together, in four phases:
+/// 1. *open*: every sink (main and dead letters) is made ready, so a
+///    destination that cannot be written fails the run before any record is
+///    read;
+/// 2. *flow*: the source is drained through every stage into the sink, rejects
+///    into the dead-letter sinks;
+/// 3. *prepare*: the dead-letter sinks are closed, then, if all went well, the
+///    main sink: a file sink flushes and syncs its temporary file and stages
+///    it with the run; a user's own sink sees `close` only now, after every
+///    other sink succeeded;
+/// 4. *commit*: every staged output is renamed into place if the run
+///    succeeded; if it failed or was cancelled, only the dead letters are
+///    (they explain what was put aside), the rest are removed.
 async fn drive<S, K>(
     stream: S,
     sink: K,
@@ -206,100 +220,181 @@ where
     S: Source,
     K: Sink<Batch<S::Record>, Error = Error>,
 {
-    let dead_letters = stages.dead_letters().to_vec();
+    let mut sink = Box::pin(sink);
+    let main_role = tasks.with_role(Role::Output(Arc::from(sink_stage.name())));
+    let dead_letter_role = tasks.with_role(Role::DeadLetters);
+    // Records the sink took but has not confirmed: abandoned if the run ends
+    // any other way than the sink closing (an error, or a cancel).
+    let mut unconfirmed = Unconfirmed {
+        stage: &sink_stage,
+        count: 0,
+    };
     let mut cancelled = false;
-    // The dead-letter sinks are driven alongside the pipeline, in this
-    // task, and told to finish once the pipeline is done.
-    let (done_tx, done_rx): (Vec<_>, Vec<_>) = dead_letters
+
+    // 1. Open.
+    let drivers: Result<Vec<_>> = stages
+        .dead_letters()
         .iter()
-        .map(|_| oneshot::channel::<()>())
-        .unzip();
+        .map(|d| d.take_driver())
+        .collect();
+    let mut drivers = match drivers {
+        Ok(drivers) => drivers,
+        Err(e) => return (Err(e.with_stage("dead letters")), false),
+    };
+    let open_all = futures::future::try_join(
+        main_role.scope(open(sink.as_mut(), &sink_stage)),
+        dead_letter_role.scope(try_join_all(
+            drivers
+                .iter_mut()
+                .map(|d| async { d.open().await.map_err(|e| e.with_stage("dead letters")) }),
+        )),
+    );
+    let opened = match select(pin!(cancel.cancelled()), pin!(open_all)).await {
+        Either::Left(_) => Err(None),
+        Either::Right((result, _)) => result.map(drop).map_err(Some),
+    };
+    if let Err(e) = opened {
+        // Nothing was read; every sink is dropped, nothing committed.
+        drop(drivers);
+        drop(sink);
+        tasks.wait_all().await;
+        tasks.commits().commit(false, false).ok();
+        return match e {
+            Some(e) => (Err(e), false),
+            None => (Ok(()), true),
+        };
+    }
+
+    // 2. Flow.
+    let (done_tx, done_rx): (Vec<_>, Vec<_>) =
+        drivers.iter().map(|_| oneshot::channel::<()>()).unzip();
+    let rejects = dead_letter_role.scope(try_join_all(drivers.into_iter().zip(done_rx).map(
+        |(d, done)| async move { d.run(done).await.map_err(|e| e.with_stage("dead letters")) },
+    )));
     let pipeline = async {
-        let check = || stages.check_max_errors();
-        let run = tasks.scope(forward(stream, sink, &sink_stage, check));
+        let run = main_role.scope(forward(
+            stream,
+            sink.as_mut(),
+            &sink_stage,
+            &mut unconfirmed,
+        ));
         // The cancel signal is polled first: polled after the run, it would find
         // tokio's cooperative budget spent by the run every time.
         let result = match select(pin!(cancel.cancelled()), pin!(run)).await {
-            Either::Right((result, _)) => result,
+            Either::Right((result, _)) => result.and_then(|()| stages.check_max_errors()),
             Either::Left(((), _)) => {
-                // The run future, a temporary of this statement, is
-                // dropped at its end, with the pipeline and the sink:
-                // nothing more is read, nothing is committed.
+                // The run future, a temporary of this statement, is dropped at
+                // its end, with the pipeline: nothing more is read.
                 cancelled = true;
                 Ok(())
             }
         };
-        // Stream and sink are dropped by now, which aborts any task
-        // still running. A task may not have seen its abort yet and
-        // still reject records (a stage upstream of a buffer, after a
-        // `take` ended the run): wait for every task to end before the
-        // dead-letter sinks stop taking rejects, so none counted is lost.
+        // A task may not have seen its abort yet and still reject records (a
+        // stage upstream of a buffer, after a `take` ended the run): wait for
+        // every task to end before the dead-letter sinks stop taking rejects,
+        // so none counted is lost.
         tasks.wait().await;
         drop(done_tx);
         result
     };
-    let rejects = try_join_all(
-        dead_letters
-            .iter()
-            .zip(done_rx)
-            .map(|(d, done)| async move {
-                d.drive(done)
-                    .await
-                    .map_err(|e| e.with_stage("dead letters"))
-            }),
-    );
-    // A dead-letter sink that fails ends the run there, as a failing
-    // sink does (the pipeline is dropped, its sink not closed), and
-    // with its own error: going on, the next stage to reject a record
-    // would fail with `Closed` instead, hiding the cause.
+    // A dead-letter sink that fails ends the run there, as a failing sink
+    // does, and with its own error: going on, the next stage to reject a
+    // record would fail with `Closed` instead, hiding the cause. When the
+    // pipeline fails, its dead letters are still written (they explain it).
     let result = match select(pin!(pipeline), pin!(rejects)).await {
-        Either::Left((result, rejects)) => result.and(rejects.await.map(drop)),
+        Either::Left((result, rejects)) => {
+            let rejected = rejects.await;
+            result.and(rejected.map(drop))
+        }
         Either::Right((Ok(_), pipeline)) => pipeline.await,
         Either::Right((Err(e), _pipeline)) => Err(e),
     };
-    // Wait for every task to end (again, if the dead letters failed
-    // first and the pipeline was dropped) so nothing outlives the run.
-    tasks.wait().await;
+
+    // 3. Prepare: the main sink is closed last, once everything else succeeded.
+    let result = match result {
+        Ok(()) if !cancelled => {
+            main_role
+                .scope(close(sink.as_mut(), &sink_stage, &mut unconfirmed))
+                .await
+        }
+        other => other,
+    };
+    drop(unconfirmed);
+    drop(sink);
+    // Wait for every task to end (a file writer removing what it abandoned)
+    // so nothing outlives the run.
+    tasks.wait_all().await;
+
+    // 4. Commit. On a blocking thread, which runs to its end even if the run
+    // is aborted meanwhile: a commit once begun is never cut halfway.
+    let succeeded = result.is_ok() && !cancelled;
+    // A run refused for using a file twice keeps nothing: its dead-letter
+    // file may be the very input it refused to overwrite.
+    let keep_dead_letters = !tasks.claims().refused();
+    let commits = tasks.clone();
+    let committed =
+        tokio::task::spawn_blocking(move || commits.commits().commit(succeeded, keep_dead_letters))
+            .await
+            .unwrap_or_else(|e| Err(join_error(e, "commit")));
+    let result = match (result, committed) {
+        (Ok(()), Err(e)) if !cancelled => Err(e.with_stage("commit")),
+        (result, Err(e)) => {
+            tracing::warn!(error = %e, "the dead letters of a failed or cancelled run could not be kept");
+            result
+        }
+        (result, Ok(())) => result,
+    };
     (result, cancelled)
 }
 
-/// Drives batches from `stream` into `sink` until the stream ends, then closes
-/// the sink (as `futures::StreamExt::forward` does, with metrics and panic
-/// catching). Flushes whenever the stream has nothing ready, so a slow source
-/// never holds written data back.
-///
-/// `before_close` runs once the stream has ended, before the sink is closed: an
-/// error there fails the run with the sink dropped, not committed.
+/// Waits for the sink to be ready, before any record is read: a sink that opens
+/// its destination then (a file) fails the run before any data is read.
+async fn open<K, T>(mut sink: Pin<&mut K>, stage: &StageMetrics) -> Result<()>
+where
+    K: Sink<Batch<T>, Error = Error> + ?Sized,
+{
+    poll_fn(|cx| {
+        guard(stage, || sink.as_mut().poll_ready(cx))?.map_err(|e| e.with_stage(stage.name()))
+    })
+    .await
+}
+
+/// Closes the sink once the run has succeeded: what it took is confirmed.
+async fn close<K, T>(
+    mut sink: Pin<&mut K>,
+    stage: &StageMetrics,
+    unconfirmed: &mut Unconfirmed<'_>,
+) -> Result<()>
+where
+    K: Sink<Batch<T>, Error = Error> + ?Sized,
+{
+    poll_fn(|cx| {
+        guard(stage, || sink.as_mut().poll_close(cx))?.map_err(|e| e.with_stage(stage.name()))
+    })
+    .await?;
+    unconfirmed.confirm();
+    Ok(())
+}
+
+/// Drives batches from `stream` into `sink` until the stream ends (as
+/// `futures::StreamExt::forward` does, with metrics and panic catching, but
+/// without closing the sink: the run does that when every sink is done).
+/// Flushes whenever the stream has nothing ready, so a slow source never holds
+/// written data back.
 async fn forward<S, K, T>(
     stream: S,
-    sink: K,
+    mut sink: Pin<&mut K>,
     stage: &StageMetrics,
-    before_close: impl Fn() -> Result<()>,
+    unconfirmed: &mut Unconfirmed<'_>,
 ) -> Result<()>
 where
     S: futures::Stream<Item = Result<Batch<T>>>,
-    K: Sink<Batch<T>, Error = Error>,
+    K: Sink<Batch<T>, Error = Error> + ?Sized,
 {
     let mut stream = pin!(stream);
-    let mut sink = pin!(sink);
     let mut next: Option<Batch<T>> = None;
-    // Records the sink took but has not confirmed: abandoned if the run ends
-    // any other way than the sink closing (an error, or this future dropped
-    // by a cancel).
-    let mut unconfirmed = Unconfirmed { stage, count: 0 };
     let sink_error = |e: Error| e.with_stage(stage.name());
-    // Wait for the sink to be ready before reading anything: a sink that opens
-    // its destination then (a file) fails the run before any data is read.
-    let mut opened = false;
-    let mut checked = false;
     poll_fn(|cx| {
-        if !opened {
-            match guard(stage, || sink.as_mut().poll_ready(cx))? {
-                Poll::Ready(Ok(())) => opened = true,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(sink_error(e))),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
         loop {
             if next.is_some() {
                 match guard(stage, || sink.as_mut().poll_ready(cx))? {
@@ -308,8 +403,6 @@ where
                     Poll::Pending => return Poll::Pending,
                 }
                 let batch = next.take().expect("checked above");
-                stage.batch_in(batch.len());
-                unconfirmed.count += batch.len();
                 let start = Instant::now();
                 let sent = guard(stage, || sink.as_mut().start_send(batch))?;
                 stage.busy_since(start);
@@ -322,21 +415,14 @@ where
             match stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(batch))) => {
                     coop.made_progress();
+                    // The sink's from here: a failure before it takes the
+                    // batch abandons it there, not between the stages.
+                    stage.batch_in(batch.len());
+                    unconfirmed.count += batch.len();
                     next = Some(batch);
                 }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
-                Poll::Ready(None) => {
-                    if !checked {
-                        before_close()?;
-                        checked = true;
-                    }
-                    let closed = guard(stage, || sink.as_mut().poll_close(cx))?;
-                    return closed.map(|r| {
-                        r.map_err(sink_error)?;
-                        unconfirmed.confirm();
-                        Ok(())
-                    });
-                }
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
                 Poll::Pending => {
                     if unconfirmed.count > 0 {
                         match guard(stage, || sink.as_mut().poll_flush(cx))? {

@@ -131,19 +131,43 @@ impl DeadLetters {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    /// Writes rejects to the sink until `done` fires and those already sent are
-    /// written, then closes the sink. Runs once per handle: a second call (a
-    /// handle reused in another run) does nothing.
-    pub(crate) async fn drive(&self, done: oneshot::Receiver<()>) -> Result<()> {
-        let Some((mut rx, mut sink)) = self
-            .inner
+    /// Takes the sink out of the handle to be driven by a run. A handle drives
+    /// one run: its sink is consumed by the run (closed or abandoned), so a
+    /// second run with the same handle is refused.
+    pub(crate) fn take_driver(&self) -> Result<DeadLetterDriver> {
+        self.inner
             .driver
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
-        else {
-            return Ok(());
-        };
+            .map(|(rx, sink)| DeadLetterDriver { rx, sink })
+            .ok_or_else(|| {
+                Error::config(
+                    "this DeadLetters handle was already used by another run (its sink is \
+                     consumed by the run it served): make a new DeadLetters::to(..) for each run",
+                )
+            })
+    }
+}
+
+/// The dead-letter sink of one run and the rejects waiting for it.
+pub(crate) struct DeadLetterDriver {
+    rx: mpsc::Receiver<Rejected>,
+    sink: BoxSink,
+}
+
+impl DeadLetterDriver {
+    /// Waits for the sink to be ready: a file sink opens (and checks) its
+    /// destination then, before the run reads any data.
+    pub(crate) async fn open(&mut self) -> Result<()> {
+        futures::future::poll_fn(|cx| self.sink.as_mut().poll_ready(cx)).await
+    }
+
+    /// Writes rejects to the sink until `done` fires and those already sent are
+    /// written, then closes the sink (a file sink stages its output for the
+    /// run's commit).
+    pub(crate) async fn run(self, done: oneshot::Receiver<()>) -> Result<()> {
+        let DeadLetterDriver { mut rx, mut sink } = self;
         let mut done = std::pin::pin!(done);
         let mut finishing = false;
         let mut buf = Vec::new();

@@ -74,6 +74,7 @@ fn open(input: Input) -> Result<(Box<dyn Read + Send>, bool, Option<PathBuf>)> {
                     Error::config("the input path is a directory, not a file").with_path(&path)
                 );
             }
+            crate::connectors::file::claim_input(&path)?;
             let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
             // A named pipe or a device is read as a stream.
             Ok((Box::new(file), !meta.is_file(), Some(path)))

@@ -3,12 +3,14 @@
 //! pipeline by bounded channels.
 
 mod atomic;
+mod claims;
 mod deferred;
 mod output;
 mod reader;
 mod writer;
 
 pub(crate) use atomic::AtomicFile;
+pub(crate) use claims::{Claims, claim_input, claim_output};
 pub(crate) use deferred::{Deferred, forward_sink_to_state};
 pub(crate) use output::{Output, OutputFile, ends_without_newline};
 pub(crate) use reader::{BlockingSource, Emit};

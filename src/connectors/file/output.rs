@@ -3,7 +3,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::AtomicFile;
+use super::{AtomicFile, claim_output};
 use crate::{Error, Result};
 
 /// Where a file sink writes.
@@ -21,8 +21,12 @@ impl Output {
     /// Opens the destination. Runs on a blocking thread.
     pub(crate) fn open(self) -> Result<OutputFile> {
         match self {
-            Output::Replace(path) => AtomicFile::create(&path).map(OutputFile::Replace),
+            Output::Replace(path) => {
+                claim_output(&path)?;
+                AtomicFile::create(&path).map(OutputFile::Replace)
+            }
             Output::Append(path) => {
+                claim_output(&path)?;
                 if path.is_dir() {
                     return Err(Error::config("the output path is a directory").with_path(&path));
                 }
@@ -80,10 +84,11 @@ impl OutputFile {
         }
     }
 
-    /// Flushes, and for a replaced file renames it into place.
+    /// Flushes; a replaced file is synced and renamed into place when the
+    /// run commits (see [`AtomicFile::finish`]).
     pub(crate) fn finish(self) -> Result<()> {
         match self {
-            OutputFile::Replace(f) => f.commit(),
+            OutputFile::Replace(f) => f.finish(),
             OutputFile::Append { path, mut file } => file.flush().map_err(|e| Error::io(&path, e)),
             OutputFile::Writer(mut w) => w.flush().map_err(Error::from),
         }

@@ -7,7 +7,7 @@ use futures::Stream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::runtime::bounded;
+use crate::runtime::{bounded, spawn_blocking_detached};
 use crate::{Batch, Error, Result};
 
 /// The handle a blocking reader sends its batches and record errors through.
@@ -93,7 +93,7 @@ impl<T: Send + 'static> Stream for BlockingSource<T> {
                     // Not part of the run's task set: a reader blocked on input
                     // (stdin) must not keep a failed run from returning. It stops
                     // at its next send once the pipeline is gone.
-                    let thread = tokio::task::spawn_blocking(move || {
+                    let thread = spawn_blocking_detached(move || {
                         let mut emit = Emit { tx, seq: 0 };
                         read(&mut emit)
                     });

@@ -320,6 +320,7 @@ fn read_lines<T: 'static>(
 ) -> Result<()> {
     let (path, mut reader): (Option<PathBuf>, Box<dyn BufRead>) = match input {
         Input::Path(path) => {
+            crate::connectors::file::claim_input(&path)?;
             let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
             let reader = BufReader::with_capacity(256 * 1024, file);
             (Some(path), Box::new(reader))
