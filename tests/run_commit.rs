@@ -28,8 +28,9 @@ fn counted(n: u32, reads: &Arc<AtomicUsize>) -> impl Source<Record = u32> {
     }))
 }
 
+#[allow(clippy::ptr_arg)] // the signature try_map asks for
 fn parse(s: &String) -> Result<u32, std::num::ParseIntError> {
-    s.parse()
+    s.as_str().parse()
 }
 
 #[tokio::test]
