@@ -1,9 +1,8 @@
 //! A panic in user code, in every kind of stage the builder offers, and in a
 //! source and a sink: the run fails (it does not hang) with an error naming the
-//! stage and saying it panicked, and every stage still balances
-//! (`records_in + expanded == records_out + filtered + skipped + dead_lettered
-//! + abandoned`): the panicking record and those in flight are abandoned,
-//! counted once.
+//! stage and saying it panicked, and every stage still balances (`records_in +
+//! expanded == records_out + filtered + skipped + dead_lettered + abandoned`):
+//! the panicking record and those in flight are abandoned, counted once.
 //!
 //! The input is 40 records in 8 batches of 5; user code panics on record 17,
 //! in the middle of the fourth batch. Each case is one line of the table at
@@ -139,7 +138,7 @@ case!(map_fused_after_another_step, "map#2", |p| p
     .map(boom)
     .to(sink::discard()));
 case!(filter, "filter#1", |p| p
-    .filter(|x| boom(*x) % 2 == 0)
+    .filter(|x| boom(*x).is_multiple_of(2))
     .to(sink::discard()));
 case!(filter_map, "filter_map#1", |p| p
     .filter_map(|x| Some(boom(x)).filter(|x| x % 3 != 0))
@@ -234,7 +233,7 @@ case!(try_map_under_skip, "try_map#1", |p| p
     .on_error(ErrorPolicy::Skip)
     .to(sink::discard()));
 case!(try_filter, "try_filter#1", |p| p
-    .try_filter(|x: &u64| Ok::<_, Error>(boom(*x) % 2 == 0))
+    .try_filter(|x: &u64| Ok::<_, Error>(boom(*x).is_multiple_of(2)))
     .to(sink::discard()));
 case!(try_flat_map, "try_flat_map#1", |p| p
     .try_flat_map(|x: &u64| Ok::<_, Error>(vec![boom(*x); 2]))
