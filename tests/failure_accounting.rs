@@ -298,3 +298,32 @@ async fn records_held_upstream_of_a_take_are_counted() {
     report.check_accounting().unwrap();
     assert_eq!(report.stage("rebatch#1").unwrap().abandoned, 2);
 }
+
+/// A user `BatchOp` that fails the run (an `Err`, not a panic) on its third batch.
+struct FailsOnThirdBatch(u32);
+
+impl dataflare::ops::BatchOp<u32> for FailsOnThirdBatch {
+    type Out = u32;
+
+    fn apply(&mut self, records: Vec<u32>) -> dataflare::Result<Vec<u32>> {
+        self.0 += 1;
+        if self.0 == 3 {
+            return Err(Error::msg("lookup service gone"));
+        }
+        Ok(records)
+    }
+}
+
+#[tokio::test]
+async fn a_batch_op_that_fails_abandons_the_batch_it_took() {
+    let report = Pipeline::from(source::iter(0..20u32).batch_size(5))
+        .transform(FailsOnThirdBatch(0))
+        .to(sink::discard())
+        .run_to_report()
+        .await;
+    let error = report.error().expect("the op's error fails the run");
+    assert_eq!(error.stage(), Some("transform#1"), "{error}");
+    report.check_accounting().unwrap();
+    // The batch it failed on; the fourth was never read.
+    assert_eq!(report.stage("transform#1").unwrap().abandoned, 5);
+}

@@ -614,11 +614,14 @@ async fn a_source_error_is_dead_lettered_with_its_position() {
     assert_eq!(r.attempts, 1);
 }
 
+/// A source cannot retry (`on_error(retry)` on it panics, see
+/// tests/policy_placement.rs); a pipeline-wide retry applies its final
+/// policy to the source's failed records.
 #[tokio::test]
-async fn a_source_error_under_retry_goes_straight_to_the_final_policy() {
+async fn a_source_error_under_a_default_retry_goes_straight_to_the_final_policy() {
     let rejects = Collected::<Rejected>::new();
     let report = Pipeline::from(script().into_source())
-        .on_error(retry(5).then(DeadLetters::to(sink::collect(&rejects))))
+        .default_policy(retry(5).then(DeadLetters::to(sink::collect(&rejects))))
         .to(sink::discard())
         .run()
         .await
@@ -628,7 +631,7 @@ async fn a_source_error_under_retry_goes_straight_to_the_final_policy() {
     assert!(rejects.to_vec().iter().all(|r| r.attempts == 1));
 
     let report = Pipeline::from(script().into_source())
-        .on_error(retry(5))
+        .default_policy(retry(5))
         .to(sink::discard())
         .run_to_report()
         .await;

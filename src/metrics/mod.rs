@@ -3,4 +3,4 @@
 mod stage;
 
 pub use stage::StageStats;
-pub(crate) use stage::{StageMetrics, Stages};
+pub(crate) use stage::{RecordErrors, StageMetrics, Stages};

@@ -13,8 +13,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// What one stage shares with the run: its name, error policy and the baseline
-/// counters every stage records (after DataFusion's `BaselineMetrics`).
+/// Which record-level errors a stage can meet, fixed by its kind: the builder
+/// refuses an [`ErrorPolicy`] set on a stage where it could never apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecordErrors {
+    /// None: its user code cannot fail a record (`map`, `buffer`, `take`, ...);
+    /// a panic or a stream-level error ends the run whatever the policy.
+    Never,
+    /// Its own fallible closure's, which it can call again: every policy applies.
+    Retryable,
+    /// Those of its input, which cannot be asked for the same record again (a
+    /// source's malformed row): every policy but a retry.
+    NotRetryable,
+}
+
+/// What one stage shares with the run: its name, kind, error policy and the
+/// baseline counters every stage records (after DataFusion's `BaselineMetrics`).
 ///
 /// Counters are atomics updated once per batch (or per failed record) with
 /// `Relaxed` ordering: they are statistics, read while the run goes on, never
@@ -22,6 +36,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug)]
 pub(crate) struct StageMetrics {
     name: Mutex<String>,
+    kind: &'static str,
+    record_errors: RecordErrors,
     records_in: AtomicU64,
     records_out: AtomicU64,
     batches_in: AtomicU64,
@@ -39,9 +55,16 @@ pub(crate) struct StageMetrics {
 }
 
 impl StageMetrics {
-    fn new(name: String, default_policy: Arc<Mutex<ErrorPolicy>>) -> Arc<Self> {
+    fn new(
+        name: String,
+        kind: &'static str,
+        record_errors: RecordErrors,
+        default_policy: Arc<Mutex<ErrorPolicy>>,
+    ) -> Arc<Self> {
         Arc::new(StageMetrics {
             name: Mutex::new(name),
+            kind,
+            record_errors,
             records_in: AtomicU64::new(0),
             records_out: AtomicU64::new(0),
             batches_in: AtomicU64::new(0),
@@ -114,6 +137,28 @@ impl StageMetrics {
 
     pub(crate) fn set_policy(&self, policy: ErrorPolicy) {
         *lock(&self.policy) = Some(policy);
+    }
+
+    /// Why `policy` set on this stage with `on_error` could never apply, if
+    /// it could not: the builder's panic message.
+    pub(crate) fn refuse_policy(&self, policy: &ErrorPolicy) -> Option<String> {
+        const WHERE: &str = "put on_error right after the try_map / fallible stage it is meant \
+                             for (try_map, try_filter, try_flat_map, try_map_async, or the \
+                             source for its malformed records), or use default_policy";
+        let (name, kind) = (self.name(), self.kind);
+        match (self.record_errors, policy) {
+            (RecordErrors::Never, _) => Some(format!(
+                "on_error landed on stage {name:?} (kind: {kind}), which cannot produce a \
+                 record-level error, so the policy would never apply; {WHERE}"
+            )),
+            (RecordErrors::NotRetryable, ErrorPolicy::Retry(_)) => Some(format!(
+                "on_error(retry) landed on stage {name:?} (kind: {kind}), which cannot retry \
+                 a record: it cannot be asked for the same record again, so the retry would \
+                 go straight to its final policy; give the {kind} that final policy \
+                 (ErrorPolicy::Skip, DeadLetters) instead, and for a retry {WHERE}"
+            )),
+            _ => None,
+        }
     }
 
     fn keep(&self, error: Error) {
@@ -192,18 +237,29 @@ pub(crate) struct Stages {
 }
 
 impl Stages {
-    /// Adds a stage named `kind#N`, N being its place in the pipeline.
-    pub(crate) fn add(&mut self, kind: &str) -> Arc<StageMetrics> {
+    /// Adds a stage named `kind#N`, N being its place in the pipeline (the
+    /// first, the source, is named `kind`).
+    pub(crate) fn add(
+        &mut self,
+        kind: &'static str,
+        record_errors: RecordErrors,
+    ) -> Arc<StageMetrics> {
         let name = if self.list.is_empty() {
             kind.to_string()
         } else {
             format!("{kind}#{}", self.list.len())
         };
-        self.add_named(name)
+        self.add_named(name, kind, record_errors)
     }
 
-    pub(crate) fn add_named(&mut self, name: String) -> Arc<StageMetrics> {
-        let stage = StageMetrics::new(name, self.default_policy.clone());
+    /// Adds a stage named `name`.
+    pub(crate) fn add_named(
+        &mut self,
+        name: String,
+        kind: &'static str,
+        record_errors: RecordErrors,
+    ) -> Arc<StageMetrics> {
+        let stage = StageMetrics::new(name, kind, record_errors, self.default_policy.clone());
         self.list.push(stage.clone());
         stage
     }

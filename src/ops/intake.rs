@@ -6,7 +6,7 @@ use futures::Stream;
 use std::future::Future;
 use std::time::Instant;
 
-use super::guard;
+use super::guard_record;
 use crate::metrics::StageMetrics;
 use crate::runtime::{Spawned, Tasks};
 use crate::{Batch, Error, Result};
@@ -98,8 +98,9 @@ impl<T> Intake<T> {
     }
 }
 
-/// Calls `f` on `record` (a panic becomes the stage's error) and runs the
-/// future it returns as its own task, so it progresses while downstream is busy.
+/// Calls `f` on `record` (a panic becomes the stage's error, and the record,
+/// lost with it, counts as abandoned) and runs the future it returns as its own
+/// task, so it progresses while downstream is busy.
 pub(crate) fn spawn_call<T, F, Fut>(
     f: &mut F,
     record: T,
@@ -112,7 +113,7 @@ where
     Fut::Output: Send + 'static,
 {
     let start = Instant::now();
-    let fut = guard(stage, || f(record));
+    let fut = guard_record(stage, || f(record));
     stage.busy_since(start);
     Ok(Spawned(tasks.spawn(fut?)))
 }

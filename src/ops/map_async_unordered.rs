@@ -112,6 +112,9 @@ where
             match this.in_flight.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(value))) => this.out.push(value),
                 Poll::Ready(Some(Err(e))) => {
+                    // The record's task panicked (or was cancelled) and has left
+                    // `in_flight`: it is lost with the run.
+                    this.stage.abandon(1);
                     return fail(this.failed, join_error(e, this.stage.name()));
                 }
                 // Nothing in flight: upstream was polled above and will wake us.

@@ -6,7 +6,9 @@
 //! records go through all of them without an intermediate batch. Batch-level
 //! adapters ([`MapBatch`], [`Take`], your own) are [`BatchOp`]s run by
 //! [`Transform`]. Both record each stage's metrics and turn a panic in user code
-//! into an error naming the stage. Every adapter up to an async boundary
+//! into an error naming the stage; the records lost with it (the one user code
+//! panicked on, those in hand or in flight) count as the stage's `abandoned`, so
+//! every stage balances after a panic too. Every adapter up to an async boundary
 //! ([`Buffer`], the `map_async` adapters) runs in one task, with no channel
 //! between them.
 //!
@@ -65,6 +67,12 @@ use crate::metrics::StageMetrics;
 pub(crate) fn guard<R>(stage: &StageMetrics, f: impl FnOnce() -> R) -> Result<R, Error> {
     catch_unwind(AssertUnwindSafe(f))
         .map_err(|payload| Error::panic(payload).with_stage(stage.name()))
+}
+
+/// Runs user code that consumes one record the stage took in, as [`guard`]
+/// does; a panic loses the record with the run, so it counts as abandoned.
+pub(crate) fn guard_record<R>(stage: &StageMetrics, f: impl FnOnce() -> R) -> Result<R, Error> {
+    guard(stage, f).inspect_err(|_| stage.abandon(1))
 }
 
 /// Ends an adapter's stream with `error`: the run fails, so nothing more is polled.

@@ -94,6 +94,9 @@ where
             let records = match result.and_then(|r| r) {
                 Ok(records) => records,
                 Err(e) => {
+                    // The op took the batch's records and gave none back: they
+                    // are lost with the run.
+                    this.stage.abandon(records_in);
                     *this.done = true;
                     return Poll::Ready(Some(Err(e.with_stage(this.stage.name()))));
                 }

@@ -219,7 +219,12 @@ where
                         work: Work::Running(task),
                         resolved: None,
                     }),
-                    Err(e) => return fail(this.failed, e),
+                    Err(e) => {
+                        // The closure panicked on a record not yet in flight:
+                        // it is lost with the run.
+                        this.stage.abandon(1);
+                        return fail(this.failed, e);
+                    }
                 }
                 *this.started += 1;
             }

@@ -130,14 +130,22 @@ where
                 let op = &mut *this.op;
                 let attempt = match guard(this.stage, || op.try_apply(&record)) {
                     Ok(attempt) => attempt,
-                    Err(panic) => return fail(this.done, panic),
+                    Err(panic) => {
+                        // Still held: counted as abandoned when dropped.
+                        work.current = Some(record);
+                        this.stage.busy_since(start);
+                        return fail(this.done, panic);
+                    }
                 };
                 match attempt {
                     Ok(partial) => {
                         work.attempts = 0;
                         work.accepted += 1;
                         let out = &mut work.out;
+                        // A panic here loses the record with the run: it counts
+                        // as accepted and not passed on, so abandoned when dropped.
                         if let Err(panic) = guard(this.stage, || op.emit(record, partial, out)) {
+                            this.stage.busy_since(start);
                             return fail(this.done, panic);
                         }
                     }

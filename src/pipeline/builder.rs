@@ -6,7 +6,7 @@ use futures::Sink;
 use futures::stream::{BoxStream, StreamExt};
 
 use super::Runnable;
-use crate::metrics::{StageMetrics, Stages};
+use crate::metrics::{RecordErrors, StageMetrics, Stages};
 use crate::ops::{
     BatchOp, Buffer, Filter, FilterMap, FlatMap, Inspect, Map, MapAsync, MapAsyncUnordered,
     MapBatch, Metered, Rebatch, Take, Transform, TryFilter, TryFlatMap, TryMap, TryMapAsync,
@@ -80,7 +80,9 @@ impl<S: Source> Pipeline<Metered<S>> {
     /// ```
     pub fn new(source: S) -> Self {
         let mut stages = Stages::default();
-        let stage = stages.add("source");
+        // A source may yield record-level errors (a malformed row); it cannot
+        // be asked for the same record again.
+        let stage = stages.add("source", RecordErrors::NotRetryable);
         Pipeline {
             stream: Metered::new(source, stage),
             stages,
@@ -113,22 +115,22 @@ impl<S: Source> Pipeline<S> {
     /// Adds a per-record step, fused into the pass before it if there is one.
     fn step<X>(
         mut self,
-        kind: &str,
+        kind: &'static str,
         step: impl FnOnce(Arc<StageMetrics>) -> X,
     ) -> Pipeline<S::WithStep<X>>
     where
         S: Fuse,
         X: Step<S::Record>,
     {
-        let stage = self.stages.add(kind);
+        let stage = self.stages.add(kind, RecordErrors::Never);
         self.with(|upstream, _| upstream.with_step(step(stage)))
     }
 
-    fn op<Op>(mut self, kind: &str, op: Op) -> Pipeline<Transform<S, Op>>
+    fn op<Op>(mut self, kind: &'static str, op: Op) -> Pipeline<Transform<S, Op>>
     where
         Op: BatchOp<S::Record>,
     {
-        let stage = self.stages.add(kind);
+        let stage = self.stages.add(kind, RecordErrors::Never);
         self.with(|upstream, _| Transform::new(upstream, op, stage))
     }
 
@@ -157,20 +159,65 @@ impl<S: Source> Pipeline<S> {
     }
 
     /// Sets the [`ErrorPolicy`] of the stage added last (the source, if none was
-    /// added): what it does with a record-level error, such as a malformed row.
+    /// added): what it does with a record-level error, such as a malformed row
+    /// or a failing [`try_map`](Pipeline::try_map).
+    ///
+    /// Record-level errors arise in the source (a malformed row) and in the
+    /// fallible stages: [`try_map`](Pipeline::try_map),
+    /// [`try_filter`](Pipeline::try_filter),
+    /// [`try_flat_map`](Pipeline::try_flat_map) and
+    /// [`try_map_async`](Pipeline::try_map_async). Put `on_error` right after
+    /// the one it is meant for; [`default_policy`](Pipeline::default_policy)
+    /// sets it for all of them.
+    ///
+    /// # Panics
+    ///
+    /// If the stage added last cannot produce a record-level error (a `map`,
+    /// `filter`, `filter_map`, `flat_map`, `inspect`, `map_batch`,
+    /// `transform`, `take`, `rebatch`, `buffer`, `map_async` or
+    /// `map_async_unordered`), where the policy would never apply: the usual
+    /// slip is an `on_error` meant for a `try_map` written after the next
+    /// stage. Also if `policy` is a [`Retry`](ErrorPolicy::Retry) and the stage
+    /// is the source, which cannot be asked for the same record again (under
+    /// [`default_policy`](Pipeline::default_policy), a retry goes straight to
+    /// its final policy for the source). The message names the stage and its kind.
     ///
     /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
     /// use dataflare::prelude::*;
     ///
-    /// let pipeline = Pipeline::from(source::iter(0..10)).on_error(ErrorPolicy::Skip);
+    /// let report = Pipeline::from(source::iter(vec!["1", "x", "3"]))
+    ///     .try_map(|s: &&str| s.parse::<u32>())
+    ///     .on_error(ErrorPolicy::Skip) // the try_map's policy
+    ///     .map(|n| n * 2)
+    ///     .to(sink::discard())
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(report.skipped(), 1);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// On a stage that cannot fail a record, it panics:
+    ///
+    /// ```should_panic
+    /// use dataflare::prelude::*;
+    ///
+    /// let pipeline = Pipeline::from(source::iter(vec!["1", "x", "3"]))
+    ///     .try_map(|s: &&str| s.parse::<u32>())
+    ///     .map(|n| n * 2)
+    ///     .on_error(ErrorPolicy::Skip); // lands on the map: panics
     /// # drop(pipeline);
     /// ```
+    #[track_caller]
     pub fn on_error(mut self, policy: impl Into<ErrorPolicy>) -> Self {
         let policy = policy.into();
-        self.stages.register(&policy);
-        if let Some(stage) = self.stages.last() {
-            stage.set_policy(policy);
+        let stage = Arc::clone(self.stages.last().expect("a pipeline has a source stage"));
+        if let Some(refused) = stage.refuse_policy(&policy) {
+            panic!("{refused}");
         }
+        self.stages.register(&policy);
+        stage.set_policy(policy);
         self
     }
 
@@ -249,7 +296,7 @@ impl<S: Source> Pipeline<S> {
         U: Send + 'static,
         S::Record: fmt::Debug,
     {
-        let stage = self.stages.add("try_map");
+        let stage = self.stages.add("try_map", RecordErrors::Retryable);
         self.with(|upstream, _| TryTransform::new(upstream, TryMap::new(f), stage))
     }
 
@@ -277,7 +324,7 @@ impl<S: Source> Pipeline<S> {
         E: Into<BoxError>,
         S::Record: fmt::Debug,
     {
-        let stage = self.stages.add("try_filter");
+        let stage = self.stages.add("try_filter", RecordErrors::Retryable);
         self.with(|upstream, _| TryTransform::new(upstream, TryFilter::new(f), stage))
     }
 
@@ -311,7 +358,7 @@ impl<S: Source> Pipeline<S> {
         E: Into<BoxError>,
         S::Record: fmt::Debug,
     {
-        let stage = self.stages.add("try_flat_map");
+        let stage = self.stages.add("try_flat_map", RecordErrors::Retryable);
         self.with(|upstream, _| TryTransform::new(upstream, TryFlatMap::new(f), stage))
     }
 
@@ -366,7 +413,7 @@ impl<S: Source> Pipeline<S> {
             concurrency > 0,
             "try_map_async: concurrency must be at least 1 (0 would never run anything)"
         );
-        let stage = self.stages.add("try_map_async");
+        let stage = self.stages.add("try_map_async", RecordErrors::Retryable);
         self.with(|upstream, tasks| {
             TryMapAsync::new(upstream, concurrency, f, tasks.clone(), stage)
         })
@@ -605,7 +652,7 @@ impl<S: Source> Pipeline<S> {
     #[track_caller]
     pub fn rebatch(mut self, size: usize) -> Pipeline<Rebatch<S, S::Record>> {
         assert!(size > 0, "rebatch: the batch size must be at least 1");
-        let stage = self.stages.add("rebatch");
+        let stage = self.stages.add("rebatch", RecordErrors::Never);
         self.with(|upstream, _| Rebatch::new(upstream, size, stage))
     }
 
@@ -641,7 +688,7 @@ impl<S: Source> Pipeline<S> {
             capacity > 0,
             "buffer: the capacity must be at least 1 batch"
         );
-        let stage = self.stages.add("buffer");
+        let stage = self.stages.add("buffer", RecordErrors::Never);
         self.with(|upstream, tasks| Buffer::new(upstream, capacity, tasks.clone(), stage))
     }
 
@@ -686,7 +733,7 @@ impl<S: Source> Pipeline<S> {
             concurrency > 0,
             "map_async: concurrency must be at least 1 (0 would never run anything)"
         );
-        let stage = self.stages.add("map_async");
+        let stage = self.stages.add("map_async", RecordErrors::Never);
         self.with(|upstream, tasks| MapAsync::new(upstream, concurrency, f, tasks.clone(), stage))
     }
 
@@ -728,7 +775,7 @@ impl<S: Source> Pipeline<S> {
             concurrency > 0,
             "map_async_unordered: concurrency must be at least 1 (0 would never run anything)"
         );
-        let stage = self.stages.add("map_async_unordered");
+        let stage = self.stages.add("map_async_unordered", RecordErrors::Never);
         self.with(|upstream, tasks| {
             MapAsyncUnordered::new(upstream, concurrency, f, tasks.clone(), stage)
         })
@@ -789,7 +836,9 @@ impl<S: Source> Pipeline<S> {
     where
         K: Sink<Batch<S::Record>, Error = Error> + Send + 'static,
     {
-        let stage = self.stages.add_named("sink".to_string());
+        let stage = self
+            .stages
+            .add_named("sink".to_string(), "sink", RecordErrors::Never);
         Runnable::new(self, sink, stage)
     }
 }
