@@ -12,24 +12,33 @@ use std::task::{Context, Poll};
 use futures::Stream;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
 
+use super::lines::{LineReader, Next, record_text};
 use crate::connectors::file::{BlockingSource, Emit};
 use crate::record::{DataType, Field, Record, Schema, Value};
 use crate::source::DEFAULT_BATCH_SIZE;
-use crate::{Batch, Error, Position, Result};
+use crate::{Batch, Error, ErrorKind, Position, Result};
 
 /// Batches the reader may be ahead of the pipeline.
 const READ_AHEAD: usize = 2;
+
+/// The longest line a JSON Lines source reads by default, 16 MiB (not counting
+/// its line break); see [`JsonlSource::max_line_bytes`].
+pub const DEFAULT_MAX_LINE_BYTES: usize = 16 << 20;
 
 /// A source reading the file at `path` as JSON Lines, each line deserialized
 /// into a `T`.
 ///
 /// Blank lines are skipped. A line that is not valid JSON, or does not fit `T`,
-/// is a record-level error naming the file, the record (counting non-blank
-/// lines from 0), the line (from 1), the byte where the line starts and, in the
-/// message, `serde_json`'s column within the line; the source goes on after
-/// it, so [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip) skips and counts it.
-/// A file that cannot be opened or read ends the run. Reading and parsing run
-/// on a blocking thread, which starts when the pipeline first asks for data.
+/// is a record-level error naming the file, the record (non-blank lines,
+/// numbered from 1 like lines), the line, the byte where the line starts and,
+/// in the message, `serde_json`'s column within the line; the source goes on after
+/// it, so [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip) skips and counts it,
+/// and [dead letters](crate::DeadLetters) carry the line's text (its first
+/// 4 KiB). A file that cannot be opened or read, or a line longer than
+/// [`max_line_bytes`](JsonlSource::max_line_bytes), ends the run. A UTF-8 byte
+/// order mark at the start is skipped, and lines may end in `\n` or `\r\n`.
+/// Reading and parsing run on a blocking thread, which starts when the
+/// pipeline first asks for data.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -152,6 +161,7 @@ struct Config<T> {
     input: Input,
     batch_size: usize,
     lossy_utf8: bool,
+    max_line_bytes: usize,
     schema: Option<Arc<Schema>>,
     decoder: MakeDecoder<T>,
 }
@@ -163,6 +173,7 @@ impl<T: Send + 'static> JsonlSource<T> {
                 input,
                 batch_size: DEFAULT_BATCH_SIZE,
                 lossy_utf8: false,
+                max_line_bytes: DEFAULT_MAX_LINE_BYTES,
                 schema: None,
                 decoder,
             })),
@@ -231,18 +242,66 @@ impl<T: Send + 'static> JsonlSource<T> {
         self
     }
 
+    /// Sets the longest line read, in bytes, not counting its line break;
+    /// [`DEFAULT_MAX_LINE_BYTES`] (16 MiB) by default.
+    ///
+    /// A longer line ends the run, even under
+    /// [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip): it is most likely not
+    /// JSON Lines at all (a pretty-printed document, a file without line
+    /// breaks), and skipping it could drop a large part of the input without a
+    /// trace. The error names the file, the line, the byte where it starts and
+    /// the limit. The source reads at most the limit of a line before giving
+    /// up, so memory stays bounded whatever the input.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is 0.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::jsonl;
+    /// use dataflare::prelude::*;
+    ///
+    /// let input = std::io::Cursor::new("\"short\"\n\"a much longer line\"\n");
+    /// let err = Pipeline::from(jsonl::read_from::<String>(input).max_line_bytes(10))
+    ///     .on_error(ErrorPolicy::Skip)
+    ///     .to(sink::discard())
+    ///     .run()
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("line 2, byte 8"), "{err}");
+    /// assert!(err.to_string().contains("raise max_line_bytes"), "{err}");
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn max_line_bytes(mut self, bytes: usize) -> Self {
+        assert!(
+            bytes > 0,
+            "max_line_bytes: a line needs room for at least 1 byte"
+        );
+        self.config().max_line_bytes = bytes;
+        self
+    }
+
     fn start(&mut self) -> Pin<&mut BlockingSource<T>> {
         if let Some(config) = self.config.take() {
             let Config {
                 input,
                 batch_size,
                 lossy_utf8,
+                max_line_bytes,
                 schema,
                 decoder,
             } = *config;
             let decoder = decoder(schema);
+            let options = ReadOptions {
+                batch_size,
+                lossy_utf8,
+                max_line_bytes,
+            };
             self.source = Some(BlockingSource::new(READ_AHEAD, move |emit| {
-                read_lines(input, batch_size, lossy_utf8, decoder, emit)
+                read_lines(input, options, decoder, emit)
             }));
         }
         Pin::new(self.source.as_mut().expect("started above"))
@@ -301,6 +360,7 @@ impl<T> fmt::Debug for JsonlSource<T> {
             };
             d.field("batch_size", &c.batch_size)
                 .field("lossy_utf8", &c.lossy_utf8)
+                .field("max_line_bytes", &c.max_line_bytes)
                 .field("schema", &c.schema);
         }
         if let Some(source) = &self.source {
@@ -310,15 +370,21 @@ impl<T> fmt::Debug for JsonlSource<T> {
     }
 }
 
+/// How [`read_lines`] reads.
+struct ReadOptions {
+    batch_size: usize,
+    lossy_utf8: bool,
+    max_line_bytes: usize,
+}
+
 /// Reads lines, decodes them and sends batches; runs on the blocking thread.
 fn read_lines<T: 'static>(
     input: Input,
-    batch_size: usize,
-    lossy_utf8: bool,
+    options: ReadOptions,
     mut decoder: Box<dyn Decode<T>>,
     emit: &mut Emit<T>,
 ) -> Result<()> {
-    let (path, mut reader): (Option<PathBuf>, Box<dyn BufRead>) = match input {
+    let (path, reader): (Option<PathBuf>, Box<dyn BufRead>) = match input {
         Input::Path(path) => {
             let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
             let reader = BufReader::with_capacity(256 * 1024, file);
@@ -330,33 +396,42 @@ fn read_lines<T: 'static>(
         Some(p) => e.with_path(p),
         None => e,
     };
-    let mut buf = Vec::new();
+    let batch_size = options.batch_size;
+    let mut lines = LineReader::new(reader, options.max_line_bytes);
     let mut records = Vec::with_capacity(batch_size);
-    let (mut line, mut byte, mut index) = (0u64, 0u64, 0u64);
+    let mut index = 0u64;
     loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(|e| {
-            with_path(Error::from(e).with_position(Position::new().line(line + 1).byte(byte)))
-        })?;
-        if n == 0 {
-            break;
+        let next = lines.next();
+        let position = Position::new()
+            .record(index)
+            .line(lines.number())
+            .byte(lines.start());
+        let fatal = match next {
+            Ok(Next::Line) => None,
+            Ok(Next::End) => break,
+            Ok(Next::TooLong { read }) => Some(too_long(read, options.max_line_bytes)),
+            Err(e) => Some(Error::from(e)),
+        };
+        if let Some(error) = fatal {
+            // The records before the line go first; the run ends after them.
+            if !records.is_empty() && !emit.batch(records) {
+                return Ok(());
+            }
+            return Err(with_path(error.with_position(position)));
         }
-        line += 1;
-        let start = byte;
-        byte += n as u64;
-        let bytes = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        let bytes = lines.line();
         if bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let position = Position::new().record(index).line(line).byte(start);
         index += 1;
         let decoded = match std::str::from_utf8(bytes) {
             Ok(text) => decoder.decode(text),
-            Err(_) if lossy_utf8 => decoder.decode(&String::from_utf8_lossy(bytes)),
+            Err(_) if options.lossy_utf8 => decoder.decode(&String::from_utf8_lossy(bytes)),
             Err(e) => Err(LineError::new(format!(
-                "invalid UTF-8 at column {}",
-                e.valid_up_to() + 1
+                "invalid UTF-8 at column {} (byte {}): convert the input to UTF-8, \
+                 or set lossy_utf8(true) to replace invalid bytes with U+FFFD",
+                e.valid_up_to() + 1,
+                lines.start() + e.valid_up_to() as u64
             ))),
         };
         match decoded {
@@ -381,7 +456,10 @@ fn read_lines<T: 'static>(
                     Some(field) => position.field(field),
                     None => position,
                 };
-                if !emit.error(with_path(Error::parse(e.message).with_position(position))) {
+                let error = Error::parse(e.message)
+                    .with_position(position)
+                    .with_record_text(record_text(bytes));
+                if !emit.error(with_path(error)) {
                     return Ok(());
                 }
             }
@@ -391,6 +469,16 @@ fn read_lines<T: 'static>(
         emit.batch(records);
     }
     Ok(())
+}
+
+/// The stream-level error for a line longer than `max` bytes, of which `read`
+/// bytes were read.
+fn too_long(read: usize, max: usize) -> Error {
+    Error::new(ErrorKind::Parse(format!(
+        "the line is longer than max_line_bytes ({max} bytes); reading stopped after {read} \
+         bytes of it: raise max_line_bytes, or check that the input is JSON Lines (one \
+         object per line)"
+    )))
 }
 
 /// Why a line could not be decoded.
