@@ -295,6 +295,32 @@ async fn a_byte_order_mark_at_the_start_is_skipped() {
 }
 
 #[tokio::test]
+async fn a_utf16_input_fails_the_run_instead_of_rejecting_every_line() {
+    let mut input = vec![0xFF, 0xFE];
+    for unit in "{\"a\":1}\n{\"a\":2}\n".encode_utf16() {
+        input.extend_from_slice(&unit.to_le_bytes());
+    }
+    let report = Pipeline::from(jsonl::read_records_from(std::io::Cursor::new(input)))
+        .on_error(ErrorPolicy::Skip)
+        .to(sink::discard())
+        .run_to_report()
+        .await;
+    assert!(report.is_failed());
+    assert_eq!(report.skipped(), 0);
+    let err = report.error().unwrap();
+    assert!(!err.is_record_level());
+    assert_eq!(
+        (err.position().line, err.position().byte),
+        (Some(1), Some(0))
+    );
+    assert!(
+        err.to_string()
+            .contains("UTF-16 byte order mark; JSON Lines are read as UTF-8: convert the input"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn batch_size_sets_records_per_batch() {
     let text: String = (0..10).map(|i| format!("{i}\n")).collect();
     let report = Pipeline::from(jsonl::read_from::<u32>(std::io::Cursor::new(text)).batch_size(4))

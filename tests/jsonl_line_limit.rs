@@ -13,8 +13,9 @@ struct Row {
     a: String,
 }
 
-/// The reader `BufReader::new` wraps a reader in reads at most this at a time.
-const READ_BUFFER: u64 = 8 * 1024;
+/// A source reads from a reader at most this many bytes at a time (its read
+/// buffer): a line past the limit is given up on within this of its end.
+const READ_BUFFER: u64 = 64 * 1024;
 
 /// An input of `len` bytes without a line break — `{"a":"xxxx…` — made as it
 /// is read, counting the bytes handed out.

@@ -1,7 +1,7 @@
 //! Lines of bounded length: a line that runs past the limit is reported after
 //! reading at most the limit plus its line break, never buffered whole.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, BufReader, Read};
 
 /// The UTF-8 byte order mark, skipped at the start of the input.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -23,7 +23,7 @@ pub(super) enum Next {
 /// Reads lines of at most `max` bytes (not counting the `\n` or `\r\n` that
 /// ends them), keeping at most `max + 2` bytes of a line in memory.
 pub(super) struct LineReader<R> {
-    reader: R,
+    reader: BufReader<R>,
     max: usize,
     /// The current line, line break included.
     buf: Vec<u8>,
@@ -35,10 +35,11 @@ pub(super) struct LineReader<R> {
     next_byte: u64,
 }
 
-impl<R: BufRead> LineReader<R> {
-    pub(super) fn new(reader: R, max: usize) -> Self {
+impl<R: Read> LineReader<R> {
+    /// Reads `reader` through a buffer of `capacity` bytes.
+    pub(super) fn new(reader: R, capacity: usize, max: usize) -> Self {
         LineReader {
-            reader,
+            reader: BufReader::with_capacity(capacity, reader),
             max,
             buf: Vec::new(),
             number: 0,
@@ -47,15 +48,20 @@ impl<R: BufRead> LineReader<R> {
         }
     }
 
-    /// Reads the next line. After an I/O error, [`number`](Self::number) and
-    /// [`start`](Self::start) name the line being read.
-    pub(super) fn next(&mut self) -> io::Result<Next> {
+    /// Reads the next line, calling `waiting` before each read from the
+    /// input, which may wait for it (a pipe, a socket). After an I/O error,
+    /// [`number`](Self::number) and [`start`](Self::start) name the line being
+    /// read.
+    pub(super) fn next(&mut self, mut waiting: impl FnMut()) -> io::Result<Next> {
         self.buf.clear();
         self.start = self.next_byte;
         self.number += 1;
         // Room for the longest allowed line and its `\r\n`.
         let room = self.max.saturating_add(2);
         let ended = loop {
+            if self.reader.buffer().is_empty() {
+                waiting();
+            }
             let available = match self.reader.fill_buf() {
                 Ok(available) => available,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -152,10 +158,10 @@ mod tests {
     /// Every result and line of `input`, read with a tiny buffer so lines
     /// straddle reads.
     fn read_all(input: &[u8], max: usize) -> Vec<(Next, String, u64, u64)> {
-        let mut lines = LineReader::new(io::BufReader::with_capacity(3, input), max);
+        let mut lines = LineReader::new(input, 3, max);
         let mut out = Vec::new();
         loop {
-            let next = lines.next().unwrap();
+            let next = lines.next(|| ()).unwrap();
             let end = next == Next::End;
             let line = String::from_utf8_lossy(lines.line()).into_owned();
             out.push((next, line, lines.number(), lines.start()));
@@ -203,6 +209,19 @@ mod tests {
     }
 
     #[test]
+    fn waiting_is_called_before_each_read() {
+        let mut lines = LineReader::new(&b"1\n2\n3\n"[..], 8, 10);
+        let mut waits = Vec::new();
+        for _ in 0..4 {
+            let mut n = 0;
+            lines.next(|| n += 1).unwrap();
+            waits.push(n);
+        }
+        // One read gets all three lines; one more finds the end.
+        assert_eq!(waits, [1, 0, 0, 1]);
+    }
+
+    #[test]
     fn record_text_is_cut_at_a_character() {
         assert_eq!(record_text(b"{oops\xff"), "{oops\u{FFFD}");
         let long = "\u{e9}".repeat(3000); // 6000 bytes
@@ -223,8 +242,8 @@ mod tests {
     #[test]
     fn memory_stays_within_the_limit() {
         let input = vec![b'x'; 1 << 20];
-        let mut lines = LineReader::new(io::BufReader::with_capacity(8192, &input[..]), 1000);
-        assert_eq!(lines.next().unwrap(), Next::TooLong { read: 1002 });
+        let mut lines = LineReader::new(&input[..], 8192, 1000);
+        assert_eq!(lines.next(|| ()).unwrap(), Next::TooLong { read: 1002 });
         assert!(lines.buf.capacity() <= 1002, "{}", lines.buf.capacity());
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -36,7 +36,8 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 16 << 20;
 /// and [dead letters](crate::DeadLetters) carry the line's text (its first
 /// 4 KiB). A file that cannot be opened or read, or a line longer than
 /// [`max_line_bytes`](JsonlSource::max_line_bytes), ends the run. A UTF-8 byte
-/// order mark at the start is skipped, and lines may end in `\n` or `\r\n`.
+/// order mark at the start is skipped (a UTF-16 one ends the run: convert the
+/// input to UTF-8), and lines may end in `\n` or `\r\n`.
 /// Reading and parsing run on a blocking thread, which starts when the
 /// pipeline first asks for data.
 ///
@@ -100,6 +101,11 @@ pub fn read_records(path: impl AsRef<Path>) -> JsonlSource<Record> {
 
 /// A source reading JSON Lines from any reader (stdin, a socket, a buffer) into
 /// `T`s, as [`read`] does from a file.
+///
+/// The reader is taken as a stream: the records read so far are passed on
+/// before each read that may wait for input (as they are for a named pipe or a
+/// device given to [`read`]), so `tail -f log.jsonl | ...` flows line by line
+/// rather than a batch at a time.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -384,32 +390,53 @@ fn read_lines<T: 'static>(
     mut decoder: Box<dyn Decode<T>>,
     emit: &mut Emit<T>,
 ) -> Result<()> {
-    let (path, reader): (Option<PathBuf>, Box<dyn BufRead>) = match input {
+    // A file is read in large blocks; a stream (a reader, a pipe, a device)
+    // in smaller ones, and the records read so far are sent on before a read
+    // that may wait for input, so a slow producer's records flow.
+    let (path, reader, streaming): (Option<PathBuf>, Box<dyn Read>, bool) = match input {
         Input::Path(path) => {
             let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            let reader = BufReader::with_capacity(256 * 1024, file);
-            (Some(path), Box::new(reader))
+            let streaming = !file.metadata().is_ok_and(|m| m.is_file());
+            (Some(path), Box::new(file), streaming)
         }
-        Input::Reader(reader) => (None, Box::new(BufReader::new(reader))),
+        Input::Reader(reader) => (None, Box::new(reader), true),
     };
     let with_path = |e: Error| match &path {
         Some(p) => e.with_path(p),
         None => e,
     };
     let batch_size = options.batch_size;
-    let mut lines = LineReader::new(reader, options.max_line_bytes);
+    let capacity = if streaming { 64 * 1024 } else { 256 * 1024 };
+    let mut lines = LineReader::new(reader, capacity, options.max_line_bytes);
     let mut records = Vec::with_capacity(batch_size);
     let mut index = 0u64;
+    let mut gone = false;
     loop {
-        let next = lines.next();
+        let next = lines.next(|| {
+            if streaming && !records.is_empty() && !gone {
+                let so_far = std::mem::replace(&mut records, Vec::with_capacity(batch_size));
+                gone = !emit.batch(so_far);
+            }
+        });
+        if gone {
+            return Ok(()); // the pipeline is gone
+        }
         let position = Position::new()
             .record(index)
             .line(lines.number())
             .byte(lines.start());
         let fatal = match next {
-            Ok(Next::Line) => None,
             Ok(Next::End) => break,
             Ok(Next::TooLong { read }) => Some(too_long(read, options.max_line_bytes)),
+            Ok(Next::Line) if lines.number() == 1 && is_utf16(lines.line()) => {
+                // Every line would be rejected, and skipped under Skip.
+                Some(Error::new(ErrorKind::Parse(
+                    "the input starts with a UTF-16 byte order mark; JSON Lines are read as \
+                     UTF-8: convert the input to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"
+                        .into(),
+                )))
+            }
+            Ok(Next::Line) => None,
             Err(e) => Some(Error::from(e)),
         };
         if let Some(error) = fatal {
@@ -469,6 +496,11 @@ fn read_lines<T: 'static>(
         emit.batch(records);
     }
     Ok(())
+}
+
+/// True when `line` starts with a UTF-16 byte order mark.
+fn is_utf16(line: &[u8]) -> bool {
+    line.starts_with(b"\xFF\xFE") || line.starts_with(b"\xFE\xFF")
 }
 
 /// The stream-level error for a line longer than `max` bytes, of which `read`
