@@ -43,6 +43,7 @@
 //! # Ok(()) }
 //! ```
 
+mod decode;
 mod lines;
 mod sink;
 mod source;
