@@ -272,6 +272,55 @@ async fn blank_lines_are_skipped() {
 }
 
 #[tokio::test]
+async fn a_byte_order_mark_at_the_start_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bom.jsonl");
+    std::fs::write(
+        &path,
+        "\u{FEFF}{\"name\":\"Ada\"}\r\n{\"name\":\"Alan\"}\r\n",
+    )
+    .unwrap();
+    let (rows, _) = collect(jsonl::read_records(&path)).await.unwrap();
+    assert_eq!(rows[0].schema().names().collect::<Vec<_>>(), ["name"]);
+    assert_eq!(rows[1].get("name"), Some(&Value::from("Alan")));
+
+    // Positions count the mark's 3 bytes.
+    let input = std::io::Cursor::new("\u{FEFF}{oops}\n");
+    let err = collect(jsonl::read_records_from(input)).await.unwrap_err();
+    assert_eq!(
+        (err.position().line, err.position().byte),
+        (Some(1), Some(3))
+    );
+    assert_eq!(err.record_text(), Some("{oops}"));
+}
+
+#[tokio::test]
+async fn a_utf16_input_fails_the_run_instead_of_rejecting_every_line() {
+    let mut input = vec![0xFF, 0xFE];
+    for unit in "{\"a\":1}\n{\"a\":2}\n".encode_utf16() {
+        input.extend_from_slice(&unit.to_le_bytes());
+    }
+    let report = Pipeline::from(jsonl::read_records_from(std::io::Cursor::new(input)))
+        .on_error(ErrorPolicy::Skip)
+        .to(sink::discard())
+        .run_to_report()
+        .await;
+    assert!(report.is_failed());
+    assert_eq!(report.skipped(), 0);
+    let err = report.error().unwrap();
+    assert!(!err.is_record_level());
+    assert_eq!(
+        (err.position().line, err.position().byte),
+        (Some(1), Some(0))
+    );
+    assert!(
+        err.to_string()
+            .contains("UTF-16 byte order mark; JSON Lines are read as UTF-8: convert the input"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn batch_size_sets_records_per_batch() {
     let text: String = (0..10).map(|i| format!("{i}\n")).collect();
     let report = Pipeline::from(jsonl::read_from::<u32>(std::io::Cursor::new(text)).batch_size(4))
@@ -295,7 +344,8 @@ async fn invalid_utf8_is_an_error_unless_lossy() {
     assert_eq!(err.position().line, Some(2));
     assert_eq!(err.position().byte, Some(5));
     assert!(
-        err.to_string().contains("invalid UTF-8 at column 5"),
+        err.to_string()
+            .contains("invalid UTF-8 at column 5 (byte 9): convert the input to UTF-8"),
         "{err}"
     );
 

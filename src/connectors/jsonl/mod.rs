@@ -9,10 +9,12 @@
 //!
 //! Blank lines are skipped. A malformed line is a record-level error naming the
 //! file, the record, the line and the byte where the line starts, and the
-//! column (from `serde_json`); the source goes on after it, so
-//! [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip) skips and counts it. Reading
-//! and writing run on blocking threads, linked to the pipeline by bounded
-//! channels; output files are replaced atomically when the run completes.
+//! column (from `serde_json`), and keeping the line's text for dead letters;
+//! the source goes on after it, so [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip)
+//! skips and counts it. A line longer than
+//! [`max_line_bytes`](JsonlSource::max_line_bytes) (16 MiB by default) ends the
+//! run. Reading and writing run on blocking threads, linked to the pipeline by
+//! bounded channels; output files are replaced atomically when the run completes.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -40,8 +42,12 @@
 //! # Ok(()) }
 //! ```
 
+mod decode;
+mod lines;
 mod sink;
 mod source;
 
 pub use sink::{JsonlSink, write, write_to};
-pub use source::{JsonlSource, read, read_from, read_records, read_records_from};
+pub use source::{
+    DEFAULT_MAX_LINE_BYTES, JsonlSource, read, read_from, read_records, read_records_from,
+};

@@ -2,34 +2,44 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
-use std::marker::PhantomData;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::Stream;
-use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
+use serde::de::DeserializeOwned;
 
+use super::decode::{Decode, LineError, dynamic, typed};
+use super::lines::{LineReader, Next, record_text};
 use crate::connectors::file::{BlockingSource, Emit};
-use crate::record::{DataType, Field, Record, Schema, Value};
+use crate::record::{Record, Schema};
 use crate::source::DEFAULT_BATCH_SIZE;
-use crate::{Batch, Error, Position, Result};
+use crate::{Batch, Error, ErrorKind, Position, Result};
 
 /// Batches the reader may be ahead of the pipeline.
 const READ_AHEAD: usize = 2;
+
+/// The longest line a JSON Lines source reads by default, 16 MiB (not counting
+/// its line break); see [`JsonlSource::max_line_bytes`].
+pub const DEFAULT_MAX_LINE_BYTES: usize = 16 << 20;
 
 /// A source reading the file at `path` as JSON Lines, each line deserialized
 /// into a `T`.
 ///
 /// Blank lines are skipped. A line that is not valid JSON, or does not fit `T`,
-/// is a record-level error naming the file, the record (counting non-blank
-/// lines from 0), the line (from 1), the byte where the line starts and, in the
-/// message, `serde_json`'s column within the line; the source goes on after
-/// it, so [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip) skips and counts it.
-/// A file that cannot be opened or read ends the run. Reading and parsing run
-/// on a blocking thread, which starts when the pipeline first asks for data.
+/// is a record-level error naming the file, the record (non-blank lines,
+/// numbered from 1 like lines), the line, the byte where the line starts and,
+/// in the message, `serde_json`'s column within the line; the source goes on after
+/// it, so [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip) skips and counts it,
+/// and [dead letters](crate::DeadLetters) carry the line's text (its first
+/// 4 KiB). A file that cannot be opened or read, or a line longer than
+/// [`max_line_bytes`](JsonlSource::max_line_bytes), ends the run. A UTF-8 byte
+/// order mark at the start is skipped (a UTF-16 one ends the run: convert the
+/// input to UTF-8), and lines may end in `\n` or `\r\n`.
+/// Reading and parsing run on a blocking thread, which starts when the
+/// pipeline first asks for data.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -66,6 +76,12 @@ pub fn read<T: DeserializeOwned + Send + 'static>(path: impl AsRef<Path>) -> Jso
 /// nested array or object, or a line that is not an object, is a record-level
 /// error naming the field. Otherwise as [`read`].
 ///
+/// [`Value::Null`]: crate::record::Value::Null
+/// [`Value::Bool`]: crate::record::Value::Bool
+/// [`Value::Int`]: crate::record::Value::Int
+/// [`Value::Float`]: crate::record::Value::Float
+/// [`Value::Str`]: crate::record::Value::Str
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> dataflare::Result<()> {
@@ -91,6 +107,11 @@ pub fn read_records(path: impl AsRef<Path>) -> JsonlSource<Record> {
 
 /// A source reading JSON Lines from any reader (stdin, a socket, a buffer) into
 /// `T`s, as [`read`] does from a file.
+///
+/// The reader is taken as a stream: the records read so far are passed on
+/// before each read that may wait for input (as they are for a named pipe or a
+/// device given to [`read`]), so `tail -f log.jsonl | ...` flows line by line
+/// rather than a batch at a time.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -152,6 +173,7 @@ struct Config<T> {
     input: Input,
     batch_size: usize,
     lossy_utf8: bool,
+    max_line_bytes: usize,
     schema: Option<Arc<Schema>>,
     decoder: MakeDecoder<T>,
 }
@@ -163,6 +185,7 @@ impl<T: Send + 'static> JsonlSource<T> {
                 input,
                 batch_size: DEFAULT_BATCH_SIZE,
                 lossy_utf8: false,
+                max_line_bytes: DEFAULT_MAX_LINE_BYTES,
                 schema: None,
                 decoder,
             })),
@@ -231,18 +254,66 @@ impl<T: Send + 'static> JsonlSource<T> {
         self
     }
 
+    /// Sets the longest line read, in bytes, not counting its line break;
+    /// [`DEFAULT_MAX_LINE_BYTES`] (16 MiB) by default.
+    ///
+    /// A longer line ends the run, even under
+    /// [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip): it is most likely not
+    /// JSON Lines at all (a pretty-printed document, a file without line
+    /// breaks), and skipping it could drop a large part of the input without a
+    /// trace. The error names the file, the line, the byte where it starts and
+    /// the limit. The source reads at most the limit of a line before giving
+    /// up, so memory stays bounded whatever the input.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is 0.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::jsonl;
+    /// use dataflare::prelude::*;
+    ///
+    /// let input = std::io::Cursor::new("\"short\"\n\"a much longer line\"\n");
+    /// let err = Pipeline::from(jsonl::read_from::<String>(input).max_line_bytes(10))
+    ///     .on_error(ErrorPolicy::Skip)
+    ///     .to(sink::discard())
+    ///     .run()
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("line 2, byte 8"), "{err}");
+    /// assert!(err.to_string().contains("raise max_line_bytes"), "{err}");
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn max_line_bytes(mut self, bytes: usize) -> Self {
+        assert!(
+            bytes > 0,
+            "max_line_bytes: a line needs room for at least 1 byte"
+        );
+        self.config().max_line_bytes = bytes;
+        self
+    }
+
     fn start(&mut self) -> Pin<&mut BlockingSource<T>> {
         if let Some(config) = self.config.take() {
             let Config {
                 input,
                 batch_size,
                 lossy_utf8,
+                max_line_bytes,
                 schema,
                 decoder,
             } = *config;
             let decoder = decoder(schema);
+            let options = ReadOptions {
+                batch_size,
+                lossy_utf8,
+                max_line_bytes,
+            };
             self.source = Some(BlockingSource::new(READ_AHEAD, move |emit| {
-                read_lines(input, batch_size, lossy_utf8, decoder, emit)
+                read_lines(input, options, decoder, emit)
             }));
         }
         Pin::new(self.source.as_mut().expect("started above"))
@@ -301,6 +372,7 @@ impl<T> fmt::Debug for JsonlSource<T> {
             };
             d.field("batch_size", &c.batch_size)
                 .field("lossy_utf8", &c.lossy_utf8)
+                .field("max_line_bytes", &c.max_line_bytes)
                 .field("schema", &c.schema);
         }
         if let Some(source) = &self.source {
@@ -310,54 +382,90 @@ impl<T> fmt::Debug for JsonlSource<T> {
     }
 }
 
+/// How [`read_lines`] reads.
+struct ReadOptions {
+    batch_size: usize,
+    lossy_utf8: bool,
+    max_line_bytes: usize,
+}
+
 /// Reads lines, decodes them and sends batches; runs on the blocking thread.
 fn read_lines<T: 'static>(
     input: Input,
-    batch_size: usize,
-    lossy_utf8: bool,
+    options: ReadOptions,
     mut decoder: Box<dyn Decode<T>>,
     emit: &mut Emit<T>,
 ) -> Result<()> {
-    let (path, mut reader): (Option<PathBuf>, Box<dyn BufRead>) = match input {
+    // A file is read in large blocks; a stream (a reader, a pipe, a device)
+    // in smaller ones, and the records read so far are sent on before a read
+    // that may wait for input, so a slow producer's records flow.
+    let (path, reader, streaming): (Option<PathBuf>, Box<dyn Read>, bool) = match input {
         Input::Path(path) => {
             crate::connectors::file::claim_input(&path)?;
             let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            let reader = BufReader::with_capacity(256 * 1024, file);
-            (Some(path), Box::new(reader))
+            let streaming = !file.metadata().is_ok_and(|m| m.is_file());
+            (Some(path), Box::new(file), streaming)
         }
-        Input::Reader(reader) => (None, Box::new(BufReader::new(reader))),
+        Input::Reader(reader) => (None, Box::new(reader), true),
     };
     let with_path = |e: Error| match &path {
         Some(p) => e.with_path(p),
         None => e,
     };
-    let mut buf = Vec::new();
+    let batch_size = options.batch_size;
+    let capacity = if streaming { 64 * 1024 } else { 256 * 1024 };
+    let mut lines = LineReader::new(reader, capacity, options.max_line_bytes);
     let mut records = Vec::with_capacity(batch_size);
-    let (mut line, mut byte, mut index) = (0u64, 0u64, 0u64);
+    let mut index = 0u64;
+    let mut gone = false;
     loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(|e| {
-            with_path(Error::from(e).with_position(Position::new().line(line + 1).byte(byte)))
-        })?;
-        if n == 0 {
-            break;
+        let next = lines.next(|| {
+            if streaming && !records.is_empty() && !gone {
+                let so_far = std::mem::replace(&mut records, Vec::with_capacity(batch_size));
+                gone = !emit.batch(so_far);
+            }
+        });
+        if gone {
+            return Ok(()); // the pipeline is gone
         }
-        line += 1;
-        let start = byte;
-        byte += n as u64;
-        let bytes = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        let position = Position::new()
+            .record(index)
+            .line(lines.number())
+            .byte(lines.start());
+        let fatal = match next {
+            Ok(Next::End) => break,
+            Ok(Next::TooLong { read }) => Some(too_long(read, options.max_line_bytes)),
+            Ok(Next::Line) if lines.number() == 1 && is_utf16(lines.line()) => {
+                // Every line would be rejected, and skipped under Skip.
+                Some(Error::new(ErrorKind::Parse(
+                    "the input starts with a UTF-16 byte order mark; JSON Lines are read as \
+                     UTF-8: convert the input to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"
+                        .into(),
+                )))
+            }
+            Ok(Next::Line) => None,
+            Err(e) => Some(Error::from(e)),
+        };
+        if let Some(error) = fatal {
+            // The records before the line go first; the run ends after them.
+            if !records.is_empty() && !emit.batch(records) {
+                return Ok(());
+            }
+            return Err(with_path(error.with_position(position)));
+        }
+        let bytes = lines.line();
         if bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let position = Position::new().record(index).line(line).byte(start);
         index += 1;
         let decoded = match std::str::from_utf8(bytes) {
             Ok(text) => decoder.decode(text),
-            Err(_) if lossy_utf8 => decoder.decode(&String::from_utf8_lossy(bytes)),
+            Err(_) if options.lossy_utf8 => decoder.decode(&String::from_utf8_lossy(bytes)),
             Err(e) => Err(LineError::new(format!(
-                "invalid UTF-8 at column {}",
-                e.valid_up_to() + 1
+                "invalid UTF-8 at column {} (byte {}): convert the input to UTF-8, \
+                 or set lossy_utf8(true) to replace invalid bytes with U+FFFD",
+                e.valid_up_to() + 1,
+                lines.start() + e.valid_up_to() as u64
             ))),
         };
         match decoded {
@@ -382,7 +490,10 @@ fn read_lines<T: 'static>(
                     Some(field) => position.field(field),
                     None => position,
                 };
-                if !emit.error(with_path(Error::parse(e.message).with_position(position))) {
+                let error = Error::parse(e.message)
+                    .with_position(position)
+                    .with_record_text(record_text(bytes));
+                if !emit.error(with_path(error)) {
                     return Ok(());
                 }
             }
@@ -394,413 +505,17 @@ fn read_lines<T: 'static>(
     Ok(())
 }
 
-/// Why a line could not be decoded.
-struct LineError {
-    message: String,
-    field: Option<String>,
+/// True when `line` starts with a UTF-16 byte order mark.
+fn is_utf16(line: &[u8]) -> bool {
+    line.starts_with(b"\xFF\xFE") || line.starts_with(b"\xFE\xFF")
 }
 
-impl LineError {
-    fn new(message: String) -> Self {
-        LineError {
-            message,
-            field: None,
-        }
-    }
-
-    /// From `serde_json`, keeping its message and column (its line is always 1).
-    fn json(error: &serde_json::Error) -> Self {
-        let text = error.to_string();
-        let suffix = format!(" at line {} column {}", error.line(), error.column());
-        let message = text.strip_suffix(&suffix).unwrap_or(&text);
-        Self::new(format!("{message} at column {}", error.column()))
-    }
-}
-
-/// Decodes one line (without its line break) into a record.
-trait Decode<T>: Send + 'static {
-    fn decode(&mut self, line: &str) -> std::result::Result<T, LineError>;
-}
-
-fn typed<T: DeserializeOwned + Send + 'static>(_: Option<Arc<Schema>>) -> Box<dyn Decode<T>> {
-    Box::new(Typed(PhantomData))
-}
-
-struct Typed<T>(PhantomData<fn() -> T>);
-
-impl<T: DeserializeOwned + 'static> Decode<T> for Typed<T> {
-    fn decode(&mut self, line: &str) -> std::result::Result<T, LineError> {
-        serde_json::from_str(line).map_err(|e| LineError::json(&e))
-    }
-}
-
-fn dynamic(schema: Option<Arc<Schema>>) -> Box<dyn Decode<Record>> {
-    Box::new(Dynamic {
-        convert: schema.is_some(),
-        schema,
-        slots: Vec::new(),
-    })
-}
-
-/// Decodes objects into [`Record`]s.
-struct Dynamic {
-    /// The columns: given, or those of the first object.
-    schema: Option<Arc<Schema>>,
-    /// Whether values are converted to their column's type (a given schema).
-    convert: bool,
-    /// One slot per column, reused from line to line.
-    slots: Vec<Option<Value>>,
-}
-
-impl Decode<Record> for Dynamic {
-    fn decode(&mut self, line: &str) -> std::result::Result<Record, LineError> {
-        let mut de = serde_json::Deserializer::from_str(line);
-        let mut failed_field = None;
-        let result = match &self.schema {
-            None => FirstObject {
-                failed_field: &mut failed_field,
-            }
-            .deserialize(&mut de)
-            .and_then(|pairs| de.end().map(|()| pairs))
-            .map(|pairs| {
-                let fields = pairs.iter().map(|(name, value)| {
-                    Field::new(name.as_str(), value.data_type().unwrap_or(DataType::Str))
-                });
-                let schema = Arc::new(Schema::from_fields(fields));
-                self.schema = Some(schema.clone());
-                let values = pairs.into_iter().map(|(_, v)| v).collect();
-                Record::new(schema, values)
-            }),
-            Some(schema) => {
-                self.slots.clear();
-                self.slots.resize(schema.len(), None);
-                Object {
-                    schema,
-                    convert: self.convert,
-                    slots: &mut self.slots,
-                    failed_field: &mut failed_field,
-                }
-                .deserialize(&mut de)
-                .and_then(|()| de.end())
-                .map(|()| {
-                    let values = self.slots.iter_mut().map(|s| s.take().unwrap_or_default());
-                    Record::new(schema.clone(), values.collect())
-                })
-            }
-        };
-        result.map_err(|e| {
-            let mut error = LineError::json(&e);
-            error.field = failed_field;
-            error
-        })
-    }
-}
-
-/// The first object: its keys in order, with their values.
-struct FirstObject<'a> {
-    failed_field: &'a mut Option<String>,
-}
-
-impl<'de> DeserializeSeed<'de> for FirstObject<'_> {
-    type Value = Vec<(String, Value)>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for FirstObject<'_> {
-    type Value = Vec<(String, Value)>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut pairs: Vec<(String, Value)> = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if pairs.iter().any(|(k, _)| *k == key) {
-                let message = format!("the key {key:?} appears twice");
-                *self.failed_field = Some(key);
-                return Err(de::Error::custom(message));
-            }
-            match map.next_value_seed(JsonValue) {
-                Ok(value) => pairs.push((key, value)),
-                Err(e) => {
-                    *self.failed_field = Some(key);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(pairs)
-    }
-}
-
-/// A later object, read into the slots of the schema's columns.
-struct Object<'a> {
-    schema: &'a Schema,
-    convert: bool,
-    slots: &'a mut [Option<Value>],
-    failed_field: &'a mut Option<String>,
-}
-
-impl<'de> DeserializeSeed<'de> for Object<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Object<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            let key = key.as_str();
-            let fail = |message: String, failed_field: &mut Option<String>| {
-                *failed_field = Some(key.to_string());
-                de::Error::custom(message)
-            };
-            let Some(i) = self.schema.index_of(key) else {
-                return Err(fail(
-                    format!("unknown key {key:?} (not a column of the schema)"),
-                    self.failed_field,
-                ));
-            };
-            if self.slots[i].is_some() {
-                return Err(fail(
-                    format!("the key {key:?} appears twice"),
-                    self.failed_field,
-                ));
-            }
-            let value = match map.next_value_seed(JsonValue) {
-                Ok(value) => value,
-                Err(e) => {
-                    *self.failed_field = Some(key.to_string());
-                    return Err(e);
-                }
-            };
-            let value = if self.convert {
-                let data_type = self.schema.fields()[i].data_type();
-                convert(value, data_type).map_err(|m| fail(m, self.failed_field))?
-            } else {
-                value
-            };
-            self.slots[i] = Some(value);
-        }
-        Ok(())
-    }
-}
-
-/// Converts a JSON value to a column's type.
-fn convert(value: Value, data_type: DataType) -> std::result::Result<Value, String> {
-    Ok(match (value, data_type) {
-        (Value::Null, _) => Value::Null,
-        (Value::Int(i), DataType::Float) => Value::Float(i as f64),
-        (Value::Str(s), DataType::Date) => data_type.parse(&s)?,
-        (v, t) if v.data_type() == Some(t) => v,
-        (v, t) => {
-            let json = serde_json::to_string(&v).unwrap_or_default();
-            return Err(format!("expected {t}, found {json}"));
-        }
-    })
-}
-
-/// An object key, borrowed from the line when it has no escapes.
-enum Key<'de> {
-    Borrowed(&'de str),
-    Owned(String),
-}
-
-impl Key<'_> {
-    fn as_str(&self) -> &str {
-        match self {
-            Key::Borrowed(s) => s,
-            Key::Owned(s) => s,
-        }
-    }
-}
-
-impl<'de> de::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key::Borrowed(s))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'de>, E> {
-                Ok(Key::Owned(s.to_string()))
-            }
-            fn visit_string<E: de::Error>(self, s: String) -> Result<Key<'de>, E> {
-                Ok(Key::Owned(s))
-            }
-        }
-        d.deserialize_str(KeyVisitor)
-    }
-}
-
-/// A scalar JSON value as a [`Value`].
-struct JsonValue;
-
-impl<'de> DeserializeSeed<'de> for JsonValue {
-    type Value = Value;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for JsonValue {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("null, a boolean, a number or a string")
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
-        Ok(Value::Bool(b))
-    }
-
-    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Value, E> {
-        Ok(Value::Int(i))
-    }
-
-    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
-        i64::try_from(u)
-            .map(Value::Int)
-            .map_err(|_| E::custom(format!("the integer {u} does not fit in an i64")))
-    }
-
-    fn visit_f64<E: de::Error>(self, x: f64) -> Result<Value, E> {
-        Ok(Value::Float(x))
-    }
-
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
-        Ok(Value::from(s))
-    }
-
-    fn visit_string<E: de::Error>(self, s: String) -> Result<Value, E> {
-        Ok(Value::from(s))
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
-        Err(de::Error::custom(
-            "nested arrays are not supported in records",
-        ))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
-        Err(de::Error::custom(
-            "nested objects are not supported in records",
-        ))
-    }
-}
-
-/// Makes a [`LineError`]'s text readable in tests of this module.
-impl fmt::Debug for LineError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (field {:?})", self.message, self.field)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn decode_all(lines: &[&str], schema: Option<Arc<Schema>>) -> Vec<Result<Record, LineError>> {
-        let mut d = dynamic(schema);
-        lines.iter().map(|l| d.decode(l)).collect()
-    }
-
-    #[test]
-    fn first_object_sets_columns_in_key_order() {
-        let out = decode_all(
-            &[
-                r#"{"z":1,"a":"x","m":null,"f":2.5,"b":true}"#,
-                r#"{"a":"y"}"#,
-                r#"{"a":"y","nope":1}"#,
-                r#"{"a":"y","a":"z"}"#,
-                r#"{"a":[1]}"#,
-                r#"[1,2]"#,
-                r#"{"z":1} x"#,
-            ],
-            None,
-        );
-        let first = out[0].as_ref().unwrap();
-        assert_eq!(
-            first.schema().names().collect::<Vec<_>>(),
-            ["z", "a", "m", "f", "b"]
-        );
-        assert_eq!(
-            first.values(),
-            [
-                Value::Int(1),
-                Value::from("x"),
-                Value::Null,
-                Value::Float(2.5),
-                Value::Bool(true)
-            ]
-        );
-        let second = out[1].as_ref().unwrap();
-        assert_eq!(second.get("a"), Some(&Value::from("y")));
-        assert_eq!(second.get("z"), Some(&Value::Null));
-        let e = out[2].as_ref().unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("nope"), "{e:?}");
-        assert!(e.message.contains("unknown key \"nope\""), "{e:?}");
-        let e = out[3].as_ref().unwrap_err();
-        assert!(e.message.contains("appears twice"), "{e:?}");
-        let e = out[4].as_ref().unwrap_err();
-        assert!(e.message.contains("nested arrays"), "{e:?}");
-        assert_eq!(e.field.as_deref(), Some("a"));
-        let e = out[5].as_ref().unwrap_err();
-        assert!(e.message.contains("expected a JSON object"), "{e:?}");
-        let e = out[6].as_ref().unwrap_err();
-        assert!(e.message.contains("trailing characters at column"), "{e:?}");
-    }
-
-    #[test]
-    fn a_given_schema_converts_values() {
-        let schema = Arc::new(Schema::new([
-            ("n", DataType::Int),
-            ("x", DataType::Float),
-            ("d", DataType::Date),
-        ]));
-        let out = decode_all(
-            &[
-                r#"{"x":1,"n":2,"d":"2020-01-31"}"#,
-                r#"{"n":1.5}"#,
-                r#"{"d":"31/01/2020"}"#,
-                r#"{"n":18446744073709551615}"#,
-            ],
-            Some(schema),
-        );
-        let row = out[0].as_ref().unwrap();
-        assert_eq!(row.get("x"), Some(&Value::Float(1.0)));
-        assert_eq!(row.get("n"), Some(&Value::Int(2)));
-        assert_eq!(row.get("d").unwrap().to_string(), "2020-01-31");
-        let e = out[1].as_ref().unwrap_err();
-        assert!(e.message.contains("expected int, found 1.5"), "{e:?}");
-        assert_eq!(e.field.as_deref(), Some("n"));
-        let e = out[2].as_ref().unwrap_err();
-        assert!(e.message.contains("invalid date"), "{e:?}");
-        let e = out[3].as_ref().unwrap_err();
-        assert!(e.message.contains("does not fit in an i64"), "{e:?}");
-    }
+/// The stream-level error for a line longer than `max` bytes, of which `read`
+/// bytes were read.
+fn too_long(read: usize, max: usize) -> Error {
+    Error::new(ErrorKind::Parse(format!(
+        "the line is longer than max_line_bytes ({max} bytes); reading stopped after {read} \
+         bytes of it: raise max_line_bytes, or check that the input is JSON Lines (one \
+         object per line)"
+    )))
 }
