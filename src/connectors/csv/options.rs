@@ -48,6 +48,11 @@ pub struct CsvOptions {
     /// Whether invalid UTF-8 is replaced by U+FFFD instead of being an error;
     /// false by default.
     pub lossy_utf8: bool,
+    /// The most one record may take while it is read (sources only): 16 MiB
+    /// by default. A longer record, typically a stray quote that makes the
+    /// rest of the file one field, ends the run; see
+    /// [`CsvSource::max_record_bytes`](super::CsvSource::max_record_bytes).
+    pub max_record_bytes: usize,
 }
 
 impl Default for CsvOptions {
@@ -64,6 +69,7 @@ impl Default for CsvOptions {
             batch_size: DEFAULT_BATCH_SIZE,
             lenient_quotes: false,
             lossy_utf8: false,
+            max_record_bytes: super::limit::DEFAULT_MAX_RECORD_BYTES,
         }
     }
 }

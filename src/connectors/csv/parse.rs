@@ -136,6 +136,9 @@ pub(crate) struct RecordInfo {
     dropped: Vec<(usize, usize)>,
     /// The first quoting fault, if any.
     pub(crate) error: Option<QuoteError>,
+    /// The opening quote of the first quoted field holding a line break: where
+    /// to look when a stray quote made one record of many lines.
+    pub(crate) spanning: Option<Pos>,
 }
 
 impl RecordInfo {
@@ -262,6 +265,31 @@ impl Parser {
         &self.record
     }
 
+    /// The record being read, if the parser is inside one, or the one just
+    /// completed when `done`, with `out` the buffers it was parsed into.
+    fn measure(&self, out: &Fields, done: bool) -> Option<Partial> {
+        if !done && matches!(self.state, State::StartRecord | State::Comment) {
+            return None;
+        }
+        let record = &self.record;
+        // What the record holds: its text, each field's end and position,
+        // and the quote bytes noted as dropped.
+        let fields = out.positions.len().saturating_sub(record.first_field);
+        let held = out.text.len().saturating_sub(record.text_start)
+            + fields * (size_of::<usize>() + size_of::<Pos>())
+            + record.dropped.len() * size_of::<(usize, usize)>();
+        // A completed record's line break is not part of it.
+        let read = (self.next.byte - record.start.byte).saturating_sub(u64::from(done));
+        Some(Partial {
+            start: record.start,
+            size: usize::try_from(read).unwrap_or(usize::MAX).max(held),
+            open_quote: (!done && matches!(self.state, State::InQuoted | State::Escaped))
+                .then_some(self.opened),
+            spanning: record.spanning,
+            field: record.fields.saturating_sub(1),
+        })
+    }
+
     /// Follows the removal of `text` bytes and `fields` fields from the front
     /// of the output, all before the record being read.
     pub(crate) fn rebase(&mut self, text: usize, fields: usize) {
@@ -308,6 +336,7 @@ impl Parser {
                         record.first_field = out.ends.len();
                         record.dropped.clear();
                         record.error = None;
+                        record.spanning = None;
                         // Most records end in this input, and most fields
                         // hold no quote: those are split at their delimiters
                         // in one go, up to a field with a quote, which goes
@@ -400,6 +429,7 @@ impl Parser {
                         state = State::Escaped;
                     } else {
                         // A line break inside the field.
+                        record.spanning.get_or_insert(self.opened);
                         out.text.push(b);
                     }
                 }
@@ -499,7 +529,38 @@ impl Out for Fields {
 }
 
 /// Bytes read from the input at a time.
-const BUFFER: usize = 64 * 1024;
+pub(crate) const BUFFER: usize = 64 * 1024;
+
+/// A record still being read when it grew past the size limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Partial {
+    /// Its first byte.
+    pub(crate) start: Pos,
+    /// What it takes so far: the bytes read for it, or what holding it
+    /// takes, whichever is more.
+    pub(crate) size: usize,
+    /// The opening quote of the quoted field it is in, if it is in one.
+    pub(crate) open_quote: Option<Pos>,
+    /// The opening quote of its first quoted field holding a line break.
+    pub(crate) spanning: Option<Pos>,
+    /// The field being read, from 0.
+    pub(crate) field: usize,
+}
+
+/// Why [`Records::next`] stopped short of a record.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// Reading the input failed.
+    Io(io::Error),
+    /// The record being read grew past the limit.
+    TooLong(Partial),
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Self {
+        Stop::Io(e)
+    }
+}
 
 /// Reads records from an input with a [`Parser`]. Retries reads interrupted by
 /// a signal; skips a UTF-8 BOM at the start.
@@ -513,10 +574,13 @@ pub(crate) struct Records<R> {
     /// Whether the start of the input (for the BOM) has been seen.
     started: bool,
     ended: bool,
+    /// The most a record may take, in bytes (see [`Partial::size`]).
+    limit: usize,
 }
 
 impl<R: Read> Records<R> {
-    pub(crate) fn new(input: R, dialect: Dialect) -> Self {
+    /// Reads records of at most `limit` bytes from `input`.
+    pub(crate) fn new(input: R, dialect: Dialect, limit: usize) -> Self {
         Records {
             input,
             parser: Parser::new(dialect),
@@ -525,6 +589,7 @@ impl<R: Read> Records<R> {
             len: 0,
             started: false,
             ended: false,
+            limit,
         }
     }
 
@@ -534,12 +599,15 @@ impl<R: Read> Records<R> {
     }
 
     /// Parses the next record into `out`; false at the end of the input.
-    pub(crate) fn next(&mut self, out: &mut impl Out) -> io::Result<bool> {
+    /// A record that grows past the limit stops it: what it holds then is at
+    /// most the limit and one buffer of input.
+    pub(crate) fn next(&mut self, out: &mut impl Out) -> Result<bool, Stop> {
         loop {
             if self.at < self.len {
                 let input = &self.buffer[self.at..self.len];
                 let (used, done) = self.parser.parse(input, out.fields());
                 self.at += used;
+                self.check_size(out.fields(), done)?;
                 if done {
                     return Ok(true);
                 }
@@ -551,8 +619,19 @@ impl<R: Read> Records<R> {
             self.parser.rebase(text, fields);
             if !self.fill()? {
                 self.ended = true;
-                return Ok(self.parser.finish(out.fields()));
+                let done = self.parser.finish(out.fields());
+                self.check_size(out.fields(), done)?;
+                return Ok(done);
             }
+        }
+    }
+
+    /// Stops at a record past the limit: the one being read, or the one
+    /// just completed when `done`.
+    fn check_size(&self, out: &Fields, done: bool) -> Result<(), Stop> {
+        match self.parser.measure(out, done) {
+            Some(partial) if partial.size > self.limit => Err(Stop::TooLong(partial)),
+            _ => Ok(()),
         }
     }
 
@@ -655,7 +734,7 @@ mod tests {
             sizes,
             turn: 0,
         };
-        let mut records = Records::new(input, dialect);
+        let mut records = Records::new(input, dialect, usize::MAX);
         let mut out = Fields::default();
         let mut found = Vec::new();
         while records.next(&mut out).unwrap() {
@@ -781,6 +860,27 @@ mod tests {
             info.locate(0, start, &values[0], 2),
             Pos { byte: 4, line: 3 }
         );
+    }
+
+    #[test]
+    fn a_record_past_the_limit_stops_the_reader_with_its_quote() {
+        let data = [&b"a\n\"open\n"[..], &b"b\n".repeat(100)].concat();
+        let mut records = Records::new(&data[..], DIALECT, 64);
+        let mut out = Fields::default();
+        assert!(records.next(&mut out).unwrap());
+        let Err(Stop::TooLong(partial)) = records.next(&mut out) else {
+            panic!("expected the limit");
+        };
+        assert_eq!(partial.start, Pos { byte: 2, line: 2 });
+        assert_eq!(partial.open_quote, Some(Pos { byte: 2, line: 2 }));
+        assert_eq!(partial.spanning, Some(Pos { byte: 2, line: 2 }));
+        assert!(partial.size > 64);
+
+        // A record of exactly the limit is fine.
+        let mut records = Records::new(&b"abcd\nabcde\n"[..], DIALECT, 4 + 24);
+        let mut out = Fields::default();
+        assert!(records.next(&mut out).unwrap());
+        assert!(matches!(records.next(&mut out), Err(Stop::TooLong(_))));
     }
 
     fn dialects() -> impl Strategy<Value = Dialect> {

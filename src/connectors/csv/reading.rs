@@ -13,8 +13,9 @@ use ::csv::StringRecord;
 use super::decode::{
     Chunk, Columns, Decode, Item, Labels, MakeDecoder, Msg, Setup, decode, with_path,
 };
+use super::limit;
 use super::options::{CsvOptions, Trim};
-use super::parse::{Dialect, Fields, Pos, RecordInfo, Records, show};
+use super::parse::{Dialect, Fault, Fields, Pos, RecordInfo, Records, Stop, show};
 use crate::connectors::file::Emit;
 use crate::{Error, ErrorKind, Position, Result};
 
@@ -41,6 +42,11 @@ fn check(options: &CsvOptions) -> Result<()> {
     if options.batch_size == 0 {
         return Err(Error::config(
             "batch_size: a batch needs room for at least 1 record",
+        ));
+    }
+    if options.max_record_bytes == 0 {
+        return Err(Error::config(
+            "max_record_bytes: a record needs room for at least 1 byte",
         ));
     }
     if options.delimiter == options.quote {
@@ -371,6 +377,8 @@ impl<T> super::parse::Out for Batcher<'_, T> {
 /// fields, UTF-8.
 struct Rows {
     records: Records<Box<dyn Read + Send>>,
+    /// `max_record_bytes`.
+    limit: usize,
     path: Option<PathBuf>,
     quote: u8,
     strict: bool,
@@ -404,7 +412,8 @@ impl Rows {
             comment: options.comment,
         };
         Rows {
-            records: Records::new(reader, dialect),
+            records: Records::new(reader, dialect, options.max_record_bytes),
+            limit: options.max_record_bytes,
             path,
             quote: options.quote,
             strict: !options.lenient_quotes,
@@ -419,16 +428,29 @@ impl Rows {
         }
     }
 
-    fn io_error(&self, e: std::io::Error) -> Error {
-        match &self.path {
-            Some(path) => Error::io(path, e),
-            None => Error::from(e),
+    /// The stream-level error for what stopped the reader while reading the
+    /// record at `index` (`None`: the header row).
+    fn stop_error(&self, stop: Stop, index: Option<u64>) -> Error {
+        match stop {
+            Stop::Io(e) => match &self.path {
+                Some(path) => Error::io(path, e),
+                None => Error::from(e),
+            },
+            Stop::TooLong(partial) => {
+                // The header's fields are not named yet.
+                let field = index.map(|_| self.label(partial.field));
+                limit::too_long(&partial, self.limit, index, self.path.as_deref(), field)
+            }
         }
     }
 
     /// Reads the header row. Its errors are stream-level.
     fn header<T>(&mut self, out: &mut Batcher<'_, T>) -> Result<Option<StringRecord>> {
-        if !self.records.next(out).map_err(|e| self.io_error(e))? {
+        if !self
+            .records
+            .next(out)
+            .map_err(|e| self.stop_error(e, None))?
+        {
             return Ok(None);
         }
         let info = self.records.record();
@@ -439,6 +461,10 @@ impl Rows {
             self.at_path(e.with_position(position))
         };
         if let Some(q) = info.error.filter(|_| self.strict) {
+            if q.fault == Fault::UnclosedQuote {
+                let path = self.path.as_deref();
+                return Err(limit::unclosed(q.at, info.start, None, path, None));
+            }
             return Err(fail(q.message(self.quote), q.at));
         }
         let mut header = StringRecord::new();
@@ -464,11 +490,25 @@ impl Rows {
     /// Reads and checks the next data record, adding it to `out` as a row or
     /// an error; false at the end of the input.
     fn next<T>(&mut self, out: &mut Batcher<'_, T>) -> Result<bool> {
-        if !self.records.next(out).map_err(|e| self.io_error(e))? {
+        let index = self.next_index;
+        if !self
+            .records
+            .next(out)
+            .map_err(|e| self.stop_error(e, Some(index)))?
+        {
             return Ok(false);
         }
-        let index = self.next_index;
         self.next_index += 1;
+        // A quote open at the end of the input took every line after it:
+        // skipping the record would drop them silently.
+        let info = self.records.record();
+        if let Some(q) = info
+            .error
+            .filter(|q| self.strict && q.fault == Fault::UnclosedQuote)
+        {
+            let (path, field) = (self.path.as_deref(), Some(self.label(q.field)));
+            return Err(limit::unclosed(q.at, info.start, Some(index), path, field));
+        }
         // Without a header or a schema, the first record sets the width.
         let fields = self.records.record().fields;
         self.width.get_or_insert(fields);
@@ -487,11 +527,13 @@ impl Rows {
     fn check(&self, fields: &mut Fields, index: u64) -> std::result::Result<(), Error> {
         let info = self.records.record();
         let width = self.width.unwrap_or(info.fields);
+        let note = limit::spanning_note(info.spanning);
         if let Some(q) = info.error.filter(|_| self.strict) {
-            return Err(self.error(q.message(self.quote), index, q.at, Some(q.field)));
+            let message = format!("{}{note}", q.message(self.quote));
+            return Err(self.error(message, index, q.at, Some(q.field)));
         }
         if !self.flexible && info.fields != width {
-            let message = format!("expected {width} fields, found {}", info.fields);
+            let message = format!("expected {width} fields, found {}{note}", info.fields);
             return Err(self.error(message, index, info.start, None));
         }
         // Most records are ASCII, and then every field is UTF-8.

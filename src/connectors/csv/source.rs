@@ -151,13 +151,15 @@ pub fn read_records_from(reader: impl Read + Send + 'static) -> CsvSource<Record
 /// By default a field is either unquoted, holding no quote, or quoted from its
 /// first byte to a closing quote followed by a delimiter or the end of the
 /// record (quotes inside doubled, or escaped when an [`escape`](CsvSource::escape)
-/// byte is set). Three things the `csv` crate would read silently are
-/// record-level errors: a quote inside an unquoted field (`ab"c"d`), text after
-/// a closing quote (`"abc"def`), and a quoted field still open at the end of
-/// the input (which would hold the rest of the file). After one, reading goes
-/// on with the next record as the `csv` crate splits them.
+/// byte is set). Three things the `csv` crate would read silently are errors:
+/// a quote inside an unquoted field (`ab"c"d`) and text after a closing quote
+/// (`"abc"def`) are record-level errors, after which reading goes on with the
+/// next record as the `csv` crate splits them; a quoted field still open at
+/// the end of the input, which holds every line after its quote, ends the run
+/// (see [`max_record_bytes`](CsvSource::max_record_bytes)).
 /// [`lenient_quotes(true)`](CsvSource::lenient_quotes) accepts all three as the
-/// crate reads them.
+/// crate reads them. A record-level error about a record holding line breaks
+/// in a quoted field names the line that quote was opened on.
 ///
 /// # Positions in errors
 ///
@@ -174,8 +176,10 @@ pub fn read_records_from(reader: impl Read + Send + 'static) -> CsvSource<Record
 /// record's first byte for a wrong number of fields. The field is named by the
 /// header or the schema, else `col<i>` for records and its index for typed rows.
 ///
-/// Errors about the header row itself, and a [`schema`](CsvSource::schema)
-/// naming a column the header lacks, end the run: no record could be read right.
+/// Errors about the header row itself, a [`schema`](CsvSource::schema)
+/// naming a column the header lacks, and a record past
+/// [`max_record_bytes`](CsvSource::max_record_bytes) or open at the end of the
+/// input end the run: no record after could be read right.
 #[must_use = "streams do nothing unless polled"]
 pub struct CsvSource<T> {
     config: Config<T>,
@@ -510,6 +514,57 @@ impl<T: Send + 'static> CsvSource<T> {
     /// ```
     pub fn lossy_utf8(mut self, yes: bool) -> Self {
         self.config.options.lossy_utf8 = yes;
+        self
+    }
+
+    /// Sets the most one record may take while it is read, in bytes; 16 MiB
+    /// by default. This bounds the memory the source holds for a record
+    /// whatever the input: at most the limit and one 64 KiB read.
+    ///
+    /// A record is measured as it is read: its bytes in the input (quotes and
+    /// line breaks included), or what holding it takes (its text and about 24
+    /// bytes a field) when that is more. A record that grows past the limit
+    /// ends the run with an error naming the file, the line the record starts
+    /// on and, when the record is inside a quoted field, the line the quote was
+    /// opened on; so does a quoted field still open at the end of the input
+    /// (unless [`lenient_quotes`](CsvSource::lenient_quotes)). These are
+    /// stream-level errors even under [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip):
+    /// such a record is usually a stray quote that swallowed every line after
+    /// it, and skipping it would drop them all silently.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is 0.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use dataflare::csv;
+    /// use dataflare::prelude::*;
+    ///
+    /// // A stray quote on line 2 opens a field that never closes.
+    /// let mut input = String::from("id,note\n1,\"oops\n");
+    /// for i in 2..10_000 {
+    ///     input.push_str(&format!("{i},fine\n"));
+    /// }
+    /// let source = csv::read_records_from(std::io::Cursor::new(input)).max_record_bytes(1024);
+    /// let err = Pipeline::from(source)
+    ///     .on_error(ErrorPolicy::Skip) // the run fails all the same
+    ///     .to(sink::discard())
+    ///     .run()
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(!err.is_record_level());
+    /// assert!(err.to_string().contains("a quote opened on line 2 is never closed"), "{err}");
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn max_record_bytes(mut self, bytes: usize) -> Self {
+        assert!(
+            bytes > 0,
+            "max_record_bytes: a record needs room for at least 1 byte"
+        );
+        self.config.options.max_record_bytes = bytes;
         self
     }
 }
