@@ -664,7 +664,7 @@ async fn a_schema_column_missing_from_the_header_ends_the_run() {
 
 #[tokio::test]
 async fn infer_schema_guesses_types_from_the_first_rows() {
-    let data = "i,f,d,b,s,e\n1,1.5,2024-01-01,yes,a,\n-2,3,2024-12-31,no,1,\n3,1e3,,,x,\n";
+    let data = "i,f,d,b,s,e\n1,1.5,2024-01-01,true,a,\n-2,3,2024-12-31,false,1,\n3,1e3,,,x,\n";
     let (_dir, path) = file(data);
     for source in [
         csv::read_records(&path).infer_schema(2),

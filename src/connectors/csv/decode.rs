@@ -12,6 +12,7 @@ use ::csv::StringRecord;
 use serde::de::DeserializeOwned;
 
 use super::de::RowDe;
+use super::infer::{exact, infer};
 use super::parse::Pos;
 use crate::record::{DataType, Record, Schema, Text, Value};
 use crate::{Batch, Error, Position, Result};
@@ -407,15 +408,19 @@ struct Dynamic {
     columns: Vec<usize>,
     /// For each schema column, its recent text values.
     recent: Vec<Recent>,
+    /// When the types were inferred, from how many rows: values are then
+    /// read only when nothing is lost ([`exact`]).
+    inferred: Option<usize>,
 }
 
 impl Dynamic {
-    fn new(schema: Arc<Schema>, columns: Vec<usize>) -> Self {
+    fn new(schema: Arc<Schema>, columns: Vec<usize>, inferred: Option<usize>) -> Self {
         let recent = columns.iter().map(|_| Recent::default()).collect();
         Dynamic {
             schema,
             columns,
             recent,
+            inferred,
         }
     }
 }
@@ -508,12 +513,20 @@ pub(super) fn records(setup: Setup<'_>) -> Result<Box<dyn Decode<Record>>> {
             }
         },
     };
-    Ok(Box::new(Dynamic::new(schema, columns)))
+    let inferred = match setup.columns {
+        Columns::Infer(rows) => Some(*rows),
+        _ => None,
+    };
+    Ok(Box::new(Dynamic::new(schema, columns, inferred)))
 }
 
 impl Decode<Record> for Dynamic {
     fn fork(&self) -> Box<dyn Decode<Record>> {
-        Box::new(Dynamic::new(self.schema.clone(), self.columns.clone()))
+        Box::new(Dynamic::new(
+            self.schema.clone(),
+            self.columns.clone(),
+            self.inferred,
+        ))
     }
 
     fn decode(&mut self, fields: RowText<'_>) -> std::result::Result<Record, FieldError> {
@@ -523,7 +536,12 @@ impl Decode<Record> for Dynamic {
             let value = match (fields.get(c), field.data_type()) {
                 (None, _) => Value::Null,
                 (Some(text), DataType::Str) if !text.is_empty() => Value::Str(recent.get(text)),
-                (Some(text), data_type) => data_type.parse(text).map_err(|message| FieldError {
+                (Some(text), data_type) => match self.inferred {
+                    None => data_type.parse(text),
+                    Some(rows) => exact(data_type, text)
+                        .ok_or_else(|| does_not_fit(text, field.name(), data_type, rows)),
+                }
+                .map_err(|message| FieldError {
                     column: Some(c),
                     name: Some(field.name().to_string()),
                     message,
@@ -535,29 +553,19 @@ impl Decode<Record> for Dynamic {
     }
 }
 
-/// The type of column `c` in the sample, as [`CsvSource::infer_schema`] says.
-fn infer(sample: &[StringRecord], c: usize) -> DataType {
-    let values = || {
-        sample
-            .iter()
-            .filter_map(move |row| row.get(c))
-            .filter(|v| !v.is_empty())
+/// The message for a value, past the rows types were inferred from, that its
+/// column's inferred type cannot hold as it is.
+fn does_not_fit(text: &str, column: &str, data_type: DataType, rows: usize) -> String {
+    let how = match data_type.parse(text) {
+        Ok(value) => format!("it would read back as {:?}", value.to_string()),
+        Err(_) => "it is not one".to_string(),
     };
-    let all = |t: DataType| values().all(|v| t.parse(v).is_ok());
-    if values().next().is_none() {
-        DataType::Str
-    } else if all(DataType::Int) {
-        DataType::Int
-    } else if values().all(|v| v.bytes().any(|b| b.is_ascii_digit())) && all(DataType::Float) {
-        // A digit is required so that words like "nan" or "inf" stay text.
-        DataType::Float
-    } else if all(DataType::Date) {
-        DataType::Date
-    } else if all(DataType::Bool) {
-        DataType::Bool
-    } else {
-        DataType::Str
-    }
+    format!(
+        "{} does not fit column {column:?}, inferred as {data_type} from the first {rows} \
+         records ({how}); raise infer_schema (--infer-schema N) to look at more records, or \
+         give the column's type with schema(..)",
+        excerpt(text)
+    )
 }
 
 /// A value for an error message: quoted, and cut short when long.

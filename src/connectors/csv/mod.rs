@@ -14,6 +14,7 @@
 
 mod de;
 mod decode;
+mod infer;
 mod limit;
 mod options;
 mod parse;

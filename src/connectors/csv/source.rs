@@ -604,14 +604,28 @@ impl CsvSource<Record> {
     }
 
     /// Guesses each column's type from its values in the first `rows` records
-    /// (empty fields aside): [`DataType::Int`] if all are integers, else
-    /// [`DataType::Float`] if all are numbers, else [`DataType::Date`]
-    /// (`YYYY-MM-DD`), else [`DataType::Bool`] (`true`/`false`, `yes`/`no`,
-    /// `t`/`f`), else [`DataType::Str`]; a column with no value is text. Names
-    /// are as without a schema. The rows are kept in memory until the types are
-    /// known. A later value that does not fit its column's type is a
-    /// record-level error, as with [`schema`](CsvSource::schema), which this
-    /// replaces.
+    /// (empty fields aside), never in a way that changes a value: a column is
+    ///
+    /// - [`DataType::Int`] if every value is an integer that fits `i64`,
+    ///   written without leading zeros (`0` itself is fine; `007`, `00501`
+    ///   and `-0` are not: they would print back differently);
+    /// - else [`DataType::Float`] if every value is a decimal number, without
+    ///   leading zeros, that a float holds exactly enough to print the same
+    ///   number back: `150.00` is 150 (trailing zeros after the point carry
+    ///   nothing), `1e5` is 100000 (an exponent is read as the number it
+    ///   writes), but `12345678901234567890` (20 significant digits) is not,
+    ///   and `nan` or `inf` are words;
+    /// - else [`DataType::Date`] if every value is a `YYYY-MM-DD` date;
+    /// - else [`DataType::Bool`] if every value is `true` or `false`, as
+    ///   written (`TRUE`, `yes` or `t` would print back as `true`);
+    /// - else [`DataType::Str`], as is a column with no value.
+    ///
+    /// Names are as without a schema. The rows are kept in memory until the
+    /// types are known. Later values are held to the same rule: one that its
+    /// column's type cannot hold as written (`007` in an int column, `x` in
+    /// a float one) is a record-level error naming the column and suggesting
+    /// a larger sample, never a changed value. Replaces
+    /// [`schema`](CsvSource::schema), whose types read values leniently.
     ///
     /// # Panics
     ///
@@ -624,7 +638,7 @@ impl CsvSource<Record> {
     /// use dataflare::prelude::*;
     /// use dataflare::record::DataType;
     ///
-    /// let input = "id,price,day,ok,name\n1,2.5,2024-01-31,true,ada\n2,3,2024-02-01,false,\n";
+    /// let input = "id,price,day,ok,zip\n1,2.5,2024-01-31,true,00501\n2,3,2024-02-01,false,10001\n";
     /// let out = Collected::new();
     /// Pipeline::from(csv::read_records_from(input.as_bytes()).infer_schema(100))
     ///     .to(sink::collect(&out))
@@ -632,6 +646,7 @@ impl CsvSource<Record> {
     ///     .await?;
     /// let types: Vec<DataType> =
     ///     out.to_vec()[0].schema().fields().iter().map(|f| f.data_type()).collect();
+    /// // The zip codes stay text: 00501 is not the integer 501.
     /// assert_eq!(types, [DataType::Int, DataType::Float, DataType::Date, DataType::Bool, DataType::Str]);
     /// # Ok(()) }
     /// ```
