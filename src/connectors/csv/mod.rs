@@ -14,6 +14,7 @@
 
 mod de;
 mod decode;
+mod headers;
 mod infer;
 mod limit;
 mod options;
@@ -22,6 +23,6 @@ mod reading;
 mod sink;
 mod source;
 
-pub use options::{CsvOptions, Trim};
+pub use options::{CsvOptions, DuplicateHeaders, Trim};
 pub use sink::{CsvSink, write, write_records, write_records_to, write_to};
 pub use source::{CsvSource, read, read_from, read_records, read_records_from};

@@ -13,8 +13,9 @@ use ::csv::StringRecord;
 use super::decode::{
     Chunk, Columns, Decode, Item, Labels, MakeDecoder, Msg, Setup, decode, with_path,
 };
+use super::headers::check_duplicates;
 use super::limit;
-use super::options::{CsvOptions, Trim};
+use super::options::{CsvOptions, DuplicateHeaders, Trim};
 use super::parse::{Dialect, Fault, Fields, Pos, RecordInfo, Records, Stop, show};
 use crate::connectors::file::Emit;
 use crate::{Error, ErrorKind, Position, Result};
@@ -379,6 +380,7 @@ struct Rows {
     records: Records<Box<dyn Read + Send>>,
     /// `max_record_bytes`.
     limit: usize,
+    duplicates: DuplicateHeaders,
     path: Option<PathBuf>,
     quote: u8,
     strict: bool,
@@ -414,6 +416,7 @@ impl Rows {
         Rows {
             records: Records::new(reader, dialect, options.max_record_bytes),
             limit: options.max_record_bytes,
+            duplicates: options.duplicate_headers,
             path,
             quote: options.quote,
             strict: !options.lenient_quotes,
@@ -479,10 +482,12 @@ impl Rows {
                 }
             }
         }
+        let line = info.start.line;
         fields.truncate(0, 0);
         if self.trim_headers {
             header.trim();
         }
+        check_duplicates(&mut header, self.duplicates, self.path.as_deref(), line)?;
         self.width = Some(header.len());
         Ok(Some(header))
     }

@@ -11,7 +11,7 @@ use futures::Stream;
 use serde::de::DeserializeOwned;
 
 use super::decode::{Columns, Decoding, MakeDecoder, Msg, records, typed};
-use super::options::{CsvOptions, Trim};
+use super::options::{CsvOptions, DuplicateHeaders, Trim};
 use super::reading::{Input, Job, read_all};
 use crate::connectors::file::BlockingSource;
 #[cfg(doc)]
@@ -514,6 +514,38 @@ impl<T: Send + 'static> CsvSource<T> {
     /// ```
     pub fn lossy_utf8(mut self, yes: bool) -> Self {
         self.config.options.lossy_utf8 = yes;
+        self
+    }
+
+    /// Sets what a header row naming a column twice (`a,a,b`) does:
+    /// [`DuplicateHeaders::Refuse`] (the default) ends the run with an error
+    /// naming the file, the name and both column positions;
+    /// [`DuplicateHeaders::Rename`] names the repeats `a_2`, `a_3`, ... (never
+    /// a name another column has). Applies to typed sources too: serde would
+    /// refuse every row of a struct, or silently keep one of the values.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::csv::{self, DuplicateHeaders};
+    /// use dataflare::prelude::*;
+    ///
+    /// let input = "a,a,b\n1,2,3\n";
+    /// let err = Pipeline::from(csv::read_records_from(input.as_bytes()))
+    ///     .to(sink::discard())
+    ///     .run()
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("\"a\" appears twice, as columns 1 and 2"), "{err}");
+    ///
+    /// let out = Collected::new();
+    /// let source = csv::read_records_from(input.as_bytes()).duplicate_headers(DuplicateHeaders::Rename);
+    /// Pipeline::from(source).to(sink::collect(&out)).run().await?;
+    /// assert_eq!(out.to_vec()[0].schema().names().collect::<Vec<_>>(), ["a", "a_2", "b"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn duplicate_headers(mut self, mode: DuplicateHeaders) -> Self {
+        self.config.options.duplicate_headers = mode;
         self
     }
 
