@@ -15,7 +15,7 @@ use super::de::RowDe;
 use super::infer::{exact, infer};
 use super::parse::Pos;
 use crate::record::{DataType, Record, Schema, Text, Value};
-use crate::{Batch, Error, Position, Result};
+use crate::{Batch, Error, ErrorKind, Position, Result};
 
 /// Where the columns of dynamic records come from.
 #[derive(Debug, Clone)]
@@ -93,10 +93,12 @@ impl Labels {
         }) {
             position = position.field(name);
         }
-        with_path(
-            Error::parse(e.message).with_position(position),
-            self.path.as_deref(),
-        )
+        let error = match e.stream {
+            // The input's fault: every row would fail alike, so the run ends.
+            true => Error::new(ErrorKind::Parse(e.message)),
+            false => Error::parse(e.message),
+        };
+        with_path(error.with_position(position), self.path.as_deref())
     }
 }
 
@@ -134,6 +136,9 @@ impl<T> Default for Decoding<T> {
 
 impl<T> Decoding<T> {
     pub(super) fn take(&mut self, msg: Msg<T>) {
+        if self.done {
+            return; // after an error that ended the source
+        }
         match msg {
             Msg::Start(decoder, labels, recycle) => {
                 self.decoder = Some(decoder);
@@ -184,8 +189,9 @@ impl<T> Decoding<T> {
         let mut errors = errors.into_iter().peekable();
         for (i, record) in records.into_iter().enumerate() {
             while let Some((_, e)) = errors.next_if(|(at, _)| *at <= i) {
-                self.flush();
-                self.out.push_back(Err(e));
+                if !self.error(e) {
+                    return;
+                }
             }
             if self.carry.capacity() == 0 {
                 self.carry.reserve_exact(self.size.min(4096));
@@ -196,12 +202,23 @@ impl<T> Decoding<T> {
             }
         }
         for (_, e) in errors {
-            self.flush();
-            self.out.push_back(Err(e));
+            if !self.error(e) {
+                return;
+            }
         }
         if flush {
             self.flush();
         }
+    }
+
+    /// Queues an error after the records so far; false when it ends the
+    /// source (a stream-level error: nothing after it is yielded).
+    fn error(&mut self, e: Error) -> bool {
+        self.flush();
+        let go_on = e.is_record_level();
+        self.out.push_back(Err(e));
+        self.done |= !go_on;
+        go_on
     }
 
     /// Queues the records so far as a batch, if any.
@@ -338,6 +355,9 @@ pub(super) struct FieldError {
     column: Option<usize>,
     name: Option<String>,
     message: String,
+    /// Whether the fault is the input's, not the row's (a column the type
+    /// needs is not in the header): the error ends the run.
+    stream: bool,
 }
 
 /// Deserializes rows into `T` with serde.
@@ -376,11 +396,15 @@ impl<T: DeserializeOwned + 'static> Decode<T> for Typed<T> {
         }
         let fields = &self.record;
         fields.deserialize(self.header.as_ref()).map_err(|e| {
+            if let Some(missing) = self.header.as_ref().and_then(|h| missing_column(h, &e)) {
+                return missing;
+            }
             let ::csv::ErrorKind::Deserialize { err, .. } = e.kind() else {
                 return FieldError {
                     column: None,
                     name: None,
                     message: e.to_string(),
+                    stream: false,
                 };
             };
             let column = err.field().and_then(|c| usize::try_from(c).ok());
@@ -396,9 +420,41 @@ impl<T: DeserializeOwned + 'static> Decode<T> for Typed<T> {
                 column,
                 name,
                 message,
+                stream: false,
             }
         })
     }
+}
+
+/// The error for a field the type needs that the header has no column for,
+/// when that is what `e` says: a property of the input, not of the row.
+fn missing_column(header: &StringRecord, e: &::csv::Error) -> Option<FieldError> {
+    let ::csv::ErrorKind::Deserialize { err, .. } = e.kind() else {
+        return None;
+    };
+    let ::csv::DeserializeErrorKind::Message(message) = err.kind() else {
+        return None;
+    };
+    // serde's words for a required field with no value.
+    let name = message.strip_prefix("missing field `")?.strip_suffix('`')?;
+    if header.iter().any(|h| h == name) {
+        return None; // a short row (flexible), not the header
+    }
+    const SHOWN: usize = 20;
+    let mut columns: Vec<&str> = header.iter().take(SHOWN).collect();
+    if header.len() > SHOWN {
+        columns.push("...");
+    }
+    Some(FieldError {
+        column: None,
+        name: Some(name.to_string()),
+        message: format!(
+            "the header has no column `{name}` that the type needs; columns are {}; add \
+             the column, or make the field an Option or #[serde(default)]",
+            columns.join(", ")
+        ),
+        stream: true,
+    })
 }
 
 /// Makes dynamic records of the schema's columns.
@@ -545,6 +601,7 @@ impl Decode<Record> for Dynamic {
                     column: Some(c),
                     name: Some(field.name().to_string()),
                     message,
+                    stream: false,
                 })?,
             };
             values.push(value);

@@ -39,7 +39,10 @@ const READ_AHEAD: usize = 2;
 /// value that does not fit `T`) is a record-level error naming the file, the
 /// record, its line and byte, and the field; the source goes on with the next
 /// record, so [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip) skips and counts
-/// it. See [`CsvSource`] for what the positions mean.
+/// it. See [`CsvSource`] for what the positions mean. A field of `T` that
+/// the header has no column for (one serde requires: not an `Option` nor
+/// `#[serde(default)]`) is the file's fault, not a row's: the first row's
+/// "missing field" ends the run, naming the field and the header's columns.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
