@@ -173,6 +173,17 @@ impl<T> Decoding<T> {
         }
     }
 
+    /// The schema of the records, once the decoder has come.
+    pub(super) fn schema(&self) -> Option<Arc<Schema>> {
+        self.decoder.as_ref()?.schema()
+    }
+
+    /// Takes the first error waiting to be yielded, if any.
+    pub(super) fn take_error(&mut self) -> Option<Error> {
+        let at = self.out.iter().position(Result::is_err)?;
+        self.out.remove(at)?.err()
+    }
+
     /// Batches decoded records, as the reading thread would have.
     fn push(&mut self, decoded: Decoded<T>) {
         let Decoded {
@@ -348,6 +359,10 @@ pub(super) trait Decode<T>: Send {
     fn decode(&mut self, row: RowText<'_>) -> std::result::Result<T, FieldError>;
     /// Another decoder like this one, for the other side of the channel.
     fn fork(&self) -> Box<dyn Decode<T>>;
+    /// The schema of the records it makes, for dynamic records.
+    fn schema(&self) -> Option<Arc<Schema>> {
+        None
+    }
 }
 
 /// A value that does not fit: in which column, and why.
@@ -577,6 +592,10 @@ pub(super) fn records(setup: Setup<'_>) -> Result<Box<dyn Decode<Record>>> {
 }
 
 impl Decode<Record> for Dynamic {
+    fn schema(&self) -> Option<Arc<Schema>> {
+        Some(self.schema.clone())
+    }
+
     fn fork(&self) -> Box<dyn Decode<Record>> {
         Box::new(Dynamic::new(
             self.schema.clone(),

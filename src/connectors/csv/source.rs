@@ -694,60 +694,135 @@ impl CsvSource<Record> {
         self.config.columns = Columns::Infer(rows);
         self
     }
+
+    /// The columns the records will have, known before any record is read:
+    /// the header's names (or `col0`, ... from the first record without a
+    /// header) with the types of the [`schema`](CsvSource::schema) or those
+    /// [`infer_schema`](CsvSource::infer_schema) finds in its sample. Starts
+    /// reading, up to the header and the sample; the records read are kept,
+    /// and the source yields them all as if this had not been called. An
+    /// empty input has the given [`schema`](CsvSource::schema)'s columns, or
+    /// none.
+    ///
+    /// Give it to a CSV sink with [`CsvSink::schema`](super::CsvSink::schema)
+    /// so that an input with a header and no record still makes a file with
+    /// the header.
+    ///
+    /// # Errors
+    ///
+    /// What would end the run before the first record: the file cannot be
+    /// opened, the header row is malformed, a schema column is not in the
+    /// header. The source yields nothing more after it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::csv;
+    /// use dataflare::prelude::*;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let (input, output) = (dir.path().join("in.csv"), dir.path().join("out.csv"));
+    /// std::fs::write(&input, "id,name\n").unwrap(); // a header, no record
+    ///
+    /// let mut source = csv::read_records(&input);
+    /// let schema = source.read_schema().await?;
+    /// assert_eq!(schema.names().collect::<Vec<_>>(), ["id", "name"]);
+    /// Pipeline::from(source).to(csv::write_records(&output).schema(schema)).run().await?;
+    /// assert_eq!(std::fs::read_to_string(&output).unwrap(), "id,name\n");
+    /// # Ok(()) }
+    /// ```
+    pub async fn read_schema(&mut self) -> Result<Arc<Schema>> {
+        self.start();
+        std::future::poll_fn(|cx| {
+            loop {
+                if let Some(schema) = self.decoding.schema() {
+                    return Poll::Ready(Ok(schema));
+                }
+                if self.decoding.done {
+                    return Poll::Ready(match self.decoding.take_error() {
+                        Some(e) => Err(e),
+                        // An empty input: the given schema, or no column.
+                        None => Ok(match &self.config.columns {
+                            Columns::Schema(schema) => schema.clone(),
+                            _ => Arc::new(Schema::from_fields([])),
+                        }),
+                    });
+                }
+                ready!(self.poll_more(cx));
+            }
+        })
+        .await
+    }
 }
 
 // The configuration and the blocking source are never pinned.
 impl<T> Unpin for CsvSource<T> {}
+
+impl<T: Send + 'static> CsvSource<T> {
+    /// Starts the reader, unless it has started.
+    fn start(&mut self) {
+        if self.source.is_some() {
+            return;
+        }
+        let Some(input) = self.config.input.take() else {
+            return;
+        };
+        let job = Job {
+            input,
+            options: self.config.options.clone(),
+            columns: self.config.columns.clone(),
+            decoder: self.config.decoder,
+            unnamed: self.config.unnamed,
+        };
+        self.decoding.size = self.config.options.batch_size;
+        self.source = Some(BlockingSource::new(READ_AHEAD, move |emit| {
+            read_all(job, emit)
+        }));
+    }
+
+    /// Takes what the reader sent next into `decoding`; once the reader has
+    /// ended, `decoding.done` is set.
+    fn poll_more(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let decoding = &mut self.decoding;
+        let Some(source) = self.source.as_mut() else {
+            decoding.done = true;
+            return Poll::Ready(());
+        };
+        match ready!(Pin::new(source).poll_next(cx)) {
+            Some(Ok(batch)) => {
+                for msg in batch.into_records() {
+                    decoding.take(msg);
+                }
+            }
+            Some(Err(e)) => {
+                // A stream-level error: the records not yet sent are lost,
+                // as the reader would have lost them.
+                decoding.carry.clear();
+                decoding.out.push_back(Err(e));
+            }
+            None => {
+                decoding.flush();
+                decoding.done = true;
+            }
+        }
+        Poll::Ready(())
+    }
+}
 
 impl<T: Send + 'static> Stream for CsvSource<T> {
     type Item = Result<Batch<T>>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if this.source.is_none() {
-            let Some(input) = this.config.input.take() else {
-                return Poll::Ready(None);
-            };
-            let job = Job {
-                input,
-                options: this.config.options.clone(),
-                columns: this.config.columns.clone(),
-                decoder: this.config.decoder,
-                unnamed: this.config.unnamed,
-            };
-            this.decoding.size = this.config.options.batch_size;
-            this.source = Some(BlockingSource::new(READ_AHEAD, move |emit| {
-                read_all(job, emit)
-            }));
-        }
-        let Some(source) = this.source.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let decoding = &mut this.decoding;
+        this.start();
         loop {
-            if let Some(item) = decoding.out.pop_front() {
+            if let Some(item) = this.decoding.out.pop_front() {
                 return Poll::Ready(Some(item));
             }
-            if decoding.done {
+            if this.decoding.done {
                 return Poll::Ready(None);
             }
-            match ready!(Pin::new(&mut *source).poll_next(cx)) {
-                Some(Ok(batch)) => {
-                    for msg in batch.into_records() {
-                        decoding.take(msg);
-                    }
-                }
-                Some(Err(e)) => {
-                    // A stream-level error: the records not yet sent are lost,
-                    // as the reader would have lost them.
-                    decoding.carry.clear();
-                    decoding.out.push_back(Err(e));
-                }
-                None => {
-                    decoding.flush();
-                    decoding.done = true;
-                }
-            }
+            ready!(this.poll_more(cx));
         }
     }
 }
