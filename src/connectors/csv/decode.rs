@@ -75,9 +75,38 @@ pub(super) struct Labels {
     /// The prefix of a field's index when it has no name.
     pub(super) unnamed: &'static str,
     pub(super) path: Option<PathBuf>,
+    /// The dialect, to write a row back as text.
+    pub(super) delimiter: u8,
+    pub(super) quote: u8,
 }
 
 impl Labels {
+    /// A well-formed row's text for a dead letter: its fields as read, quoted
+    /// where they need it, cut as [`record_text`](super::limit::record_text) does.
+    fn row_text(&self, row: RowText<'_>) -> String {
+        let (delimiter, quote) = (char::from(self.delimiter), char::from(self.quote));
+        let mut text = String::new();
+        for (i, field) in row.iter().enumerate() {
+            if i > 0 {
+                text.push(delimiter);
+            }
+            if field.contains([delimiter, quote, '\r', '\n']) {
+                text.push(quote);
+                for c in field.chars() {
+                    if c == quote {
+                        text.push(quote);
+                    }
+                    text.push(c);
+                }
+                text.push(quote);
+            } else {
+                text.push_str(field);
+            }
+        }
+        let cut = text.len().min(super::parse::RAW_TEXT + 1);
+        super::limit::record_text(&text.as_bytes()[..cut], text.len())
+    }
+
     /// The error for a value of the row at `index` that did not decode.
     fn field_error(&self, index: u64, start: Pos, positions: &[Pos], e: FieldError) -> Error {
         let at = e
@@ -289,7 +318,10 @@ pub(super) fn decode<T>(
                 match decoder.decode(row) {
                     Ok(record) => records.push(record),
                     Err(e) => {
-                        let e = labels.field_error(index, start, at, e);
+                        let text = labels.row_text(row);
+                        let e = labels
+                            .field_error(index, start, at, e)
+                            .with_record_text(text);
                         errors.push((records.len(), e));
                     }
                 }

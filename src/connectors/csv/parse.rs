@@ -576,7 +576,17 @@ pub(crate) struct Records<R> {
     ended: bool,
     /// The most a record may take, in bytes (see [`Partial::size`]).
     limit: usize,
+    /// The offset in the input of `buffer[0]`.
+    base: u64,
+    /// The first bytes of the record being read, from the buffers before
+    /// this one (at most [`RAW_TEXT`] and one more), and the offset of the
+    /// record they belong to.
+    carry: Vec<u8>,
+    carry_for: Option<u64>,
 }
+
+/// The most of a record's raw text kept for errors: [`Records::raw`].
+pub(crate) const RAW_TEXT: usize = 4096;
 
 impl<R: Read> Records<R> {
     /// Reads records of at most `limit` bytes from `input`.
@@ -590,7 +600,36 @@ impl<R: Read> Records<R> {
             started: false,
             ended: false,
             limit,
+            base: 0,
+            carry: Vec::new(),
+            carry_for: None,
         }
+    }
+
+    /// The raw input of the last record read, without its line break: at
+    /// most its first [`RAW_TEXT`] bytes and one more (so that a longer one
+    /// shows as such), and its whole length.
+    pub(crate) fn raw(&self) -> (Vec<u8>, usize) {
+        let (start, end) = (self.parser.record.start.byte, self.parser.next.byte);
+        let mut raw = Vec::new();
+        if self.carry_for == Some(start) {
+            raw.extend_from_slice(&self.carry);
+        }
+        let from = usize::try_from(start.max(self.base) - self.base).unwrap_or(usize::MAX);
+        let to = usize::try_from(end.saturating_sub(self.base)).unwrap_or(usize::MAX);
+        let bytes = self.buffer.get(from..to.min(self.len)).unwrap_or_default();
+        let room = (RAW_TEXT + 1).saturating_sub(raw.len());
+        raw.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        let mut total = usize::try_from(end - start).unwrap_or(usize::MAX);
+        // A record ends at a line break in this buffer, or at the end of
+        // the input.
+        if to > 0 && matches!(self.buffer.get(to - 1), Some(b'\r' | b'\n')) {
+            if raw.len() == total {
+                raw.pop();
+            }
+            total -= 1;
+        }
+        (raw, total)
     }
 
     /// The last record read.
@@ -637,6 +676,21 @@ impl<R: Read> Records<R> {
 
     /// Reads more input into the buffer; false at the end of the input.
     fn fill(&mut self) -> io::Result<bool> {
+        // The start of a record that goes on in the next buffer is kept for
+        // its raw text.
+        if !matches!(self.parser.state, State::StartRecord | State::Comment) {
+            let start = self.parser.record.start.byte;
+            if self.carry_for != Some(start) {
+                self.carry.clear();
+                self.carry_for = Some(start);
+            }
+            let from = usize::try_from(start.saturating_sub(self.base)).unwrap_or(usize::MAX);
+            let bytes = self.buffer.get(from..self.len).unwrap_or_default();
+            let room = (RAW_TEXT + 1).saturating_sub(self.carry.len());
+            self.carry
+                .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+        self.base += self.len as u64;
         self.at = 0;
         self.len = 0;
         loop {
@@ -756,6 +810,9 @@ mod tests {
             }
             let start = info.start.byte as usize;
             assert_eq!(info.start.line, 1 + line_breaks(&data[..start]));
+            // The raw text is the record's bytes, its line break left out.
+            let (raw, total) = records.raw();
+            assert_eq!(raw, &data[start..start + total]);
             found.push((values, info));
         }
         let mut expected = expected;
@@ -881,6 +938,45 @@ mod tests {
         let mut out = Fields::default();
         assert!(records.next(&mut out).unwrap());
         assert!(matches!(records.next(&mut out), Err(Stop::TooLong(_))));
+    }
+
+    /// The raw text of each record, read in chunks of `sizes`.
+    fn raws(data: &[u8], sizes: Vec<usize>) -> Vec<(Vec<u8>, usize)> {
+        let input = Chunked {
+            data: data.to_vec(),
+            at: 0,
+            sizes,
+            turn: 0,
+        };
+        let mut records = Records::new(input, DIALECT, usize::MAX);
+        let mut out = Fields::default();
+        let mut found = Vec::new();
+        while records.next(&mut out).unwrap() {
+            found.push(records.raw());
+        }
+        found
+    }
+
+    #[test]
+    fn raw_text_is_the_input_whatever_the_reads() {
+        let data = b"\xEF\xBB\xBFa,\"b\r\nc\"\r\n\nab\"c\"d,e\rlast";
+        let expected = vec![
+            (b"a,\"b\r\nc\"".to_vec(), 8),
+            (b"ab\"c\"d,e".to_vec(), 8),
+            (b"last".to_vec(), 4),
+        ];
+        for size in [1, 2, 3, 5, 4096] {
+            assert_eq!(raws(data, vec![size]), expected, "reads of {size}");
+        }
+        // A long record keeps its first bytes, and its length.
+        let long = [&b"x"[..], &b"y".repeat(10_000), b"\nz\n"].concat();
+        for size in [7, 4096, 65536] {
+            let found = raws(&long, vec![size]);
+            assert_eq!(found[0].0.len(), RAW_TEXT + 1);
+            assert_eq!(found[0].1, 10_001);
+            assert!(found[0].0.starts_with(b"xyy"));
+            assert_eq!(found[1], (b"z".to_vec(), 1));
+        }
     }
 
     fn dialects() -> impl Strategy<Value = Dialect> {

@@ -167,6 +167,8 @@ pub(super) fn read_all<T>(job: Job<T>, emit: &mut Emit<Msg<T>>) -> Result<()> {
         names: rows.names.clone(),
         unnamed: rows.unnamed,
         path: rows.path.clone(),
+        delimiter: options.delimiter,
+        quote: options.quote,
     };
     out.local = Some((decoder.fork(), labels.clone()));
     if !out.emit.batch(vec![Msg::Start(decoder, labels, recycle)]) {
@@ -522,7 +524,11 @@ impl Rows {
                 let info = self.records.record();
                 out.row(index, info.start, info.fields);
             }
-            Err(e) => out.error(e),
+            Err(e) => {
+                // The row as it is in the input, for a dead letter.
+                let (raw, total) = self.records.raw();
+                out.error(e.with_record_text(limit::record_text(&raw, total)));
+            }
         }
         Ok(true)
     }

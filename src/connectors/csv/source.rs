@@ -39,7 +39,10 @@ const READ_AHEAD: usize = 2;
 /// value that does not fit `T`) is a record-level error naming the file, the
 /// record, its line and byte, and the field; the source goes on with the next
 /// record, so [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip) skips and counts
-/// it. See [`CsvSource`] for what the positions mean. A field of `T` that
+/// it. The error keeps the row's text ([`Error::record_text`](crate::Error::record_text):
+/// as in the input for a malformed row, re-quoted from its fields for a value
+/// that does not fit; cut after 4 KiB, saying so), which a dead letter
+/// carries. See [`CsvSource`] for what the positions mean. A field of `T` that
 /// the header has no column for (one serde requires: not an `Option` nor
 /// `#[serde(default)]`) is the file's fault, not a row's: the first row's
 /// "missing field" ends the run, naming the field and the header's columns.
