@@ -12,9 +12,10 @@ use ::csv::StringRecord;
 use serde::de::DeserializeOwned;
 
 use super::de::RowDe;
+use super::infer::{exact, infer};
 use super::parse::Pos;
 use crate::record::{DataType, Record, Schema, Text, Value};
-use crate::{Batch, Error, Position, Result};
+use crate::{Batch, Error, ErrorKind, Position, Result};
 
 /// Where the columns of dynamic records come from.
 #[derive(Debug, Clone)]
@@ -74,9 +75,38 @@ pub(super) struct Labels {
     /// The prefix of a field's index when it has no name.
     pub(super) unnamed: &'static str,
     pub(super) path: Option<PathBuf>,
+    /// The dialect, to write a row back as text.
+    pub(super) delimiter: u8,
+    pub(super) quote: u8,
 }
 
 impl Labels {
+    /// A well-formed row's text for a dead letter: its fields as read, quoted
+    /// where they need it, cut as [`record_text`](super::limit::record_text) does.
+    fn row_text(&self, row: RowText<'_>) -> String {
+        let (delimiter, quote) = (char::from(self.delimiter), char::from(self.quote));
+        let mut text = String::new();
+        for (i, field) in row.iter().enumerate() {
+            if i > 0 {
+                text.push(delimiter);
+            }
+            if field.contains([delimiter, quote, '\r', '\n']) {
+                text.push(quote);
+                for c in field.chars() {
+                    if c == quote {
+                        text.push(quote);
+                    }
+                    text.push(c);
+                }
+                text.push(quote);
+            } else {
+                text.push_str(field);
+            }
+        }
+        let cut = text.len().min(super::parse::RAW_TEXT + 1);
+        super::limit::record_text(&text.as_bytes()[..cut], text.len())
+    }
+
     /// The error for a value of the row at `index` that did not decode.
     fn field_error(&self, index: u64, start: Pos, positions: &[Pos], e: FieldError) -> Error {
         let at = e
@@ -92,10 +122,12 @@ impl Labels {
         }) {
             position = position.field(name);
         }
-        with_path(
-            Error::parse(e.message).with_position(position),
-            self.path.as_deref(),
-        )
+        let error = match e.stream {
+            // The input's fault: every row would fail alike, so the run ends.
+            true => Error::new(ErrorKind::Parse(e.message)),
+            false => Error::parse(e.message),
+        };
+        with_path(error.with_position(position), self.path.as_deref())
     }
 }
 
@@ -133,6 +165,9 @@ impl<T> Default for Decoding<T> {
 
 impl<T> Decoding<T> {
     pub(super) fn take(&mut self, msg: Msg<T>) {
+        if self.done {
+            return; // after an error that ended the source
+        }
         match msg {
             Msg::Start(decoder, labels, recycle) => {
                 self.decoder = Some(decoder);
@@ -167,6 +202,17 @@ impl<T> Decoding<T> {
         }
     }
 
+    /// The schema of the records, once the decoder has come.
+    pub(super) fn schema(&self) -> Option<Arc<Schema>> {
+        self.decoder.as_ref()?.schema()
+    }
+
+    /// Takes the first error waiting to be yielded, if any.
+    pub(super) fn take_error(&mut self) -> Option<Error> {
+        let at = self.out.iter().position(Result::is_err)?;
+        self.out.remove(at)?.err()
+    }
+
     /// Batches decoded records, as the reading thread would have.
     fn push(&mut self, decoded: Decoded<T>) {
         let Decoded {
@@ -183,8 +229,9 @@ impl<T> Decoding<T> {
         let mut errors = errors.into_iter().peekable();
         for (i, record) in records.into_iter().enumerate() {
             while let Some((_, e)) = errors.next_if(|(at, _)| *at <= i) {
-                self.flush();
-                self.out.push_back(Err(e));
+                if !self.error(e) {
+                    return;
+                }
             }
             if self.carry.capacity() == 0 {
                 self.carry.reserve_exact(self.size.min(4096));
@@ -195,12 +242,23 @@ impl<T> Decoding<T> {
             }
         }
         for (_, e) in errors {
-            self.flush();
-            self.out.push_back(Err(e));
+            if !self.error(e) {
+                return;
+            }
         }
         if flush {
             self.flush();
         }
+    }
+
+    /// Queues an error after the records so far; false when it ends the
+    /// source (a stream-level error: nothing after it is yielded).
+    fn error(&mut self, e: Error) -> bool {
+        self.flush();
+        let go_on = e.is_record_level();
+        self.out.push_back(Err(e));
+        self.done |= !go_on;
+        go_on
     }
 
     /// Queues the records so far as a batch, if any.
@@ -260,7 +318,10 @@ pub(super) fn decode<T>(
                 match decoder.decode(row) {
                     Ok(record) => records.push(record),
                     Err(e) => {
-                        let e = labels.field_error(index, start, at, e);
+                        let text = labels.row_text(row);
+                        let e = labels
+                            .field_error(index, start, at, e)
+                            .with_record_text(text);
                         errors.push((records.len(), e));
                     }
                 }
@@ -330,6 +391,10 @@ pub(super) trait Decode<T>: Send {
     fn decode(&mut self, row: RowText<'_>) -> std::result::Result<T, FieldError>;
     /// Another decoder like this one, for the other side of the channel.
     fn fork(&self) -> Box<dyn Decode<T>>;
+    /// The schema of the records it makes, for dynamic records.
+    fn schema(&self) -> Option<Arc<Schema>> {
+        None
+    }
 }
 
 /// A value that does not fit: in which column, and why.
@@ -337,6 +402,9 @@ pub(super) struct FieldError {
     column: Option<usize>,
     name: Option<String>,
     message: String,
+    /// Whether the fault is the input's, not the row's (a column the type
+    /// needs is not in the header): the error ends the run.
+    stream: bool,
 }
 
 /// Deserializes rows into `T` with serde.
@@ -375,11 +443,15 @@ impl<T: DeserializeOwned + 'static> Decode<T> for Typed<T> {
         }
         let fields = &self.record;
         fields.deserialize(self.header.as_ref()).map_err(|e| {
+            if let Some(missing) = self.header.as_ref().and_then(|h| missing_column(h, &e)) {
+                return missing;
+            }
             let ::csv::ErrorKind::Deserialize { err, .. } = e.kind() else {
                 return FieldError {
                     column: None,
                     name: None,
                     message: e.to_string(),
+                    stream: false,
                 };
             };
             let column = err.field().and_then(|c| usize::try_from(c).ok());
@@ -395,9 +467,41 @@ impl<T: DeserializeOwned + 'static> Decode<T> for Typed<T> {
                 column,
                 name,
                 message,
+                stream: false,
             }
         })
     }
+}
+
+/// The error for a field the type needs that the header has no column for,
+/// when that is what `e` says: a property of the input, not of the row.
+fn missing_column(header: &StringRecord, e: &::csv::Error) -> Option<FieldError> {
+    let ::csv::ErrorKind::Deserialize { err, .. } = e.kind() else {
+        return None;
+    };
+    let ::csv::DeserializeErrorKind::Message(message) = err.kind() else {
+        return None;
+    };
+    // serde's words for a required field with no value.
+    let name = message.strip_prefix("missing field `")?.strip_suffix('`')?;
+    if header.iter().any(|h| h == name) {
+        return None; // a short row (flexible), not the header
+    }
+    const SHOWN: usize = 20;
+    let mut columns: Vec<&str> = header.iter().take(SHOWN).collect();
+    if header.len() > SHOWN {
+        columns.push("...");
+    }
+    Some(FieldError {
+        column: None,
+        name: Some(name.to_string()),
+        message: format!(
+            "the header has no column `{name}` that the type needs; columns are {}; add \
+             the column, or make the field an Option or #[serde(default)]",
+            columns.join(", ")
+        ),
+        stream: true,
+    })
 }
 
 /// Makes dynamic records of the schema's columns.
@@ -407,15 +511,19 @@ struct Dynamic {
     columns: Vec<usize>,
     /// For each schema column, its recent text values.
     recent: Vec<Recent>,
+    /// When the types were inferred, from how many rows: values are then
+    /// read only when nothing is lost ([`exact`]).
+    inferred: Option<usize>,
 }
 
 impl Dynamic {
-    fn new(schema: Arc<Schema>, columns: Vec<usize>) -> Self {
+    fn new(schema: Arc<Schema>, columns: Vec<usize>, inferred: Option<usize>) -> Self {
         let recent = columns.iter().map(|_| Recent::default()).collect();
         Dynamic {
             schema,
             columns,
             recent,
+            inferred,
         }
     }
 }
@@ -508,12 +616,24 @@ pub(super) fn records(setup: Setup<'_>) -> Result<Box<dyn Decode<Record>>> {
             }
         },
     };
-    Ok(Box::new(Dynamic::new(schema, columns)))
+    let inferred = match setup.columns {
+        Columns::Infer(rows) => Some(*rows),
+        _ => None,
+    };
+    Ok(Box::new(Dynamic::new(schema, columns, inferred)))
 }
 
 impl Decode<Record> for Dynamic {
+    fn schema(&self) -> Option<Arc<Schema>> {
+        Some(self.schema.clone())
+    }
+
     fn fork(&self) -> Box<dyn Decode<Record>> {
-        Box::new(Dynamic::new(self.schema.clone(), self.columns.clone()))
+        Box::new(Dynamic::new(
+            self.schema.clone(),
+            self.columns.clone(),
+            self.inferred,
+        ))
     }
 
     fn decode(&mut self, fields: RowText<'_>) -> std::result::Result<Record, FieldError> {
@@ -523,10 +643,16 @@ impl Decode<Record> for Dynamic {
             let value = match (fields.get(c), field.data_type()) {
                 (None, _) => Value::Null,
                 (Some(text), DataType::Str) if !text.is_empty() => Value::Str(recent.get(text)),
-                (Some(text), data_type) => data_type.parse(text).map_err(|message| FieldError {
+                (Some(text), data_type) => match self.inferred {
+                    None => data_type.parse(text),
+                    Some(rows) => exact(data_type, text)
+                        .ok_or_else(|| does_not_fit(text, field.name(), data_type, rows)),
+                }
+                .map_err(|message| FieldError {
                     column: Some(c),
                     name: Some(field.name().to_string()),
                     message,
+                    stream: false,
                 })?,
             };
             values.push(value);
@@ -535,29 +661,19 @@ impl Decode<Record> for Dynamic {
     }
 }
 
-/// The type of column `c` in the sample, as [`CsvSource::infer_schema`] says.
-fn infer(sample: &[StringRecord], c: usize) -> DataType {
-    let values = || {
-        sample
-            .iter()
-            .filter_map(move |row| row.get(c))
-            .filter(|v| !v.is_empty())
+/// The message for a value, past the rows types were inferred from, that its
+/// column's inferred type cannot hold as it is.
+fn does_not_fit(text: &str, column: &str, data_type: DataType, rows: usize) -> String {
+    let how = match data_type.parse(text) {
+        Ok(value) => format!("it would read back as {:?}", value.to_string()),
+        Err(_) => "it is not one".to_string(),
     };
-    let all = |t: DataType| values().all(|v| t.parse(v).is_ok());
-    if values().next().is_none() {
-        DataType::Str
-    } else if all(DataType::Int) {
-        DataType::Int
-    } else if values().all(|v| v.bytes().any(|b| b.is_ascii_digit())) && all(DataType::Float) {
-        // A digit is required so that words like "nan" or "inf" stay text.
-        DataType::Float
-    } else if all(DataType::Date) {
-        DataType::Date
-    } else if all(DataType::Bool) {
-        DataType::Bool
-    } else {
-        DataType::Str
-    }
+    format!(
+        "{} does not fit column {column:?}, inferred as {data_type} from the first {rows} \
+         records ({how}); raise infer_schema (--infer-schema N) to look at more records, or \
+         give the column's type with schema(..)",
+        excerpt(text)
+    )
 }
 
 /// A value for an error message: quoted, and cut short when long.

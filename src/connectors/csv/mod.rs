@@ -14,12 +14,15 @@
 
 mod de;
 mod decode;
+mod headers;
+mod infer;
+mod limit;
 mod options;
 mod parse;
 mod reading;
 mod sink;
 mod source;
 
-pub use options::{CsvOptions, Trim};
+pub use options::{CsvOptions, DuplicateHeaders, Trim};
 pub use sink::{CsvSink, write, write_records, write_records_to, write_to};
 pub use source::{CsvSource, read, read_from, read_records, read_records_from};

@@ -15,6 +15,22 @@ pub enum Trim {
     All,
 }
 
+/// What a CSV source does with a header row that names a column twice
+/// (`a,a,b`): records with two fields of one name would be written as JSON
+/// objects with duplicate keys, and a typed row could take either.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DuplicateHeaders {
+    /// End the run with an error naming the file, the name and both column
+    /// positions (the default).
+    #[default]
+    Refuse,
+    /// Rename the repeats: the second `a` becomes `a_2`, the third `a_3`,
+    /// skipping any name another column already has (`a_3` when there is an
+    /// `a_2` column).
+    Rename,
+}
+
 /// The CSV dialect and reading options shared by CSV sources and sinks.
 ///
 /// Cloneable, so one configuration can make many readers and writers (as the
@@ -48,6 +64,14 @@ pub struct CsvOptions {
     /// Whether invalid UTF-8 is replaced by U+FFFD instead of being an error;
     /// false by default.
     pub lossy_utf8: bool,
+    /// The most one record may take while it is read (sources only): 16 MiB
+    /// by default. A longer record, typically a stray quote that makes the
+    /// rest of the file one field, ends the run; see
+    /// [`CsvSource::max_record_bytes`](super::CsvSource::max_record_bytes).
+    pub max_record_bytes: usize,
+    /// What a header naming a column twice does (sources only);
+    /// [`DuplicateHeaders::Refuse`] by default.
+    pub duplicate_headers: DuplicateHeaders,
 }
 
 impl Default for CsvOptions {
@@ -64,6 +88,8 @@ impl Default for CsvOptions {
             batch_size: DEFAULT_BATCH_SIZE,
             lenient_quotes: false,
             lossy_utf8: false,
+            max_record_bytes: super::limit::DEFAULT_MAX_RECORD_BYTES,
+            duplicate_headers: DuplicateHeaders::Refuse,
         }
     }
 }

@@ -136,6 +136,9 @@ pub(crate) struct RecordInfo {
     dropped: Vec<(usize, usize)>,
     /// The first quoting fault, if any.
     pub(crate) error: Option<QuoteError>,
+    /// The opening quote of the first quoted field holding a line break: where
+    /// to look when a stray quote made one record of many lines.
+    pub(crate) spanning: Option<Pos>,
 }
 
 impl RecordInfo {
@@ -262,6 +265,31 @@ impl Parser {
         &self.record
     }
 
+    /// The record being read, if the parser is inside one, or the one just
+    /// completed when `done`, with `out` the buffers it was parsed into.
+    fn measure(&self, out: &Fields, done: bool) -> Option<Partial> {
+        if !done && matches!(self.state, State::StartRecord | State::Comment) {
+            return None;
+        }
+        let record = &self.record;
+        // What the record holds: its text, each field's end and position,
+        // and the quote bytes noted as dropped.
+        let fields = out.positions.len().saturating_sub(record.first_field);
+        let held = out.text.len().saturating_sub(record.text_start)
+            + fields * (size_of::<usize>() + size_of::<Pos>())
+            + record.dropped.len() * size_of::<(usize, usize)>();
+        // A completed record's line break is not part of it.
+        let read = (self.next.byte - record.start.byte).saturating_sub(u64::from(done));
+        Some(Partial {
+            start: record.start,
+            size: usize::try_from(read).unwrap_or(usize::MAX).max(held),
+            open_quote: (!done && matches!(self.state, State::InQuoted | State::Escaped))
+                .then_some(self.opened),
+            spanning: record.spanning,
+            field: record.fields.saturating_sub(1),
+        })
+    }
+
     /// Follows the removal of `text` bytes and `fields` fields from the front
     /// of the output, all before the record being read.
     pub(crate) fn rebase(&mut self, text: usize, fields: usize) {
@@ -308,6 +336,7 @@ impl Parser {
                         record.first_field = out.ends.len();
                         record.dropped.clear();
                         record.error = None;
+                        record.spanning = None;
                         // Most records end in this input, and most fields
                         // hold no quote: those are split at their delimiters
                         // in one go, up to a field with a quote, which goes
@@ -400,6 +429,7 @@ impl Parser {
                         state = State::Escaped;
                     } else {
                         // A line break inside the field.
+                        record.spanning.get_or_insert(self.opened);
                         out.text.push(b);
                     }
                 }
@@ -499,7 +529,38 @@ impl Out for Fields {
 }
 
 /// Bytes read from the input at a time.
-const BUFFER: usize = 64 * 1024;
+pub(crate) const BUFFER: usize = 64 * 1024;
+
+/// A record still being read when it grew past the size limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Partial {
+    /// Its first byte.
+    pub(crate) start: Pos,
+    /// What it takes so far: the bytes read for it, or what holding it
+    /// takes, whichever is more.
+    pub(crate) size: usize,
+    /// The opening quote of the quoted field it is in, if it is in one.
+    pub(crate) open_quote: Option<Pos>,
+    /// The opening quote of its first quoted field holding a line break.
+    pub(crate) spanning: Option<Pos>,
+    /// The field being read, from 0.
+    pub(crate) field: usize,
+}
+
+/// Why [`Records::next`] stopped short of a record.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// Reading the input failed.
+    Io(io::Error),
+    /// The record being read grew past the limit.
+    TooLong(Partial),
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Self {
+        Stop::Io(e)
+    }
+}
 
 /// Reads records from an input with a [`Parser`]. Retries reads interrupted by
 /// a signal; skips a UTF-8 BOM at the start.
@@ -513,10 +574,23 @@ pub(crate) struct Records<R> {
     /// Whether the start of the input (for the BOM) has been seen.
     started: bool,
     ended: bool,
+    /// The most a record may take, in bytes (see [`Partial::size`]).
+    limit: usize,
+    /// The offset in the input of `buffer[0]`.
+    base: u64,
+    /// The first bytes of the record being read, from the buffers before
+    /// this one (at most [`RAW_TEXT`] and one more), and the offset of the
+    /// record they belong to.
+    carry: Vec<u8>,
+    carry_for: Option<u64>,
 }
 
+/// The most of a record's raw text kept for errors: [`Records::raw`].
+pub(crate) const RAW_TEXT: usize = 4096;
+
 impl<R: Read> Records<R> {
-    pub(crate) fn new(input: R, dialect: Dialect) -> Self {
+    /// Reads records of at most `limit` bytes from `input`.
+    pub(crate) fn new(input: R, dialect: Dialect, limit: usize) -> Self {
         Records {
             input,
             parser: Parser::new(dialect),
@@ -525,7 +599,37 @@ impl<R: Read> Records<R> {
             len: 0,
             started: false,
             ended: false,
+            limit,
+            base: 0,
+            carry: Vec::new(),
+            carry_for: None,
         }
+    }
+
+    /// The raw input of the last record read, without its line break: at
+    /// most its first [`RAW_TEXT`] bytes and one more (so that a longer one
+    /// shows as such), and its whole length.
+    pub(crate) fn raw(&self) -> (Vec<u8>, usize) {
+        let (start, end) = (self.parser.record.start.byte, self.parser.next.byte);
+        let mut raw = Vec::new();
+        if self.carry_for == Some(start) {
+            raw.extend_from_slice(&self.carry);
+        }
+        let from = usize::try_from(start.max(self.base) - self.base).unwrap_or(usize::MAX);
+        let to = usize::try_from(end.saturating_sub(self.base)).unwrap_or(usize::MAX);
+        let bytes = self.buffer.get(from..to.min(self.len)).unwrap_or_default();
+        let room = (RAW_TEXT + 1).saturating_sub(raw.len());
+        raw.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        let mut total = usize::try_from(end - start).unwrap_or(usize::MAX);
+        // A record ends at a line break in this buffer, or at the end of
+        // the input.
+        if to > 0 && matches!(self.buffer.get(to - 1), Some(b'\r' | b'\n')) {
+            if raw.len() == total {
+                raw.pop();
+            }
+            total -= 1;
+        }
+        (raw, total)
     }
 
     /// The last record read.
@@ -534,12 +638,15 @@ impl<R: Read> Records<R> {
     }
 
     /// Parses the next record into `out`; false at the end of the input.
-    pub(crate) fn next(&mut self, out: &mut impl Out) -> io::Result<bool> {
+    /// A record that grows past the limit stops it: what it holds then is at
+    /// most the limit and one buffer of input.
+    pub(crate) fn next(&mut self, out: &mut impl Out) -> Result<bool, Stop> {
         loop {
             if self.at < self.len {
                 let input = &self.buffer[self.at..self.len];
                 let (used, done) = self.parser.parse(input, out.fields());
                 self.at += used;
+                self.check_size(out.fields(), done)?;
                 if done {
                     return Ok(true);
                 }
@@ -551,13 +658,46 @@ impl<R: Read> Records<R> {
             self.parser.rebase(text, fields);
             if !self.fill()? {
                 self.ended = true;
-                return Ok(self.parser.finish(out.fields()));
+                let done = self.parser.finish(out.fields());
+                self.check_size(out.fields(), done)?;
+                return Ok(done);
             }
+        }
+    }
+
+    /// Stops at a record past the limit: the one being read, or the one
+    /// just completed when `done`.
+    fn check_size(&self, out: &Fields, done: bool) -> Result<(), Stop> {
+        // Most records are far below the limit, whatever their fields: a
+        // byte of input holds at most a byte of text, a field (24 bytes) and
+        // a dropped quote (16).
+        let read = self.parser.next.byte - self.parser.record.start.byte;
+        if read.saturating_mul(41).saturating_add(24) <= self.limit as u64 {
+            return Ok(());
+        }
+        match self.parser.measure(out, done) {
+            Some(partial) if partial.size > self.limit => Err(Stop::TooLong(partial)),
+            _ => Ok(()),
         }
     }
 
     /// Reads more input into the buffer; false at the end of the input.
     fn fill(&mut self) -> io::Result<bool> {
+        // The start of a record that goes on in the next buffer is kept for
+        // its raw text.
+        if !matches!(self.parser.state, State::StartRecord | State::Comment) {
+            let start = self.parser.record.start.byte;
+            if self.carry_for != Some(start) {
+                self.carry.clear();
+                self.carry_for = Some(start);
+            }
+            let from = usize::try_from(start.saturating_sub(self.base)).unwrap_or(usize::MAX);
+            let bytes = self.buffer.get(from..self.len).unwrap_or_default();
+            let room = (RAW_TEXT + 1).saturating_sub(self.carry.len());
+            self.carry
+                .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+        self.base += self.len as u64;
         self.at = 0;
         self.len = 0;
         loop {
@@ -655,7 +795,7 @@ mod tests {
             sizes,
             turn: 0,
         };
-        let mut records = Records::new(input, dialect);
+        let mut records = Records::new(input, dialect, usize::MAX);
         let mut out = Fields::default();
         let mut found = Vec::new();
         while records.next(&mut out).unwrap() {
@@ -677,6 +817,9 @@ mod tests {
             }
             let start = info.start.byte as usize;
             assert_eq!(info.start.line, 1 + line_breaks(&data[..start]));
+            // The raw text is the record's bytes, its line break left out.
+            let (raw, total) = records.raw();
+            assert_eq!(raw, &data[start..start + total]);
             found.push((values, info));
         }
         let mut expected = expected;
@@ -781,6 +924,66 @@ mod tests {
             info.locate(0, start, &values[0], 2),
             Pos { byte: 4, line: 3 }
         );
+    }
+
+    #[test]
+    fn a_record_past_the_limit_stops_the_reader_with_its_quote() {
+        let data = [&b"a\n\"open\n"[..], &b"b\n".repeat(100)].concat();
+        let mut records = Records::new(&data[..], DIALECT, 64);
+        let mut out = Fields::default();
+        assert!(records.next(&mut out).unwrap());
+        let Err(Stop::TooLong(partial)) = records.next(&mut out) else {
+            panic!("expected the limit");
+        };
+        assert_eq!(partial.start, Pos { byte: 2, line: 2 });
+        assert_eq!(partial.open_quote, Some(Pos { byte: 2, line: 2 }));
+        assert_eq!(partial.spanning, Some(Pos { byte: 2, line: 2 }));
+        assert!(partial.size > 64);
+
+        // A record of exactly the limit is fine.
+        let mut records = Records::new(&b"abcd\nabcde\n"[..], DIALECT, 4 + 24);
+        let mut out = Fields::default();
+        assert!(records.next(&mut out).unwrap());
+        assert!(matches!(records.next(&mut out), Err(Stop::TooLong(_))));
+    }
+
+    /// The raw text of each record, read in chunks of `sizes`.
+    fn raws(data: &[u8], sizes: Vec<usize>) -> Vec<(Vec<u8>, usize)> {
+        let input = Chunked {
+            data: data.to_vec(),
+            at: 0,
+            sizes,
+            turn: 0,
+        };
+        let mut records = Records::new(input, DIALECT, usize::MAX);
+        let mut out = Fields::default();
+        let mut found = Vec::new();
+        while records.next(&mut out).unwrap() {
+            found.push(records.raw());
+        }
+        found
+    }
+
+    #[test]
+    fn raw_text_is_the_input_whatever_the_reads() {
+        let data = b"\xEF\xBB\xBFa,\"b\r\nc\"\r\n\nab\"c\"d,e\rlast";
+        let expected = vec![
+            (b"a,\"b\r\nc\"".to_vec(), 8),
+            (b"ab\"c\"d,e".to_vec(), 8),
+            (b"last".to_vec(), 4),
+        ];
+        for size in [1, 2, 3, 5, 4096] {
+            assert_eq!(raws(data, vec![size]), expected, "reads of {size}");
+        }
+        // A long record keeps its first bytes, and its length.
+        let long = [&b"x"[..], &b"y".repeat(10_000), b"\nz\n"].concat();
+        for size in [7, 4096, 65536] {
+            let found = raws(&long, vec![size]);
+            assert_eq!(found[0].0.len(), RAW_TEXT + 1);
+            assert_eq!(found[0].1, 10_001);
+            assert!(found[0].0.starts_with(b"xyy"));
+            assert_eq!(found[1], (b"z".to_vec(), 1));
+        }
     }
 
     fn dialects() -> impl Strategy<Value = Dialect> {

@@ -13,8 +13,10 @@ use ::csv::StringRecord;
 use super::decode::{
     Chunk, Columns, Decode, Item, Labels, MakeDecoder, Msg, Setup, decode, with_path,
 };
-use super::options::{CsvOptions, Trim};
-use super::parse::{Dialect, Fields, Pos, RecordInfo, Records, show};
+use super::headers::check_duplicates;
+use super::limit;
+use super::options::{CsvOptions, DuplicateHeaders, Trim};
+use super::parse::{Dialect, Fault, Fields, Pos, RecordInfo, Records, Stop, show};
 use crate::connectors::file::Emit;
 use crate::{Error, ErrorKind, Position, Result};
 
@@ -41,6 +43,11 @@ fn check(options: &CsvOptions) -> Result<()> {
     if options.batch_size == 0 {
         return Err(Error::config(
             "batch_size: a batch needs room for at least 1 record",
+        ));
+    }
+    if options.max_record_bytes == 0 {
+        return Err(Error::config(
+            "max_record_bytes: a record needs room for at least 1 byte",
         ));
     }
     if options.delimiter == options.quote {
@@ -161,6 +168,8 @@ pub(super) fn read_all<T>(job: Job<T>, emit: &mut Emit<Msg<T>>) -> Result<()> {
         names: rows.names.clone(),
         unnamed: rows.unnamed,
         path: rows.path.clone(),
+        delimiter: options.delimiter,
+        quote: options.quote,
     };
     out.local = Some((decoder.fork(), labels.clone()));
     if !out.emit.batch(vec![Msg::Start(decoder, labels, recycle)]) {
@@ -372,6 +381,9 @@ impl<T> super::parse::Out for Batcher<'_, T> {
 /// fields, UTF-8.
 struct Rows {
     records: Records<Box<dyn Read + Send>>,
+    /// `max_record_bytes`.
+    limit: usize,
+    duplicates: DuplicateHeaders,
     path: Option<PathBuf>,
     quote: u8,
     strict: bool,
@@ -405,7 +417,9 @@ impl Rows {
             comment: options.comment,
         };
         Rows {
-            records: Records::new(reader, dialect),
+            records: Records::new(reader, dialect, options.max_record_bytes),
+            limit: options.max_record_bytes,
+            duplicates: options.duplicate_headers,
             path,
             quote: options.quote,
             strict: !options.lenient_quotes,
@@ -420,16 +434,29 @@ impl Rows {
         }
     }
 
-    fn io_error(&self, e: std::io::Error) -> Error {
-        match &self.path {
-            Some(path) => Error::io(path, e),
-            None => Error::from(e),
+    /// The stream-level error for what stopped the reader while reading the
+    /// record at `index` (`None`: the header row).
+    fn stop_error(&self, stop: Stop, index: Option<u64>) -> Error {
+        match stop {
+            Stop::Io(e) => match &self.path {
+                Some(path) => Error::io(path, e),
+                None => Error::from(e),
+            },
+            Stop::TooLong(partial) => {
+                // The header's fields are not named yet.
+                let field = index.map(|_| self.label(partial.field));
+                limit::too_long(&partial, self.limit, index, self.path.as_deref(), field)
+            }
         }
     }
 
     /// Reads the header row. Its errors are stream-level.
     fn header<T>(&mut self, out: &mut Batcher<'_, T>) -> Result<Option<StringRecord>> {
-        if !self.records.next(out).map_err(|e| self.io_error(e))? {
+        if !self
+            .records
+            .next(out)
+            .map_err(|e| self.stop_error(e, None))?
+        {
             return Ok(None);
         }
         let info = self.records.record();
@@ -440,6 +467,10 @@ impl Rows {
             self.at_path(e.with_position(position))
         };
         if let Some(q) = info.error.filter(|_| self.strict) {
+            if q.fault == Fault::UnclosedQuote {
+                let path = self.path.as_deref();
+                return Err(limit::unclosed(q.at, info.start, None, path, None));
+            }
             return Err(fail(q.message(self.quote), q.at));
         }
         let mut header = StringRecord::new();
@@ -454,10 +485,12 @@ impl Rows {
                 }
             }
         }
+        let line = info.start.line;
         fields.truncate(0, 0);
         if self.trim_headers {
             header.trim();
         }
+        check_duplicates(&mut header, self.duplicates, self.path.as_deref(), line)?;
         self.width = Some(header.len());
         Ok(Some(header))
     }
@@ -465,11 +498,25 @@ impl Rows {
     /// Reads and checks the next data record, adding it to `out` as a row or
     /// an error; false at the end of the input.
     fn next<T>(&mut self, out: &mut Batcher<'_, T>) -> Result<bool> {
-        if !self.records.next(out).map_err(|e| self.io_error(e))? {
+        let index = self.next_index;
+        if !self
+            .records
+            .next(out)
+            .map_err(|e| self.stop_error(e, Some(index)))?
+        {
             return Ok(false);
         }
-        let index = self.next_index;
         self.next_index += 1;
+        // A quote open at the end of the input took every line after it:
+        // skipping the record would drop them silently.
+        let info = self.records.record();
+        if let Some(q) = info
+            .error
+            .filter(|q| self.strict && q.fault == Fault::UnclosedQuote)
+        {
+            let (path, field) = (self.path.as_deref(), Some(self.label(q.field)));
+            return Err(limit::unclosed(q.at, info.start, Some(index), path, field));
+        }
         // Without a header or a schema, the first record sets the width.
         let fields = self.records.record().fields;
         self.width.get_or_insert(fields);
@@ -478,7 +525,11 @@ impl Rows {
                 let info = self.records.record();
                 out.row(index, info.start, info.fields);
             }
-            Err(e) => out.error(e),
+            Err(e) => {
+                // The row as it is in the input, for a dead letter.
+                let (raw, total) = self.records.raw();
+                out.error(e.with_record_text(limit::record_text(&raw, total)));
+            }
         }
         Ok(true)
     }
@@ -488,11 +539,13 @@ impl Rows {
     fn check(&self, fields: &mut Fields, index: u64) -> std::result::Result<(), Error> {
         let info = self.records.record();
         let width = self.width.unwrap_or(info.fields);
+        let note = limit::spanning_note(info.spanning);
         if let Some(q) = info.error.filter(|_| self.strict) {
-            return Err(self.error(q.message(self.quote), index, q.at, Some(q.field)));
+            let message = format!("{}{note}", q.message(self.quote));
+            return Err(self.error(message, index, q.at, Some(q.field)));
         }
         if !self.flexible && info.fields != width {
-            let message = format!("expected {width} fields, found {}", info.fields);
+            let message = format!("expected {width} fields, found {}{note}", info.fields);
             return Err(self.error(message, index, info.start, None));
         }
         // Most records are ASCII, and then every field is UTF-8.

@@ -31,7 +31,8 @@ const WRITE_AHEAD: usize = 2;
 ///
 /// [`Record`]s work too (as with [`write_records`]): the header is then the
 /// first record's column names. With no records at all, the file is empty (a
-/// header needs a record to take its names from).
+/// header needs a record to take its names from), unless the sink was given
+/// the columns with [`schema`](CsvSink::schema).
 ///
 /// Errors name the file and the index (from 0) of the record that could not be
 /// written, e.g. a struct with a nested struct or a sequence.
@@ -58,7 +59,9 @@ pub fn write<T: Serialize + Send + 'static>(path: impl AsRef<Path>) -> CsvSink<T
 
 /// A sink writing dynamic [`Record`]s as CSV to the file at `path`.
 ///
-/// The header is the first record's column names; each value is written as its
+/// The header is the first record's column names (or those given to
+/// [`schema`](CsvSink::schema), which a run without records writes too); each
+/// value is written as its
 /// [`Display`](Value#impl-Display-for-Value) text, [`Value::Null`] as an empty
 /// field. A record whose column names differ from the first record's fails the
 /// run with an error naming that record. Otherwise as [`write()`]: atomic
@@ -154,6 +157,8 @@ struct Config {
     target: Target,
     append: bool,
     options: CsvOptions,
+    /// The records' columns, when known before the first record.
+    schema: Option<Arc<Schema>>,
 }
 
 impl<T: Serialize + Send + 'static> CsvSink<T> {
@@ -164,6 +169,7 @@ impl<T: Serialize + Send + 'static> CsvSink<T> {
                     target,
                     append: false,
                     options: CsvOptions::default(),
+                    schema: None,
                 },
                 WRITE_AHEAD,
                 CsvWriter::open,
@@ -374,6 +380,39 @@ impl<T: Serialize + Send + 'static> CsvSink<T> {
     }
 }
 
+impl CsvSink<Record> {
+    /// Gives the records' columns before any record comes: the header is
+    /// written from them even when no record comes at all (an input with a
+    /// header and no row, an empty run), and every record must have these
+    /// column names, in this order. Without it, the header is the first
+    /// record's names, and a run without records writes an empty file. A CSV
+    /// source tells its schema before reading records with
+    /// [`CsvSource::read_schema`](super::CsvSource::read_schema).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use std::sync::Arc;
+    /// use dataflare::csv;
+    /// use dataflare::prelude::*;
+    /// use dataflare::record::{Record, Schema};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("none.csv");
+    /// let schema = Arc::new(Schema::strings(["id", "name"]));
+    /// Pipeline::from(source::iter(Vec::<Record>::new()))
+    ///     .to(csv::write_records(&path).schema(schema))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(std::fs::read_to_string(&path).unwrap(), "id,name\n");
+    /// # Ok(()) }
+    /// ```
+    pub fn schema(mut self, schema: Arc<Schema>) -> Self {
+        self.config().schema = Some(schema);
+        self
+    }
+}
+
 forward_sink_to_state!(CsvSink);
 
 impl<T> fmt::Debug for CsvSink<T> {
@@ -415,6 +454,7 @@ impl<T: Serialize + 'static> CsvWriter<T> {
             target,
             append,
             options,
+            schema,
         } = config;
         let output = match target {
             Target::Path(p) if append => Output::Append(p),
@@ -433,7 +473,7 @@ impl<T: Serialize + 'static> CsvWriter<T> {
         let mut builder = options.writer_builder();
         builder.has_headers(header);
         let csv = builder.from_writer(out);
-        Ok(CsvWriter {
+        let mut writer = CsvWriter {
             csv,
             index: 0,
             header,
@@ -443,7 +483,11 @@ impl<T: Serialize + 'static> CsvWriter<T> {
             text: String::new(),
             int: itoa::Buffer::new(),
             _records: PhantomData,
-        })
+        };
+        if let Some(schema) = schema {
+            writer.start(schema)?;
+        }
+        Ok(writer)
     }
 
     fn path(&self) -> Option<&Path> {
@@ -476,23 +520,28 @@ impl<T: Serialize + 'static> CsvWriter<T> {
         self.error(error)
     }
 
+    /// Takes `schema` as the records' columns, writing the header if one is
+    /// due.
+    fn start(&mut self, schema: Arc<Schema>) -> Result<()> {
+        if self.header {
+            self.header = false;
+            self.row.clear();
+            for name in schema.names() {
+                self.row.push_field(name.as_bytes());
+            }
+            self.csv
+                .write_byte_record(&self.row)
+                .map_err(|e| self.csv_error(e))?;
+        }
+        self.first = Some(schema.clone());
+        self.checked = Some(schema);
+        Ok(())
+    }
+
     fn write_record(&mut self, record: &Record) -> Result<()> {
         let schema = record.schema();
         match &self.first {
-            None => {
-                self.first = Some(schema.clone());
-                self.checked = Some(schema.clone());
-                if self.header {
-                    self.header = false;
-                    self.row.clear();
-                    for name in schema.names() {
-                        self.row.push_field(name.as_bytes());
-                    }
-                    self.csv
-                        .write_byte_record(&self.row)
-                        .map_err(|e| self.csv_error(e))?;
-                }
-            }
+            None => self.start(schema.clone())?,
             Some(first) => {
                 let same =
                     |s: &Option<Arc<Schema>>| s.as_ref().is_some_and(|s| Arc::ptr_eq(s, schema));

@@ -11,7 +11,7 @@ use futures::Stream;
 use serde::de::DeserializeOwned;
 
 use super::decode::{Columns, Decoding, MakeDecoder, Msg, records, typed};
-use super::options::{CsvOptions, Trim};
+use super::options::{CsvOptions, DuplicateHeaders, Trim};
 use super::reading::{Input, Job, read_all};
 use crate::connectors::file::BlockingSource;
 #[cfg(doc)]
@@ -39,7 +39,13 @@ const READ_AHEAD: usize = 2;
 /// value that does not fit `T`) is a record-level error naming the file, the
 /// record, its line and byte, and the field; the source goes on with the next
 /// record, so [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip) skips and counts
-/// it. See [`CsvSource`] for what the positions mean.
+/// it. The error keeps the row's text ([`Error::record_text`](crate::Error::record_text):
+/// as in the input for a malformed row, re-quoted from its fields for a value
+/// that does not fit; cut after 4 KiB, saying so), which a dead letter
+/// carries. See [`CsvSource`] for what the positions mean. A field of `T` that
+/// the header has no column for (one serde requires: not an `Option` nor
+/// `#[serde(default)]`) is the file's fault, not a row's: the first row's
+/// "missing field" ends the run, naming the field and the header's columns.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -151,13 +157,15 @@ pub fn read_records_from(reader: impl Read + Send + 'static) -> CsvSource<Record
 /// By default a field is either unquoted, holding no quote, or quoted from its
 /// first byte to a closing quote followed by a delimiter or the end of the
 /// record (quotes inside doubled, or escaped when an [`escape`](CsvSource::escape)
-/// byte is set). Three things the `csv` crate would read silently are
-/// record-level errors: a quote inside an unquoted field (`ab"c"d`), text after
-/// a closing quote (`"abc"def`), and a quoted field still open at the end of
-/// the input (which would hold the rest of the file). After one, reading goes
-/// on with the next record as the `csv` crate splits them.
+/// byte is set). Three things the `csv` crate would read silently are errors:
+/// a quote inside an unquoted field (`ab"c"d`) and text after a closing quote
+/// (`"abc"def`) are record-level errors, after which reading goes on with the
+/// next record as the `csv` crate splits them; a quoted field still open at
+/// the end of the input, which holds every line after its quote, ends the run
+/// (see [`max_record_bytes`](CsvSource::max_record_bytes)).
 /// [`lenient_quotes(true)`](CsvSource::lenient_quotes) accepts all three as the
-/// crate reads them.
+/// crate reads them. A record-level error about a record holding line breaks
+/// in a quoted field names the line that quote was opened on.
 ///
 /// # Positions in errors
 ///
@@ -174,8 +182,10 @@ pub fn read_records_from(reader: impl Read + Send + 'static) -> CsvSource<Record
 /// record's first byte for a wrong number of fields. The field is named by the
 /// header or the schema, else `col<i>` for records and its index for typed rows.
 ///
-/// Errors about the header row itself, and a [`schema`](CsvSource::schema)
-/// naming a column the header lacks, end the run: no record could be read right.
+/// Errors about the header row itself, a [`schema`](CsvSource::schema)
+/// naming a column the header lacks, and a record past
+/// [`max_record_bytes`](CsvSource::max_record_bytes) or open at the end of the
+/// input end the run: no record after could be read right.
 #[must_use = "streams do nothing unless polled"]
 pub struct CsvSource<T> {
     config: Config<T>,
@@ -512,6 +522,89 @@ impl<T: Send + 'static> CsvSource<T> {
         self.config.options.lossy_utf8 = yes;
         self
     }
+
+    /// Sets what a header row naming a column twice (`a,a,b`) does:
+    /// [`DuplicateHeaders::Refuse`] (the default) ends the run with an error
+    /// naming the file, the name and both column positions;
+    /// [`DuplicateHeaders::Rename`] names the repeats `a_2`, `a_3`, ... (never
+    /// a name another column has). Applies to typed sources too: serde would
+    /// refuse every row of a struct, or silently keep one of the values.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::csv::{self, DuplicateHeaders};
+    /// use dataflare::prelude::*;
+    ///
+    /// let input = "a,a,b\n1,2,3\n";
+    /// let err = Pipeline::from(csv::read_records_from(input.as_bytes()))
+    ///     .to(sink::discard())
+    ///     .run()
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("\"a\" appears twice, as columns 1 and 2"), "{err}");
+    ///
+    /// let out = Collected::new();
+    /// let source = csv::read_records_from(input.as_bytes()).duplicate_headers(DuplicateHeaders::Rename);
+    /// Pipeline::from(source).to(sink::collect(&out)).run().await?;
+    /// assert_eq!(out.to_vec()[0].schema().names().collect::<Vec<_>>(), ["a", "a_2", "b"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn duplicate_headers(mut self, mode: DuplicateHeaders) -> Self {
+        self.config.options.duplicate_headers = mode;
+        self
+    }
+
+    /// Sets the most one record may take while it is read, in bytes; 16 MiB
+    /// by default. This bounds the memory the source holds for a record
+    /// whatever the input: at most the limit and one 64 KiB read.
+    ///
+    /// A record is measured as it is read: its bytes in the input (quotes and
+    /// line breaks included), or what holding it takes (its text and about 24
+    /// bytes a field) when that is more. A record that grows past the limit
+    /// ends the run with an error naming the file, the line the record starts
+    /// on and, when the record is inside a quoted field, the line the quote was
+    /// opened on; so does a quoted field still open at the end of the input
+    /// (unless [`lenient_quotes`](CsvSource::lenient_quotes)). These are
+    /// stream-level errors even under [`ErrorPolicy::Skip`](crate::ErrorPolicy::Skip):
+    /// such a record is usually a stray quote that swallowed every line after
+    /// it, and skipping it would drop them all silently.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is 0.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use dataflare::csv;
+    /// use dataflare::prelude::*;
+    ///
+    /// // A stray quote on line 2 opens a field that never closes.
+    /// let mut input = String::from("id,note\n1,\"oops\n");
+    /// for i in 2..10_000 {
+    ///     input.push_str(&format!("{i},fine\n"));
+    /// }
+    /// let source = csv::read_records_from(std::io::Cursor::new(input)).max_record_bytes(1024);
+    /// let err = Pipeline::from(source)
+    ///     .on_error(ErrorPolicy::Skip) // the run fails all the same
+    ///     .to(sink::discard())
+    ///     .run()
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(!err.is_record_level());
+    /// assert!(err.to_string().contains("a quote opened on line 2 is never closed"), "{err}");
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn max_record_bytes(mut self, bytes: usize) -> Self {
+        assert!(
+            bytes > 0,
+            "max_record_bytes: a record needs room for at least 1 byte"
+        );
+        self.config.options.max_record_bytes = bytes;
+        self
+    }
 }
 
 impl CsvSource<Record> {
@@ -549,14 +642,28 @@ impl CsvSource<Record> {
     }
 
     /// Guesses each column's type from its values in the first `rows` records
-    /// (empty fields aside): [`DataType::Int`] if all are integers, else
-    /// [`DataType::Float`] if all are numbers, else [`DataType::Date`]
-    /// (`YYYY-MM-DD`), else [`DataType::Bool`] (`true`/`false`, `yes`/`no`,
-    /// `t`/`f`), else [`DataType::Str`]; a column with no value is text. Names
-    /// are as without a schema. The rows are kept in memory until the types are
-    /// known. A later value that does not fit its column's type is a
-    /// record-level error, as with [`schema`](CsvSource::schema), which this
-    /// replaces.
+    /// (empty fields aside), never in a way that changes a value: a column is
+    ///
+    /// - [`DataType::Int`] if every value is an integer that fits `i64`,
+    ///   written without leading zeros (`0` itself is fine; `007`, `00501`
+    ///   and `-0` are not: they would print back differently);
+    /// - else [`DataType::Float`] if every value is a decimal number, without
+    ///   leading zeros, that a float holds exactly enough to print the same
+    ///   number back: `150.00` is 150 (trailing zeros after the point carry
+    ///   nothing), `1e5` is 100000 (an exponent is read as the number it
+    ///   writes), but `12345678901234567890` (20 significant digits) is not,
+    ///   and `nan` or `inf` are words;
+    /// - else [`DataType::Date`] if every value is a `YYYY-MM-DD` date;
+    /// - else [`DataType::Bool`] if every value is `true` or `false`, as
+    ///   written (`TRUE`, `yes` or `t` would print back as `true`);
+    /// - else [`DataType::Str`], as is a column with no value.
+    ///
+    /// Names are as without a schema. The rows are kept in memory until the
+    /// types are known. Later values are held to the same rule: one that its
+    /// column's type cannot hold as written (`007` in an int column, `x` in
+    /// a float one) is a record-level error naming the column and suggesting
+    /// a larger sample, never a changed value. Replaces
+    /// [`schema`](CsvSource::schema), whose types read values leniently.
     ///
     /// # Panics
     ///
@@ -569,7 +676,7 @@ impl CsvSource<Record> {
     /// use dataflare::prelude::*;
     /// use dataflare::record::DataType;
     ///
-    /// let input = "id,price,day,ok,name\n1,2.5,2024-01-31,true,ada\n2,3,2024-02-01,false,\n";
+    /// let input = "id,price,day,ok,zip\n1,2.5,2024-01-31,true,00501\n2,3,2024-02-01,false,10001\n";
     /// let out = Collected::new();
     /// Pipeline::from(csv::read_records_from(input.as_bytes()).infer_schema(100))
     ///     .to(sink::collect(&out))
@@ -577,6 +684,7 @@ impl CsvSource<Record> {
     ///     .await?;
     /// let types: Vec<DataType> =
     ///     out.to_vec()[0].schema().fields().iter().map(|f| f.data_type()).collect();
+    /// // The zip codes stay text: 00501 is not the integer 501.
     /// assert_eq!(types, [DataType::Int, DataType::Float, DataType::Date, DataType::Bool, DataType::Str]);
     /// # Ok(()) }
     /// ```
@@ -589,60 +697,135 @@ impl CsvSource<Record> {
         self.config.columns = Columns::Infer(rows);
         self
     }
+
+    /// The columns the records will have, known before any record is read:
+    /// the header's names (or `col0`, ... from the first record without a
+    /// header) with the types of the [`schema`](CsvSource::schema) or those
+    /// [`infer_schema`](CsvSource::infer_schema) finds in its sample. Starts
+    /// reading, up to the header and the sample; the records read are kept,
+    /// and the source yields them all as if this had not been called. An
+    /// empty input has the given [`schema`](CsvSource::schema)'s columns, or
+    /// none.
+    ///
+    /// Give it to a CSV sink with [`CsvSink::schema`](super::CsvSink::schema)
+    /// so that an input with a header and no record still makes a file with
+    /// the header.
+    ///
+    /// # Errors
+    ///
+    /// What would end the run before the first record: the file cannot be
+    /// opened, the header row is malformed, a schema column is not in the
+    /// header. The source yields nothing more after it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::csv;
+    /// use dataflare::prelude::*;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let (input, output) = (dir.path().join("in.csv"), dir.path().join("out.csv"));
+    /// std::fs::write(&input, "id,name\n").unwrap(); // a header, no record
+    ///
+    /// let mut source = csv::read_records(&input);
+    /// let schema = source.read_schema().await?;
+    /// assert_eq!(schema.names().collect::<Vec<_>>(), ["id", "name"]);
+    /// Pipeline::from(source).to(csv::write_records(&output).schema(schema)).run().await?;
+    /// assert_eq!(std::fs::read_to_string(&output).unwrap(), "id,name\n");
+    /// # Ok(()) }
+    /// ```
+    pub async fn read_schema(&mut self) -> Result<Arc<Schema>> {
+        self.start();
+        std::future::poll_fn(|cx| {
+            loop {
+                if let Some(schema) = self.decoding.schema() {
+                    return Poll::Ready(Ok(schema));
+                }
+                if self.decoding.done {
+                    return Poll::Ready(match self.decoding.take_error() {
+                        Some(e) => Err(e),
+                        // An empty input: the given schema, or no column.
+                        None => Ok(match &self.config.columns {
+                            Columns::Schema(schema) => schema.clone(),
+                            _ => Arc::new(Schema::from_fields([])),
+                        }),
+                    });
+                }
+                ready!(self.poll_more(cx));
+            }
+        })
+        .await
+    }
 }
 
 // The configuration and the blocking source are never pinned.
 impl<T> Unpin for CsvSource<T> {}
+
+impl<T: Send + 'static> CsvSource<T> {
+    /// Starts the reader, unless it has started.
+    fn start(&mut self) {
+        if self.source.is_some() {
+            return;
+        }
+        let Some(input) = self.config.input.take() else {
+            return;
+        };
+        let job = Job {
+            input,
+            options: self.config.options.clone(),
+            columns: self.config.columns.clone(),
+            decoder: self.config.decoder,
+            unnamed: self.config.unnamed,
+        };
+        self.decoding.size = self.config.options.batch_size;
+        self.source = Some(BlockingSource::new(READ_AHEAD, move |emit| {
+            read_all(job, emit)
+        }));
+    }
+
+    /// Takes what the reader sent next into `decoding`; once the reader has
+    /// ended, `decoding.done` is set.
+    fn poll_more(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let decoding = &mut self.decoding;
+        let Some(source) = self.source.as_mut() else {
+            decoding.done = true;
+            return Poll::Ready(());
+        };
+        match ready!(Pin::new(source).poll_next(cx)) {
+            Some(Ok(batch)) => {
+                for msg in batch.into_records() {
+                    decoding.take(msg);
+                }
+            }
+            Some(Err(e)) => {
+                // A stream-level error: the records not yet sent are lost,
+                // as the reader would have lost them.
+                decoding.carry.clear();
+                decoding.out.push_back(Err(e));
+            }
+            None => {
+                decoding.flush();
+                decoding.done = true;
+            }
+        }
+        Poll::Ready(())
+    }
+}
 
 impl<T: Send + 'static> Stream for CsvSource<T> {
     type Item = Result<Batch<T>>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if this.source.is_none() {
-            let Some(input) = this.config.input.take() else {
-                return Poll::Ready(None);
-            };
-            let job = Job {
-                input,
-                options: this.config.options.clone(),
-                columns: this.config.columns.clone(),
-                decoder: this.config.decoder,
-                unnamed: this.config.unnamed,
-            };
-            this.decoding.size = this.config.options.batch_size;
-            this.source = Some(BlockingSource::new(READ_AHEAD, move |emit| {
-                read_all(job, emit)
-            }));
-        }
-        let Some(source) = this.source.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let decoding = &mut this.decoding;
+        this.start();
         loop {
-            if let Some(item) = decoding.out.pop_front() {
+            if let Some(item) = this.decoding.out.pop_front() {
                 return Poll::Ready(Some(item));
             }
-            if decoding.done {
+            if this.decoding.done {
                 return Poll::Ready(None);
             }
-            match ready!(Pin::new(&mut *source).poll_next(cx)) {
-                Some(Ok(batch)) => {
-                    for msg in batch.into_records() {
-                        decoding.take(msg);
-                    }
-                }
-                Some(Err(e)) => {
-                    // A stream-level error: the records not yet sent are lost,
-                    // as the reader would have lost them.
-                    decoding.carry.clear();
-                    decoding.out.push_back(Err(e));
-                }
-                None => {
-                    decoding.flush();
-                    decoding.done = true;
-                }
-            }
+            ready!(this.poll_more(cx));
         }
     }
 }
