@@ -11,6 +11,7 @@
 //! list the options and the exit codes.
 
 mod args;
+mod signals;
 mod stdio;
 
 use std::io::Write as _;
@@ -27,17 +28,18 @@ const FAILED: i32 = 1;
 
 fn main() {
     let Job::Convert(job) = args::parse();
-    let code = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime.block_on(convert(job)),
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
         Err(e) => {
             say(format_args!("cannot start the runtime: {e}"));
-            FAILED
+            std::process::exit(FAILED);
         }
     };
-    // Exit without dropping the runtime: dropping it waits for its blocking
+    let code = runtime.block_on(convert(job));
+    let _ = std::io::stdout().flush();
+    // Exit with the runtime still alive: dropping it waits for its blocking
     // threads, and a reader blocked on stdin or a FIFO would hold the process
     // forever after a failed or interrupted run.
-    let _ = std::io::stdout().flush();
     std::process::exit(code);
 }
 
@@ -78,9 +80,18 @@ fn source(job: &Convert) -> Records {
     }
 }
 
-/// Runs the job; returns the exit status.
+/// Runs the job until it ends or a signal cancels it; returns the exit status.
 async fn convert(job: Convert) -> i32 {
-    let stop = std::future::pending::<()>();
+    // Installed before anything is opened or read: from here on SIGINT and
+    // SIGTERM cancel the run instead of killing the process mid-write.
+    let interrupt = match signals::Interrupt::install() {
+        Ok(interrupt) => interrupt,
+        Err(e) => {
+            say(format_args!("cannot handle signals: {e}"));
+            return FAILED;
+        }
+    };
+    let stop = interrupt.stopped();
     let mut pipeline = Pipeline::from(source(&job)).boxed();
     if let Some(rejects) = &job.rejects {
         // With or without --skip-bad-rows: skipped, and kept in the file.
@@ -113,11 +124,11 @@ async fn convert(job: Convert) -> i32 {
                 .await
         }
     };
-    finish(&job, &report)
+    finish(&job, &report, interrupt.received())
 }
 
 /// Prints the report (and a failed run's error) to stderr; returns the exit status.
-fn finish(job: &Convert, report: &Report) -> i32 {
+fn finish(job: &Convert, report: &Report, signal: Option<i32>) -> i32 {
     if let (Status::Failed(e), Place::Std) = (report.status(), &job.output)
         && stdio::is_broken_pipe(e)
     {
@@ -128,6 +139,10 @@ fn finish(job: &Convert, report: &Report) -> i32 {
     let _ = write!(std::io::stderr().lock(), "{report}");
     match report.status() {
         Status::Completed | Status::CompletedWithErrors => 0,
+        Status::Cancelled => {
+            say(format_args!("interrupted"));
+            signal.unwrap_or(signals::SIGINT_STATUS)
+        }
         Status::Failed(e) => {
             say(format_args!("{e}"));
             FAILED
