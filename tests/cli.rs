@@ -376,3 +376,21 @@ fn json_lines_on_stdout_stream_while_stdin_is_open() {
         ],
     );
 }
+
+#[test]
+fn a_failed_run_prints_its_report_then_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "id,amount\n1,2.5\n2,ab\"c\n").unwrap();
+    let output = dir.path().join("out.csv");
+    let out = dataflare(&["convert", input.to_str().unwrap(), output.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("failed"), "the report comes first: {err}");
+    assert!(err.contains("records in"), "with its counts: {err}");
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.starts_with("dataflare: ") && last.contains("record 2 (line 3, byte 20)"),
+        "then the error: {err}"
+    );
+}

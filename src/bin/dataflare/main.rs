@@ -92,7 +92,7 @@ async fn convert(job: Convert) -> i32 {
         }
     };
     let stop = interrupt.stopped();
-    let mut pipeline = Pipeline::from(source(&job)).boxed();
+    let mut pipeline = Pipeline::from(source(&job));
     if let Some(rejects) = &job.rejects {
         // With or without --skip-bad-rows: skipped, and kept in the file.
         pipeline = pipeline.on_error(DeadLetters::to(jsonl::write::<Rejected>(rejects)));
