@@ -394,3 +394,28 @@ fn a_failed_run_prints_its_report_then_the_error() {
         "then the error: {err}"
     );
 }
+
+#[test]
+fn skipped_rows_are_named_in_the_report_and_the_run_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "id,amount\n1,2.5\n2,ab\"c\n3,4\n").unwrap();
+    let output = dir.path().join("out.csv");
+    let out = dataflare(&[
+        "convert",
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "--skip-bad-rows",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        "id,amount\n1,2.5\n3,4\n"
+    );
+    let err = stderr(&out);
+    assert!(err.contains("1 skipped"), "{err}");
+    assert!(
+        err.contains("line 3"),
+        "the report names the skipped row: {err}"
+    );
+}
