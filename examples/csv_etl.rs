@@ -5,9 +5,15 @@
 //! cargo run --example csv_etl [INPUT.csv] [OUTPUT.csv]
 //! ```
 //!
+//! By default it reads the shipped sample and writes `big_orders.csv` under
+//! `dataflare-examples/` in the temporary directory (creating the output's
+//! directory if needed), and prints where it wrote.
+//!
 //! The shipped sample (`examples/data/orders.csv`) holds one malformed row (an
 //! amount of `n/a`): the source skips it under `ErrorPolicy::Skip`, and the
 //! report counts it, so the run ends "completed with errors".
+
+use std::path::{Path, PathBuf};
 
 use dataflare::csv;
 use dataflare::prelude::*;
@@ -36,14 +42,30 @@ struct Total {
 const CATEGORIES: [&str; 5] = ["books", "garden", "toys", "music", "games"];
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args_os().skip(1);
+    // The shipped sample, wherever the example is run from.
     let input = args
         .next()
-        .unwrap_or_else(|| "examples/data/orders.csv".into());
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/orders.csv"));
+    // The temporary directory unless told: it exists, whatever the build's
+    // target directory is.
     let output = args
         .next()
-        .unwrap_or_else(|| "target/big_orders.csv".into());
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("dataflare-examples/big_orders.csv"));
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
 
     let report = Pipeline::from(csv::read::<Order>(&input))
         .on_error(ErrorPolicy::Skip) // count malformed rows instead of failing
@@ -61,6 +83,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
 
     print!("{report}");
-    println!("wrote {} records to {output}", report.records_out());
+    println!(
+        "wrote {} records to {}",
+        report.records_out(),
+        output.display()
+    );
     Ok(())
 }

@@ -1,12 +1,40 @@
 //! The `dataflare` binary, run as a user would.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 fn dataflare(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_dataflare"))
         .args(args)
         .output()
         .expect("the dataflare binary runs")
+}
+
+/// Runs `dataflare` in `dir` with `input` on its stdin.
+fn dataflare_with_stdin(dir: &Path, args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dataflare"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the dataflare binary runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // Written from a thread: the child may fill its stdout before it has read
+    // all of its stdin.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
@@ -91,8 +119,303 @@ fn rejects_go_to_a_file_and_the_rest_completes() {
 fn usage_mistakes_exit_with_2() {
     let out = dataflare(&["convert", "only-one.csv"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: dataflare convert"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage: dataflare convert"));
+    let out = dataflare(&["convert", "a.xls", "out.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a.xls: unknown format") && err.contains("--from"),
+        "{err}"
+    );
+    let out = dataflare(&["convert", "a.jsonl", "out.csv", "--no-header"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-header applies to CSV input"));
     let out = dataflare(&["convert", "missing.csv", "out.csv"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.csv"));
+}
+
+#[test]
+fn version_and_equals_forms() {
+    let out = dataflare(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("dataflare {}", env!("CARGO_PKG_VERSION"))
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "id;n\n1;x\n2;y\n").unwrap();
+    let output = dir.path().join("out.data");
+    let out = dataflare(&[
+        "convert",
+        "--from=csv",
+        "--delimiter=;",
+        "--infer-schema=5",
+        "--to=jsonl",
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        "{\"id\":1,\"n\":\"x\"}\n{\"id\":2,\"n\":\"y\"}\n"
+    );
+}
+
+#[test]
+fn dash_is_stdin_and_stdout_in_the_format_named() {
+    let dir = tempfile::tempdir().unwrap();
+    // JSON Lines in on stdin, TSV out on stdout.
+    let out = dataflare_with_stdin(
+        dir.path(),
+        &["convert", "-", "-", "--from", "jsonl", "--to", "tsv"],
+        b"{\"a\":1,\"b\":\"x y\"}\n{\"a\":2,\"b\":null}\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\tb\n1\tx y\n2\t\n");
+    // `-` alone is CSV; --to names the output's format.
+    let out = dataflare_with_stdin(
+        dir.path(),
+        &["convert", "-", "-", "--to", "jsonl"],
+        b"a,b\n1,x\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"a\":\"1\",\"b\":\"x\"}\n"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "stdout is not a file named `-`"
+    );
+}
+
+#[test]
+fn csv_reading_options_and_the_output_delimiter() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |input: &[u8], args: &[&str]| {
+        let mut all = vec!["convert", "-", "-"];
+        all.extend_from_slice(args);
+        dataflare_with_stdin(dir.path(), &all, input)
+    };
+    // Ragged rows: an error, unless --flexible.
+    let ragged = b"a,b\n1,2\n3\n";
+    assert_eq!(run(ragged, &[]).status.code(), Some(1));
+    let out = run(ragged, &["--flexible", "--to", "jsonl"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A stray quote: an error, unless --lenient-quotes.
+    let quoted = b"a,b\n1,x\"y\n";
+    assert_eq!(run(quoted, &[]).status.code(), Some(1));
+    let out = run(quoted, &["--lenient-quotes", "--out-delimiter", ";"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a;b\n1;\"x\"\"y\"\n");
+    // Invalid UTF-8: an error, unless --lossy-utf8.
+    let latin1 = b"a,b\n1,caf\xe9\n";
+    assert_eq!(run(latin1, &[]).status.code(), Some(1));
+    let out = run(latin1, &["--lossy-utf8", "--out-delimiter=tab"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "a\tb\n1\tcaf\u{fffd}\n"
+    );
+    // No header: columns are numbered.
+    let out = run(b"1,2\n", &["--no-header", "--to", "jsonl"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"col0\":\"1\",\"col1\":\"2\"}\n"
+    );
+}
+
+#[test]
+fn rejects_with_skip_bad_rows_are_kept_and_counted_as_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "id,amount\n1,2.5\n2,n/a\n3,4\n").unwrap();
+    let output = dir.path().join("out.jsonl");
+    let rejects = dir.path().join("rejects.jsonl");
+    let out = dataflare(&[
+        "convert",
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "--infer-schema",
+        "1",
+        "--skip-bad-rows",
+        "--rejects",
+        rejects.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&output).unwrap().lines().count(), 2);
+    let rejects = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(rejects.lines().count(), 1);
+    assert!(rejects.contains("\"line\":3"), "{rejects}");
+    let err = stderr(&out);
+    assert!(err.contains("0 skipped, 1 dead-lettered"), "{err}");
+}
+
+#[test]
+fn errors_on_stdin_and_stdout_name_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dataflare_with_stdin(
+        dir.path(),
+        &["convert", "-", "out.csv"],
+        b"id,amount\n1,2.5\n2,ab\"c\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("<stdin>: record 2 (line 3, byte 20)"), "{err}");
+    // A device that is always full.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "a\n1\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dataflare"))
+        .args(["convert", input.to_str().unwrap(), "-"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("stage \"sink\": <stdout>: ") && err.contains("I/O error"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_status_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.csv");
+    let mut text = String::from("id,name\n");
+    for i in 0..200_000 {
+        text.push_str(&format!("{i},name {i}\n"));
+    }
+    std::fs::write(&input, text).unwrap(); // 3 MB: more than a pipe holds
+    for to in ["csv", "jsonl"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dataflare"))
+            .args(["convert", input.to_str().unwrap(), "-", "--to", to])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `| head -1`: read one line, then close the pipe.
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.starts_with(if to == "csv" { "id,name" } else { "{\"id\"" }));
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "--to {to}: {err}");
+        assert_eq!(err, "", "--to {to}: nothing on stderr, no panic");
+    }
+}
+
+/// Feeds rows to a running `dataflare convert - -` whose stdin stays open (as
+/// `tail -f in.csv | dataflare convert - -`), and reads the converted rows.
+fn streams(to: &str, expected: &[&str]) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dataflare"))
+        .args(["convert", "-", "-", "--to", to])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdin.write_all(b"id,name\n1,ada\n2,bo\n").unwrap();
+    stdin.flush().unwrap();
+    // The sync point is the read returning: the rows came out while stdin is
+    // still open. The timeout only guards against a hang (it kills the child,
+    // which ends the read).
+    let pid = child.id();
+    let (done, guard) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if guard
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .is_err()
+        {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    });
+    let mut lines = Vec::new();
+    for _ in expected {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        lines.push(line);
+    }
+    let _ = done.send(());
+    watchdog.join().unwrap();
+    assert_eq!(
+        lines, expected,
+        "rows came out while stdin was open (--to {to})"
+    );
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn json_lines_on_stdout_stream_while_stdin_is_open() {
+    streams(
+        "jsonl",
+        &[
+            "{\"id\":\"1\",\"name\":\"ada\"}\n",
+            "{\"id\":\"2\",\"name\":\"bo\"}\n",
+        ],
+    );
+}
+
+#[test]
+fn a_failed_run_prints_its_report_then_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "id,amount\n1,2.5\n2,ab\"c\n").unwrap();
+    let output = dir.path().join("out.csv");
+    let out = dataflare(&["convert", input.to_str().unwrap(), output.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("failed"), "the report comes first: {err}");
+    assert!(err.contains("records in"), "with its counts: {err}");
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.starts_with("dataflare: ") && last.contains("record 2 (line 3, byte 20)"),
+        "then the error: {err}"
+    );
+}
+
+#[test]
+fn skipped_rows_are_named_in_the_report_and_the_run_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "id,amount\n1,2.5\n2,ab\"c\n3,4\n").unwrap();
+    let output = dir.path().join("out.csv");
+    let out = dataflare(&[
+        "convert",
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "--skip-bad-rows",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        "id,amount\n1,2.5\n3,4\n"
+    );
+    let err = stderr(&out);
+    assert!(err.contains("1 skipped"), "{err}");
+    assert!(
+        err.contains("line 3"),
+        "the report names the skipped row: {err}"
+    );
 }

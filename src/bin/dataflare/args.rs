@@ -1,50 +1,185 @@
-//! Command-line parsing: a few flags, no dependency needed.
+//! The command line, declared with `clap`'s derive API: one subcommand per job
+//! (`convert` today; `run`, `validate` and `graph` will sit beside it).
 
 use std::path::{Path, PathBuf};
 
-pub(crate) const USAGE: &str = "\
-usage: dataflare convert INPUT OUTPUT [options]
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-Converts between CSV, TSV and JSON Lines (by file extension; `-` is stdin/stdout, as CSV).
-Output files are written atomically: a failed run leaves no partial output.
+/// What the exit status means, shown at the end of `--help`.
+const EXIT_CODES: &str = "\
+Exit status:
+  0    completed (the report on stderr says when records were put aside)
+  1    failed (nothing is committed to an output file)
+  2    usage error
+  130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM (nothing is committed)";
 
-options:
-  --delimiter C      input CSV delimiter (default: `,`, or tab for .tsv)
-  --no-header        the input CSV has no header row (columns are col0, col1, ...)
-  --infer-schema N   type CSV columns (int, float, bool, date, text) from the first N rows;
-                     a later value that does not parse is a bad row
-  --skip-bad-rows    skip malformed rows (counted in the report) instead of failing
-  --rejects FILE     write malformed rows' errors and positions to FILE (JSON Lines)
-  -h, --help         this help";
+/// Move records between CSV, TSV and JSON Lines, with exact errors and no
+/// partial output.
+#[derive(Debug, Parser)]
+#[command(name = "dataflare", version, after_help = EXIT_CODES)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
 
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Convert a file between CSV, TSV and JSON Lines.
+    Convert(ConvertArgs),
+}
+
+/// A file format, as named by `--from` / `--to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FormatName {
+    /// Comma-separated values.
+    Csv,
+    /// Tab-separated values.
+    Tsv,
+    /// One JSON object per line (also `.ndjson`).
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = CONVERT_AFTER_HELP)]
+pub(crate) struct ConvertArgs {
+    /// The input file, or `-` for standard input.
+    #[arg(value_name = "INPUT")]
+    input: PathBuf,
+    /// The output file, or `-` for standard output.
+    #[arg(value_name = "OUTPUT")]
+    output: PathBuf,
+    /// The input's format [default: from INPUT's extension; CSV for `-`]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    from: Option<FormatName>,
+    /// The output's format [default: from OUTPUT's extension; CSV for `-`]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    to: Option<FormatName>,
+
+    /// Input CSV field delimiter: one byte, or `tab` / `\t` [default: `,`, tab for TSV]
+    #[arg(long, value_name = "C", value_parser = delimiter, help_heading = "CSV input")]
+    delimiter: Option<u8>,
+    /// The input CSV has no header row (columns are named col0, col1, ...)
+    #[arg(long, help_heading = "CSV input")]
+    no_header: bool,
+    /// Type CSV columns (int, float, bool, date, text) from the first N rows; a
+    /// later value that does not fit its column's type is a bad row
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "CSV input")]
+    infer_schema: Option<u64>,
+    /// Accept rows whose number of fields differs from the header's
+    #[arg(long, help_heading = "CSV input")]
+    flexible: bool,
+    /// Accept malformed quoting (`ab"c"d`, `"abc"def`, a quote left open at the end)
+    /// as the csv crate reads it, instead of calling it a bad row
+    #[arg(long, help_heading = "CSV input")]
+    lenient_quotes: bool,
+    /// Replace invalid UTF-8 by U+FFFD instead of calling it a bad row (CSV and JSON Lines)
+    #[arg(long, help_heading = "CSV input")]
+    lossy_utf8: bool,
+
+    /// Output CSV field delimiter: one byte, or `tab` / `\t` [default: `,`, tab for TSV]
+    #[arg(long, value_name = "C", value_parser = delimiter, help_heading = "CSV output")]
+    out_delimiter: Option<u8>,
+
+    /// Skip bad rows (counted in the report as skipped) instead of failing
+    #[arg(long, help_heading = "Bad rows")]
+    skip_bad_rows: bool,
+    /// Put bad rows aside into FILE (JSON Lines: the error, its position and the
+    /// row's text) and go on; counted in the report as dead-lettered
+    #[arg(long, value_name = "FILE", help_heading = "Bad rows")]
+    rejects: Option<PathBuf>,
+}
+
+const CONVERT_AFTER_HELP: &str = "\
+Formats follow the file extensions (.csv, .tsv, .jsonl, .ndjson); --from / --to
+name them for `-` (stdin / stdout, CSV unless told) or override an extension.
+Output files are written under a temporary name and renamed into place when the
+run completes: a failed or interrupted run leaves no partial output and an
+existing file untouched. Standard output cannot be taken back: what was written
+before a failure stays written.
+
+Bad rows (malformed CSV or JSON, a value that does not fit its column) fail the
+run, unless:
+  --skip-bad-rows            they are skipped and counted as skipped;
+  --rejects FILE             they are written to FILE and counted as
+                             dead-lettered (skipped with rejects);
+  --skip-bad-rows --rejects  the same as --rejects alone: skipped, and kept in FILE.
+The run report goes to stderr; the run exits 0 when it completed, also when rows
+were put aside (the report says how many, and which).
+
+Exit status:
+  0    completed (the report says when records were put aside)
+  1    failed (nothing is committed to an output file)
+  2    usage error
+  130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM (nothing is committed);
+       a second Ctrl-C during the clean-up exits at once";
+
+fn delimiter(s: &str) -> Result<u8, String> {
+    match s {
+        "\\t" | "tab" | "\t" => Ok(b'\t'),
+        s if s.len() == 1 => Ok(s.as_bytes()[0]),
+        _ => Err(format!("a delimiter is one byte (or `tab`), not {s:?}")),
+    }
+}
+
+/// A resolved file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
+    /// CSV with this delimiter (TSV is CSV with a tab).
     Csv(u8),
     JsonLines,
 }
 
+/// Where records come from or go to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// Standard input or output (`-`).
+    Std,
+    File(PathBuf),
+}
+
+/// A `convert` job with every default resolved.
 #[derive(Debug)]
 pub(crate) struct Convert {
-    pub(crate) input: PathBuf,
-    pub(crate) output: PathBuf,
+    pub(crate) input: Place,
+    pub(crate) output: Place,
     pub(crate) input_format: Format,
     pub(crate) output_format: Format,
     pub(crate) has_headers: bool,
     pub(crate) infer_schema: Option<usize>,
+    pub(crate) flexible: bool,
+    pub(crate) lenient_quotes: bool,
+    pub(crate) lossy_utf8: bool,
     pub(crate) skip_bad_rows: bool,
     pub(crate) rejects: Option<PathBuf>,
 }
 
-#[derive(Debug)]
-pub(crate) enum Command {
-    Help,
-    Convert(Convert),
+fn place(path: PathBuf) -> Place {
+    if path.as_os_str() == "-" {
+        Place::Std
+    } else {
+        Place::File(path)
+    }
 }
 
-fn format_of(path: &Path) -> Result<Format, String> {
-    if path.to_str() == Some("-") {
-        return Ok(Format::Csv(b','));
+fn named(format: FormatName) -> Format {
+    match format {
+        FormatName::Csv => Format::Csv(b','),
+        FormatName::Tsv => Format::Csv(b'\t'),
+        FormatName::Jsonl => Format::JsonLines,
     }
+}
+
+/// The format of `place`: `given` (`--from` / `--to`), else the extension, else
+/// CSV for stdin/stdout.
+fn format_of(place: &Place, given: Option<FormatName>, flag: &str) -> Result<Format, String> {
+    if let Some(given) = given {
+        return Ok(named(given));
+    }
+    let path: &Path = match place {
+        Place::Std => return Ok(Format::Csv(b',')),
+        Place::File(path) => path,
+    };
     match path
         .extension()
         .and_then(|e| e.to_str())
@@ -55,117 +190,163 @@ fn format_of(path: &Path) -> Result<Format, String> {
         Some("tsv") => Ok(Format::Csv(b'\t')),
         Some("jsonl" | "ndjson") => Ok(Format::JsonLines),
         _ => Err(format!(
-            "{}: unknown format (use a .csv, .tsv, .jsonl or .ndjson file)",
+            "{}: unknown format: name it with {flag} csv|tsv|jsonl, or use a .csv, .tsv, \
+             .jsonl or .ndjson file",
             path.display()
         )),
     }
 }
 
-pub(crate) fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
-    let mut args = args.peekable();
-    match args.next().as_deref() {
-        None | Some("-h" | "--help" | "help") => return Ok(Command::Help),
-        Some("convert") => {}
-        Some(other) => return Err(format!("unknown command {other:?}")),
-    }
-    let mut paths = Vec::new();
-    let mut delimiter = None;
-    let mut has_headers = true;
-    let mut infer_schema = None;
-    let mut skip_bad_rows = false;
-    let mut rejects = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "--delimiter" => {
-                let d = args.next().ok_or("--delimiter needs a value")?;
-                let d = match d.as_str() {
-                    "\\t" | "tab" => b'\t',
-                    s if s.len() == 1 => s.as_bytes()[0],
-                    _ => return Err(format!("--delimiter must be one byte, not {d:?}")),
-                };
-                delimiter = Some(d);
+impl ConvertArgs {
+    /// Resolves formats and defaults, and refuses options that do not apply.
+    fn resolve(self) -> Result<Convert, String> {
+        let input = place(self.input);
+        let output = place(self.output);
+        let mut input_format = format_of(&input, self.from, "--from")?;
+        let mut output_format = format_of(&output, self.to, "--to")?;
+        if input_format == Format::JsonLines {
+            let csv_only = [
+                ("--delimiter", self.delimiter.is_some()),
+                ("--no-header", self.no_header),
+                ("--infer-schema", self.infer_schema.is_some()),
+                ("--flexible", self.flexible),
+                ("--lenient-quotes", self.lenient_quotes),
+            ];
+            if let Some((flag, _)) = csv_only.iter().find(|(_, given)| *given) {
+                return Err(format!(
+                    "{flag} applies to CSV input; the input is JSON Lines"
+                ));
             }
-            "--no-header" => has_headers = false,
-            "--infer-schema" => {
-                let n = args.next().ok_or("--infer-schema needs a number of rows")?;
-                match n.parse::<usize>() {
-                    Ok(n) if n > 0 => infer_schema = Some(n),
-                    _ => return Err(format!("--infer-schema takes a number of rows, not {n:?}")),
-                }
-            }
-            "--skip-bad-rows" => skip_bad_rows = true,
-            "--rejects" => {
-                rejects = Some(PathBuf::from(args.next().ok_or("--rejects needs a file")?))
-            }
-            s if s.starts_with("--") => return Err(format!("unknown option {s}")),
-            _ => paths.push(PathBuf::from(arg)),
         }
+        if let (Format::Csv(_), Some(d)) = (input_format, self.delimiter) {
+            input_format = Format::Csv(d);
+        }
+        match (output_format, self.out_delimiter) {
+            (Format::Csv(_), Some(d)) => output_format = Format::Csv(d),
+            (Format::JsonLines, Some(_)) => {
+                return Err(
+                    "--out-delimiter applies to CSV output; the output is JSON Lines".into(),
+                );
+            }
+            _ => {}
+        }
+        if self
+            .rejects
+            .as_deref()
+            .is_some_and(|r| r.as_os_str() == "-")
+        {
+            return Err("--rejects needs a file, not `-`".into());
+        }
+        Ok(Convert {
+            input,
+            output,
+            input_format,
+            output_format,
+            has_headers: !self.no_header,
+            infer_schema: self
+                .infer_schema
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            flexible: self.flexible,
+            lenient_quotes: self.lenient_quotes,
+            lossy_utf8: self.lossy_utf8,
+            skip_bad_rows: self.skip_bad_rows,
+            rejects: self.rejects,
+        })
     }
-    let [input, output]: [PathBuf; 2] = paths.try_into().map_err(|p: Vec<PathBuf>| {
-        format!("convert takes INPUT and OUTPUT, got {} paths", p.len())
-    })?;
-    let mut input_format = format_of(&input)?;
-    if let (Format::Csv(_), Some(d)) = (input_format, delimiter) {
-        input_format = Format::Csv(d);
+}
+
+/// A job to run.
+#[derive(Debug)]
+pub(crate) enum Job {
+    Convert(Convert),
+}
+
+/// Parses the command line; usage errors (and `--help`, `--version`) exit here,
+/// with status 2 for errors as clap does.
+pub(crate) fn parse() -> Job {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Convert(args) => match args.resolve() {
+            Ok(job) => Job::Convert(job),
+            Err(message) => {
+                let mut cmd = Cli::command();
+                cmd.build(); // names the subcommand `dataflare convert` in its usage line
+                cmd.find_subcommand_mut("convert")
+                    .expect("convert is a subcommand")
+                    .error(ErrorKind::ValueValidation, message)
+                    .exit()
+            }
+        },
     }
-    let output_format = format_of(&output)?;
-    Ok(Command::Convert(Convert {
-        input,
-        output,
-        input_format,
-        output_format,
-        has_headers,
-        infer_schema,
-        skip_bad_rows,
-        rejects,
-    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse_str(s: &str) -> Result<Command, String> {
-        parse(s.split_whitespace().map(String::from))
+    fn convert(line: &str) -> Result<Convert, String> {
+        let cli = Cli::try_parse_from(line.split_whitespace()).map_err(|e| e.to_string())?;
+        let Command::Convert(args) = cli.command;
+        args.resolve()
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
     }
 
     #[test]
     fn formats_follow_extensions_and_flags() {
-        let Command::Convert(c) = parse_str("convert in.tsv out.jsonl --skip-bad-rows").unwrap()
-        else {
-            panic!("expected convert")
-        };
+        let c = convert("dataflare convert in.tsv out.jsonl --skip-bad-rows").unwrap();
         assert_eq!(c.input_format, Format::Csv(b'\t'));
         assert_eq!(c.output_format, Format::JsonLines);
         assert!(c.skip_bad_rows);
-        let Command::Convert(c) =
-            parse_str("convert a.csv b.csv --delimiter ; --no-header --infer-schema 50").unwrap()
-        else {
-            panic!("expected convert")
-        };
+        let c = convert(
+            "dataflare convert a.csv b.csv --delimiter ; --no-header --infer-schema=50 \
+             --out-delimiter=|",
+        )
+        .unwrap();
         assert_eq!(c.input_format, Format::Csv(b';'));
+        assert_eq!(c.output_format, Format::Csv(b'|'));
         assert!(!c.has_headers);
         assert_eq!(c.infer_schema, Some(50));
     }
 
     #[test]
+    fn a_dash_is_stdin_or_stdout_as_csv_unless_told() {
+        let c = convert("dataflare convert - -").unwrap();
+        assert_eq!((c.input, c.output), (Place::Std, Place::Std));
+        assert_eq!(c.input_format, Format::Csv(b','));
+        assert_eq!(c.output_format, Format::Csv(b','));
+        let c = convert("dataflare convert - - --from jsonl --to=tsv").unwrap();
+        assert_eq!(c.input_format, Format::JsonLines);
+        assert_eq!(c.output_format, Format::Csv(b'\t'));
+        // An explicit format overrides the extension.
+        let c = convert("dataflare convert data.txt out.csv --from tsv --to jsonl").unwrap();
+        assert_eq!(c.input_format, Format::Csv(b'\t'));
+        assert_eq!(c.output_format, Format::JsonLines);
+    }
+
+    #[test]
     fn mistakes_are_explained() {
+        assert!(convert("dataflare convert a.csv").is_err());
         assert!(
-            parse_str("convert a.csv")
-                .unwrap_err()
-                .contains("INPUT and OUTPUT")
-        );
-        assert!(
-            parse_str("convert a.xls b.csv")
+            convert("dataflare convert a.xls b.csv")
                 .unwrap_err()
                 .contains("unknown format")
         );
+        assert!(convert("dataflare convert a.csv b.csv --frobnicate").is_err());
         assert!(
-            parse_str("convert a.csv b.csv --frobnicate")
+            convert("dataflare convert a.jsonl b.csv --flexible")
                 .unwrap_err()
-                .contains("unknown option")
+                .contains("--flexible applies to CSV input")
         );
-        assert!(matches!(parse_str(""), Ok(Command::Help)));
+        assert!(
+            convert("dataflare convert a.csv b.jsonl --out-delimiter ;")
+                .unwrap_err()
+                .contains("--out-delimiter applies to CSV output")
+        );
+        assert!(convert("dataflare convert a.csv b.csv --delimiter ab").is_err());
+        assert!(convert("dataflare convert a.csv b.csv --infer-schema 0").is_err());
     }
 }

@@ -4,89 +4,149 @@
 //! dataflare convert INPUT OUTPUT [options]
 //! ```
 //!
-//! Formats follow the file extensions: `.csv`, `.tsv`, `.jsonl` / `.ndjson`
-//! (`-` reads stdin or writes stdout as CSV). Records are dynamic: columns come
-//! from the input's header (CSV) or first object (JSON Lines).
+//! Formats follow the file extensions: `.csv`, `.tsv`, `.jsonl` / `.ndjson`;
+//! `-` reads stdin or writes stdout, as CSV unless `--from` / `--to` name the
+//! format. Records are dynamic: columns come from the input's header (CSV) or
+//! first object (JSON Lines). `dataflare --help` and `dataflare convert --help`
+//! list the options and the exit codes.
 
 mod args;
+mod signals;
+mod stdio;
 
-use std::process::ExitCode;
+use std::io::Write as _;
 
 use dataflare::prelude::*;
 use dataflare::record::Record;
-use dataflare::{DeadLetters, Rejected, csv, jsonl};
+use dataflare::{DeadLetters, Rejected, Status, csv, jsonl};
+use futures::StreamExt;
 
-use args::{Command, Convert, Format};
+use args::{Convert, Format, Job, Place};
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match args::parse(std::env::args().skip(1)) {
-        Ok(Command::Help) => {
-            println!("{}", args::USAGE);
-            ExitCode::SUCCESS
+/// Exit status of a failed run.
+const FAILED: i32 = 1;
+
+fn main() {
+    let Job::Convert(job) = args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            say(format_args!("cannot start the runtime: {e}"));
+            std::process::exit(FAILED);
         }
-        Ok(Command::Convert(job)) => match convert(job).await {
-            Ok(report) => {
-                eprint!("{report}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("dataflare: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Err(message) => {
-            eprintln!("dataflare: {message}\n\n{}", args::USAGE);
-            ExitCode::from(2)
-        }
-    }
+    };
+    let code = runtime.block_on(convert(job));
+    let _ = std::io::stdout().flush();
+    // Exit with the runtime still alive: dropping it waits for its blocking
+    // threads, and a reader blocked on stdin or a FIFO would hold the process
+    // forever after a failed or interrupted run.
+    std::process::exit(code);
+}
+
+/// Writes one line to stderr, ignoring a closed stderr (`eprintln!` would panic).
+fn say(message: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "dataflare: {message}");
 }
 
 type Records = futures::stream::BoxStream<'static, Result<Batch<Record>>>;
 
 fn source(job: &Convert) -> Records {
-    use futures::StreamExt;
-    let path = job.input.clone();
     let csv_options = |source: csv::CsvSource<Record>, delimiter: u8| {
-        let source = source.delimiter(delimiter).has_headers(job.has_headers);
+        let source = source
+            .delimiter(delimiter)
+            .has_headers(job.has_headers)
+            .flexible(job.flexible)
+            .lenient_quotes(job.lenient_quotes)
+            .lossy_utf8(job.lossy_utf8);
         match job.infer_schema {
             Some(rows) => source.infer_schema(rows),
             None => source,
         }
     };
-    match (job.input_format, path.to_str() == Some("-")) {
-        (Format::Csv(delimiter), false) => csv_options(csv::read_records(path), delimiter).boxed(),
-        (Format::Csv(delimiter), true) => {
-            csv_options(csv::read_records_from(std::io::stdin()), delimiter).boxed()
+    match (&job.input, job.input_format) {
+        (Place::File(path), Format::Csv(delimiter)) => {
+            csv_options(csv::read_records(path), delimiter).boxed()
         }
-        (Format::JsonLines, false) => jsonl::read_records(path).boxed(),
-        (Format::JsonLines, true) => jsonl::read_records_from(std::io::stdin()).boxed(),
+        (Place::Std, Format::Csv(delimiter)) => stdio::on_stdin(csv_options(
+            csv::read_records_from(std::io::stdin()),
+            delimiter,
+        )),
+        (Place::File(path), Format::JsonLines) => {
+            jsonl::read_records(path).lossy_utf8(job.lossy_utf8).boxed()
+        }
+        (Place::Std, Format::JsonLines) => {
+            stdio::on_stdin(jsonl::read_records_from(std::io::stdin()).lossy_utf8(job.lossy_utf8))
+        }
     }
 }
 
-async fn convert(job: Convert) -> Result<Report> {
-    let mut pipeline = Pipeline::from(source(&job)).boxed();
+/// Runs the job until it ends or a signal cancels it; returns the exit status.
+async fn convert(job: Convert) -> i32 {
+    // Installed before anything is opened or read: from here on SIGINT and
+    // SIGTERM cancel the run instead of killing the process mid-write.
+    let interrupt = match signals::Interrupt::install() {
+        Ok(interrupt) => interrupt,
+        Err(e) => {
+            say(format_args!("cannot handle signals: {e}"));
+            return FAILED;
+        }
+    };
+    let stop = interrupt.stopped();
+    let mut pipeline = Pipeline::from(source(&job));
     if let Some(rejects) = &job.rejects {
-        let rejects = DeadLetters::to(jsonl::write::<Rejected>(rejects));
-        pipeline = pipeline.on_error(rejects);
+        // With or without --skip-bad-rows: skipped, and kept in the file.
+        pipeline = pipeline.on_error(DeadLetters::to(jsonl::write::<Rejected>(rejects)));
     } else if job.skip_bad_rows {
         pipeline = pipeline.on_error(ErrorPolicy::Skip);
     }
-    let to_stdout = job.output.to_str() == Some("-");
-    match (job.output_format, to_stdout) {
-        (Format::Csv(_), true) => {
+    let report = match (&job.output, job.output_format) {
+        (Place::File(path), Format::Csv(delimiter)) => {
             pipeline
-                .to(csv::write_records_to(std::io::stdout()))
-                .run()
+                .to(csv::write_records(path).delimiter(delimiter))
+                .run_until(stop)
                 .await
         }
-        (Format::Csv(delimiter), false) => {
+        (Place::Std, Format::Csv(delimiter)) => {
             pipeline
-                .to(csv::write_records(&job.output).delimiter(delimiter))
-                .run()
+                .to(stdio::OnStdout(
+                    csv::write_records_to(std::io::stdout()).delimiter(delimiter),
+                ))
+                .run_until(stop)
                 .await
         }
-        (Format::JsonLines, true) => pipeline.to(jsonl::write_to(std::io::stdout())).run().await,
-        (Format::JsonLines, false) => pipeline.to(jsonl::write(&job.output)).run().await,
+        (Place::File(path), Format::JsonLines) => {
+            pipeline.to(jsonl::write(path)).run_until(stop).await
+        }
+        (Place::Std, Format::JsonLines) => {
+            pipeline
+                .to(stdio::OnStdout(jsonl::write_to(std::io::stdout())))
+                .run_until(stop)
+                .await
+        }
+    };
+    finish(&job, &report, interrupt.received())
+}
+
+/// Prints the report (and a failed run's error) to stderr; returns the exit status.
+fn finish(job: &Convert, report: &Report, signal: Option<i32>) -> i32 {
+    if let (Status::Failed(e), Place::Std) = (report.status(), &job.output)
+        && stdio::is_broken_pipe(e)
+    {
+        // The reader of our stdout is gone (`| head`): end quietly, as Unix
+        // filters do.
+        return 0;
+    }
+    let _ = write!(std::io::stderr().lock(), "{report}");
+    match report.status() {
+        Status::Completed | Status::CompletedWithErrors => 0,
+        Status::Cancelled => {
+            say(format_args!("interrupted"));
+            signal.unwrap_or(signals::SIGINT_STATUS)
+        }
+        Status::Failed(e) => {
+            say(format_args!("{e}"));
+            FAILED
+        }
+        _ => FAILED,
     }
 }
