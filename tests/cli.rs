@@ -252,7 +252,7 @@ fn rejects_with_skip_bad_rows_are_kept_and_counted_as_dead_lettered() {
     assert_eq!(rejects.lines().count(), 1);
     assert!(rejects.contains("\"line\":3"), "{rejects}");
     let err = stderr(&out);
-    assert!(err.contains("0 skipped, 1 dead-lettered"), "{err}");
+    assert!(err.contains("1 put aside (1 dead-lettered)"), "{err}");
 }
 
 #[test]
@@ -367,6 +367,11 @@ fn streams(to: &str, expected: &[&str]) {
 }
 
 #[test]
+fn csv_on_stdout_streams_while_stdin_is_open() {
+    streams("csv", &["id,name\n", "1,ada\n", "2,bo\n"]);
+}
+
+#[test]
 fn json_lines_on_stdout_stream_while_stdin_is_open() {
     streams(
         "jsonl",
@@ -417,5 +422,93 @@ fn skipped_rows_are_named_in_the_report_and_the_run_exits_0() {
     assert!(
         err.contains("line 3"),
         "the report names the skipped row: {err}"
+    );
+}
+
+#[test]
+fn an_output_that_names_the_input_is_refused_and_the_input_is_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let original = "id,amount\n1,2.5\n2,x\n";
+    std::fs::write(&input, original).unwrap();
+    let output = dir.path().join("out.jsonl");
+    // The rejects file is the input, written another way.
+    let same = format!("{}/./in.csv", dir.path().display());
+    let out = dataflare(&[
+        "convert",
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "--infer-schema",
+        "100",
+        "--rejects",
+        &same,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is the input, but it is also the dead-letter output"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), original);
+    assert!(!output.exists());
+
+    // The rejects file is the output.
+    std::fs::write(&output, "keep\n").unwrap();
+    let out = dataflare(&[
+        "convert",
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "--rejects",
+        output.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("output of stage \"sink\""), "{err}");
+    assert!(err.contains("dead-letter output"), "{err}");
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), "keep\n");
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["in.csv", "out.jsonl"]);
+}
+
+#[test]
+fn rejects_that_cannot_be_written_leave_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("good.csv");
+    std::fs::write(&input, "id,amount\n1,2.5\n").unwrap();
+    let output = dir.path().join("g.jsonl");
+    let rejects = dir.path().join("ro/rej.jsonl");
+    let out = dataflare(&[
+        "convert",
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "--rejects",
+        rejects.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!output.exists(), "the main output was not committed");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn a_header_only_csv_keeps_its_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "id,name,amount\n").unwrap();
+    let output = dir.path().join("out.tsv");
+    let out = dataflare(&["convert", input.to_str().unwrap(), output.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        "id\tname\tamount\n"
     );
 }

@@ -163,3 +163,59 @@ fn a_second_sigint_during_the_clean_up_exits_at_once() {
     // pipe fills), the clean-up ends by itself, also with 130.
     assert_eq!(status.code(), Some(130), "{line}{rest}");
 }
+
+#[test]
+fn a_temporary_left_by_a_killed_run_is_removed_by_the_next_run_to_that_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("in.csv");
+    mkfifo(&fifo);
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let output = out_dir.join("out.jsonl");
+    // Another file's temporary, and a file that only looks like one: not ours.
+    let others = [
+        out_dir.join(".other.jsonl.1-0.dataflare-tmp"),
+        out_dir.join(".out.jsonl.backup"),
+    ];
+    for other in &others {
+        std::fs::write(other, "keep").unwrap();
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dataflare"))
+        .args(["convert", fifo.to_str().unwrap(), output.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard_fifo = fifo.clone();
+    let done = hang_guard(child.id(), move || {
+        let _ = std::fs::File::open(guard_fifo);
+    });
+    // Returns once the binary reads: its output's temporary exists by then.
+    let mut input = OpenOptions::new().write(true).open(&fifo).unwrap();
+    input.write_all(b"id,name\n1,ada\n").unwrap();
+    input.flush().unwrap();
+    send("KILL", &child);
+    assert!(!child.wait().unwrap().success());
+    let _ = done.send(());
+    drop(input);
+    let left = files_in(&out_dir);
+    assert_eq!(left.len(), 3, "the killed run left its temporary: {left:?}");
+
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, "id,name\n1,ada\n").unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_dataflare"))
+        .args(["convert", good.to_str().unwrap(), output.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        files_in(&out_dir),
+        [
+            ".other.jsonl.1-0.dataflare-tmp",
+            ".out.jsonl.backup",
+            "out.jsonl"
+        ],
+        "the stale temporary is gone, the others are kept"
+    );
+}

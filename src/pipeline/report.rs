@@ -185,42 +185,119 @@ impl Report {
     }
 }
 
+/// Errors shown in full by the report's `Display`; the rest are counted.
+const SHOWN_ERRORS: usize = 5;
+
+impl Report {
+    /// Records the source read, those it put aside as malformed included
+    /// ([`records_in`](Report::records_in) counts only those it passed on).
+    pub fn records_read(&self) -> u64 {
+        self.stages
+            .first()
+            .map_or(0, |s| s.records_in.max(s.records_out))
+    }
+
+    /// True when the run's outputs were committed: it completed (with or
+    /// without put-aside records). A failed or cancelled run committed no main
+    /// output, whatever its sink took before the end.
+    pub fn committed(&self) -> bool {
+        matches!(self.status, Status::Completed | Status::CompletedWithErrors)
+    }
+}
+
+/// The report as a person reads it: how the run ended, what went in and what
+/// came out, one line per stage with every way a record can leave it, then the
+/// first errors of put-aside records (and how many more there were).
+///
+/// ```text
+/// completed with errors in 0.004 s: 4 records read, 3 out, 1 put aside (1 skipped)
+///   stage                  records in  records out  filtered  failed  abandoned  batches  busy ms
+///   source                          0            4         0       0          0        1      0.0
+///   ...
+///   errors (1):
+///     stage "source": in.csv: record 2 (line 3, byte 20), field "amount": ...
+/// ```
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.elapsed.as_secs_f64();
+        let put_aside = self.skipped() + self.dead_lettered();
         match &self.status {
-            Status::Completed => write!(f, "completed")?,
-            Status::CompletedWithErrors => write!(
-                f,
-                "completed with errors ({} skipped, {} dead-lettered)",
-                self.skipped(),
-                self.dead_lettered()
-            )?,
-            Status::Failed(e) => write!(f, "failed: {e}")?,
-            Status::Cancelled => write!(f, "cancelled")?,
+            Status::Completed | Status::CompletedWithErrors => {
+                let how = if put_aside > 0 {
+                    "completed with errors"
+                } else {
+                    "completed"
+                };
+                write!(
+                    f,
+                    "{how} in {secs:.3} s: {} records read, {} out",
+                    self.records_read(),
+                    self.records_out()
+                )?;
+                if put_aside > 0 {
+                    write!(f, ", {put_aside} put aside (")?;
+                    let mut parts = Vec::new();
+                    if self.skipped() > 0 {
+                        parts.push(format!("{} skipped", self.skipped()));
+                    }
+                    if self.dead_lettered() > 0 {
+                        parts.push(format!("{} dead-lettered", self.dead_lettered()));
+                    }
+                    write!(f, "{})", parts.join(", "))?;
+                }
+                writeln!(f)?;
+            }
+            Status::Failed(_) | Status::Cancelled => {
+                let how = if self.is_failed() {
+                    "failed"
+                } else {
+                    "cancelled"
+                };
+                writeln!(
+                    f,
+                    "{how} after {secs:.3} s: {} records read, nothing committed",
+                    self.records_read()
+                )?;
+                if let Status::Failed(e) = &self.status {
+                    writeln!(f, "  error: {e}")?;
+                }
+            }
         }
         writeln!(
             f,
-            " in {:.3} s: {} records in, {} out",
-            self.elapsed.as_secs_f64(),
-            self.records_in(),
-            self.records_out()
-        )?;
-        writeln!(
-            f,
-            "  {:<20} {:>12} {:>12} {:>8} {:>10} {:>10}",
-            "stage", "records in", "records out", "failed", "batches", "busy ms"
+            "  {:<20} {:>11} {:>12} {:>9} {:>7} {:>10} {:>8} {:>8}",
+            "stage",
+            "records in",
+            "records out",
+            "filtered",
+            "failed",
+            "abandoned",
+            "batches",
+            "busy ms"
         )?;
         for s in &self.stages {
             writeln!(
                 f,
-                "  {:<20} {:>12} {:>12} {:>8} {:>10} {:>10.1}",
+                "  {:<20} {:>11} {:>12} {:>9} {:>7} {:>10} {:>8} {:>8.1}",
                 s.name,
                 s.records_in,
                 s.records_out,
+                s.filtered,
                 s.skipped + s.dead_lettered,
+                s.abandoned,
                 s.batches_in.max(s.batches_out),
                 s.busy.as_secs_f64() * 1e3
             )?;
+        }
+        if put_aside > 0 {
+            writeln!(f, "  errors ({put_aside}):")?;
+            for e in self.errors.iter().take(SHOWN_ERRORS) {
+                writeln!(f, "    {e}")?;
+            }
+            let shown = self.errors.len().min(SHOWN_ERRORS) as u64;
+            if put_aside > shown {
+                writeln!(f, "    ... and {} more", put_aside - shown)?;
+            }
         }
         Ok(())
     }

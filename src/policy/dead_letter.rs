@@ -68,10 +68,18 @@ type BoxSink = Pin<Box<dyn Sink<Batch<Rejected>, Error = Error> + Send>>;
 
 /// Where failed records go under [`ErrorPolicy::DeadLetter`](crate::ErrorPolicy::DeadLetter):
 /// a handle to a sink of [`Rejected`] records, driven by the run alongside the
-/// pipeline and closed when it ends (also when the run fails, so the rejects
-/// seen so far are kept).
+/// pipeline.
 ///
-/// Clone it to send several stages' rejects to the same sink.
+/// The sink is opened with the run's other sinks, before any record is read,
+/// so a rejects file that cannot be written fails the run at once. It is
+/// closed when the pipeline is done, before the main sink, and a file sink
+/// commits with the run's other outputs; when the run fails or is cancelled,
+/// the dead letters are still committed (they explain the failure) while the
+/// main outputs are not. A run refused for using one file twice commits nothing.
+///
+/// Clone it to send several stages' rejects to the same sink. One handle serves
+/// one run: its sink is consumed by it, and a second run with the same handle
+/// fails before reading anything, saying so.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]

@@ -15,11 +15,14 @@ mod signals;
 mod stdio;
 
 use std::io::Write as _;
+use std::pin::pin;
+use std::sync::Arc;
 
 use dataflare::prelude::*;
-use dataflare::record::Record;
+use dataflare::record::{Record, Schema};
 use dataflare::{DeadLetters, Rejected, Status, csv, jsonl};
 use futures::StreamExt;
+use futures::future::{Either, select};
 
 use args::{Convert, Format, Job, Place};
 
@@ -50,7 +53,9 @@ fn say(message: std::fmt::Arguments<'_>) {
 
 type Records = futures::stream::BoxStream<'static, Result<Batch<Record>>>;
 
-fn source(job: &Convert) -> Records {
+/// The job's source, and for CSV output from CSV input the input's columns,
+/// read before the run so that a header-only input still gives a header.
+async fn source(job: &Convert) -> Result<(Records, Option<Arc<Schema>>)> {
     let csv_options = |source: csv::CsvSource<Record>, delimiter: u8| {
         let source = source
             .delimiter(delimiter)
@@ -63,21 +68,37 @@ fn source(job: &Convert) -> Records {
             None => source,
         }
     };
-    match (&job.input, job.input_format) {
+    let wants_schema = matches!(job.output_format, Format::Csv(_));
+    let csv_source = |mut source: csv::CsvSource<Record>| async move {
+        let schema = match wants_schema {
+            true => Some(source.read_schema().await?),
+            false => None,
+        };
+        Ok::<_, Error>((source, schema))
+    };
+    Ok(match (&job.input, job.input_format) {
         (Place::File(path), Format::Csv(delimiter)) => {
-            csv_options(csv::read_records(path), delimiter).boxed()
+            let (source, schema) = csv_source(csv_options(csv::read_records(path), delimiter))
+                .await
+                .map_err(|e| e.with_stage("source"))?;
+            (source.boxed(), schema)
         }
-        (Place::Std, Format::Csv(delimiter)) => stdio::on_stdin(csv_options(
-            csv::read_records_from(std::io::stdin()),
-            delimiter,
-        )),
-        (Place::File(path), Format::JsonLines) => {
-            jsonl::read_records(path).lossy_utf8(job.lossy_utf8).boxed()
+        (Place::Std, Format::Csv(delimiter)) => {
+            let source = csv_options(csv::read_records_from(std::io::stdin()), delimiter);
+            let (source, schema) = csv_source(source)
+                .await
+                .map_err(|e| stdio::named(e, stdio::STDIN).with_stage("source"))?;
+            (stdio::on_stdin(source), schema)
         }
-        (Place::Std, Format::JsonLines) => {
-            stdio::on_stdin(jsonl::read_records_from(std::io::stdin()).lossy_utf8(job.lossy_utf8))
-        }
-    }
+        (Place::File(path), Format::JsonLines) => (
+            jsonl::read_records(path).lossy_utf8(job.lossy_utf8).boxed(),
+            None,
+        ),
+        (Place::Std, Format::JsonLines) => (
+            stdio::on_stdin(jsonl::read_records_from(std::io::stdin()).lossy_utf8(job.lossy_utf8)),
+            None,
+        ),
+    })
 }
 
 /// Runs the job until it ends or a signal cancels it; returns the exit status.
@@ -92,7 +113,29 @@ async fn convert(job: Convert) -> i32 {
         }
     };
     let stop = interrupt.stopped();
-    let mut pipeline = Pipeline::from(source(&job));
+    // Reading the header may wait on a slow stdin: a signal stops that too.
+    let opened = match select(pin!(source(&job)), pin!(interrupt.stopped())).await {
+        Either::Left((opened, _)) => opened,
+        Either::Right(((), _)) => {
+            say(format_args!("interrupted"));
+            return interrupt.received().unwrap_or(signals::SIGINT_STATUS);
+        }
+    };
+    let (records, schema) = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            say(format_args!("{e}"));
+            return FAILED;
+        }
+    };
+    let csv_sink = |sink: csv::CsvSink<Record>, delimiter: u8| {
+        let sink = sink.delimiter(delimiter);
+        match &schema {
+            Some(schema) => sink.schema(schema.clone()),
+            None => sink,
+        }
+    };
+    let mut pipeline = Pipeline::from(records);
     if let Some(rejects) = &job.rejects {
         // With or without --skip-bad-rows: skipped, and kept in the file.
         pipeline = pipeline.on_error(DeadLetters::to(jsonl::write::<Rejected>(rejects)));
@@ -102,15 +145,16 @@ async fn convert(job: Convert) -> i32 {
     let report = match (&job.output, job.output_format) {
         (Place::File(path), Format::Csv(delimiter)) => {
             pipeline
-                .to(csv::write_records(path).delimiter(delimiter))
+                .to(csv_sink(csv::write_records(path), delimiter))
                 .run_until(stop)
                 .await
         }
         (Place::Std, Format::Csv(delimiter)) => {
             pipeline
-                .to(stdio::OnStdout(
-                    csv::write_records_to(std::io::stdout()).delimiter(delimiter),
-                ))
+                .to(stdio::OnStdout(csv_sink(
+                    csv::write_records_to(std::io::stdout()),
+                    delimiter,
+                )))
                 .run_until(stop)
                 .await
         }

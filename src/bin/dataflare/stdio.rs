@@ -13,7 +13,7 @@ pub(crate) const STDIN: &str = "<stdin>";
 /// How errors name standard output.
 pub(crate) const STDOUT: &str = "<stdout>";
 
-fn named(error: Error, name: &str) -> Error {
+pub(crate) fn named(error: Error, name: &str) -> Error {
     if error.path().is_some() {
         error
     } else {

@@ -595,6 +595,11 @@ impl<T: Serialize + Send + 'static> BatchWriter<T> for CsvWriter<T> {
             }
             self.index += 1;
         }
+        if self.path().is_none() {
+            // A stream (stdout, a pipe): what was written goes now, so a reader
+            // downstream sees records as they come (`tail -f | ...`).
+            self.csv.flush().map_err(Error::from)?;
+        }
         Ok(())
     }
 

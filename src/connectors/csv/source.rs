@@ -194,6 +194,9 @@ pub struct CsvSource<T> {
     /// Turns the reader's rows into records in the pipeline's task, and
     /// batches them.
     decoding: Decoding<T>,
+    /// The input file was claimed in the run (see `claim_input`): checked on
+    /// the first poll, for a reader started before the run by `read_schema`.
+    claimed: bool,
 }
 
 struct Config<T> {
@@ -224,6 +227,7 @@ impl<T: Send + 'static> CsvSource<T> {
             },
             source: None,
             decoding: Decoding::default(),
+            claimed: false,
         }
     }
 
@@ -817,6 +821,20 @@ impl<T: Send + 'static> Stream for CsvSource<T> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if !this.claimed {
+            this.claimed = true;
+            // Started by `read_schema`, outside the run: the run has not seen
+            // the input yet, and must, before any record goes on.
+            if this.source.is_some()
+                && let Some(path) = &this.config.path
+                && let Err(e) = crate::connectors::file::claim_input(path)
+            {
+                this.decoding.done = true;
+                this.decoding.out.clear();
+                this.source = None;
+                return Poll::Ready(Some(Err(e)));
+            }
+        }
         this.start();
         loop {
             if let Some(item) = this.decoding.out.pop_front() {

@@ -209,7 +209,13 @@ impl<T: Serialize + Send + 'static> BatchWriter<T> for JsonlWriter<T> {
                 self.drain()?;
             }
         }
-        self.drain()
+        self.drain()?;
+        if self.out.path().is_none() {
+            // A stream (stdout, a pipe): what was written goes now, so a reader
+            // downstream sees records as they come (`tail -f | ...`).
+            self.out.flush().map_err(Error::from)?;
+        }
+        Ok(())
     }
 
     fn finish(mut self: Box<Self>) -> Result<()> {
