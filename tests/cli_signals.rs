@@ -5,6 +5,9 @@
 //! handlers installed, its output's temporary file created) and blocked on
 //! input, without waiting for anything by time.
 
+mod support;
+use support::entries;
+
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -40,15 +43,6 @@ fn mkfifo(path: &Path) {
     assert!(status.success(), "mkfifo {}", path.display());
 }
 
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 /// Runs `dataflare convert FIFO OUT` (OUT holding `existing` beforehand, if
 /// given), feeds it a few rows, sends `signal`, and checks the way it ends.
 fn interrupted_by(signal: &str, expected_status: i32, existing: Option<&str>) {
@@ -78,11 +72,11 @@ fn interrupted_by(signal: &str, expected_status: i32, existing: Option<&str>) {
     input.write_all(b"id,name\n1,ada\n2,bo\n").unwrap();
     input.flush().unwrap();
     assert!(
-        files_in(&out_dir)
+        entries(&out_dir)
             .iter()
             .any(|name| name.ends_with(".dataflare-tmp")),
         "the run is writing to a temporary file: {:?}",
-        files_in(&out_dir)
+        entries(&out_dir)
     );
     send(signal, &child);
     // Ends when the binary exits (the FIFO's write end is still open: the
@@ -101,10 +95,10 @@ fn interrupted_by(signal: &str, expected_status: i32, existing: Option<&str>) {
     assert!(stderr.contains("dataflare: interrupted"), "{stderr}");
     match existing {
         Some(text) => {
-            assert_eq!(files_in(&out_dir), ["out.jsonl"], "no temporary file left");
+            assert_eq!(entries(&out_dir), ["out.jsonl"], "no temporary file left");
             assert_eq!(std::fs::read_to_string(&output).unwrap(), text);
         }
-        None => assert_eq!(files_in(&out_dir), Vec::<String>::new(), "no file at all"),
+        None => assert_eq!(entries(&out_dir), Vec::<String>::new(), "no file at all"),
     }
 }
 
@@ -198,7 +192,7 @@ fn a_temporary_left_by_a_killed_run_is_removed_by_the_next_run_to_that_destinati
     assert!(!child.wait().unwrap().success());
     let _ = done.send(());
     drop(input);
-    let left = files_in(&out_dir);
+    let left = entries(&out_dir);
     assert_eq!(left.len(), 3, "the killed run left its temporary: {left:?}");
 
     let good = dir.path().join("good.csv");
@@ -210,7 +204,7 @@ fn a_temporary_left_by_a_killed_run_is_removed_by_the_next_run_to_that_destinati
         .unwrap();
     assert!(status.success());
     assert_eq!(
-        files_in(&out_dir),
+        entries(&out_dir),
         [
             ".other.jsonl.1-0.dataflare-tmp",
             ".out.jsonl.backup",

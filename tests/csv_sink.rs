@@ -1,6 +1,9 @@
 //! The CSV sink: headers, dialect options, quoting, append mode, writers,
 //! atomic output and errors found before any data is read.
 
+mod support;
+use support::entries;
+
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,16 +35,6 @@ fn orders(n: u64) -> Vec<Order> {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap()
-}
-
-/// Names of the entries in `dir`, sorted.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// A source of `records` counting how many were read, through an iterator side effect.

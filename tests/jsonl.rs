@@ -1,7 +1,9 @@
 //! JSON Lines: typed and dynamic reading, exact errors, the Skip policy, blank
 //! lines, round trips, and atomic output.
 
-use std::path::Path;
+mod support;
+use support::entries;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -28,15 +30,6 @@ fn events(n: u64) -> Vec<Event> {
             tag: (id % 2 == 0).then(|| format!("t\"{id}\"\n")),
         })
         .collect()
-}
-
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 async fn collect<S: Source>(source: S) -> Result<(Vec<S::Record>, Report)>

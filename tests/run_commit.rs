@@ -3,22 +3,15 @@
 //! every sink succeeded; dead letters of a failed run are kept; no output may
 //! be an input or another output of the same run.
 
-use std::path::Path;
+mod support;
+use support::entries;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dataflare::prelude::*;
 use dataflare::testkit::{failing_sink, probe};
 use dataflare::{DeadLetters, MaxErrors, Rejected, csv, jsonl};
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 /// A source counting the records read from it.
 fn counted(n: u32, reads: &Arc<AtomicUsize>) -> impl Source<Record = u32> {
@@ -53,7 +46,7 @@ async fn an_unwritable_dead_letter_file_fails_before_reading_and_commits_nothing
     assert!(err.to_string().contains("does not exist"), "{err}");
     assert_eq!(reads.load(Ordering::Relaxed), 0, "nothing was read");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "old\n");
-    assert_eq!(files_in(dir.path()), ["g.jsonl"], "no temporary file left");
+    assert_eq!(entries(dir.path()), ["g.jsonl"], "no temporary file left");
 }
 
 #[tokio::test]
@@ -82,11 +75,7 @@ async fn a_dead_letter_sink_failing_at_the_end_keeps_the_main_output_uncommitted
     );
     assert_eq!(rejected.record_count(), 1);
     assert!(!out.exists(), "the main output was not committed");
-    assert!(
-        files_in(dir.path()).is_empty(),
-        "{:?}",
-        files_in(dir.path())
-    );
+    assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
 }
 
 /// A sink that takes everything and fails to close.
@@ -151,7 +140,7 @@ async fn dead_letters_of_a_failed_run_are_kept_and_its_output_is_not() {
     assert!(report.is_failed(), "{report}");
     assert!(!out.exists());
     assert_eq!(std::fs::read_to_string(&rej).unwrap().lines().count(), 2);
-    assert_eq!(files_in(dir.path()), ["rej.jsonl"]);
+    assert_eq!(entries(dir.path()), ["rej.jsonl"]);
 }
 
 #[tokio::test]
@@ -169,7 +158,7 @@ async fn a_completed_run_commits_every_output() {
     assert_eq!(report.dead_lettered(), 1);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "1\n3\n");
     assert_eq!(std::fs::read_to_string(&rej).unwrap().lines().count(), 1);
-    assert_eq!(files_in(dir.path()), ["out.jsonl", "rej.jsonl"]);
+    assert_eq!(entries(dir.path()), ["out.jsonl", "rej.jsonl"]);
 }
 
 #[tokio::test]
@@ -192,7 +181,7 @@ async fn an_output_that_is_the_input_is_refused_before_anything_is_read() {
         "{text}"
     );
     assert_eq!(std::fs::read_to_string(&input).unwrap(), original);
-    assert_eq!(files_in(dir.path()), ["in.csv"]);
+    assert_eq!(entries(dir.path()), ["in.csv"]);
 
     // The main output as the input, through a symbolic link.
     #[cfg(unix)]
@@ -233,7 +222,7 @@ async fn the_dead_letter_file_cannot_be_the_main_output() {
     assert!(text.contains("output of stage \"sink\""), "{text}");
     assert_eq!(reads.load(Ordering::Relaxed), 0);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep\n");
-    assert_eq!(files_in(dir.path()), ["out.jsonl"]);
+    assert_eq!(entries(dir.path()), ["out.jsonl"]);
 }
 
 #[tokio::test]

@@ -253,9 +253,13 @@ impl fmt::Display for Report {
                 } else {
                     "cancelled"
                 };
+                let kept = match self.dead_lettered() {
+                    0 => "",
+                    _ => " but the dead letters",
+                };
                 writeln!(
                     f,
-                    "{how} after {secs:.3} s: {} records read, nothing committed",
+                    "{how} after {secs:.3} s: {} records read, nothing committed{kept}",
                     self.records_read()
                 )?;
                 if let Status::Failed(e) = &self.status {

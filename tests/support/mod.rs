@@ -3,11 +3,23 @@
 //! Each test file uses a different subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use dataflare::prelude::*;
 use futures::Sink;
+
+/// Names of the entries in `dir`, sorted: what a run left there (its output,
+/// and no temporary file).
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
 
 /// Counts how many things are running at once and remembers the most seen.
 #[derive(Debug, Clone, Default)]
