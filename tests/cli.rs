@@ -512,3 +512,62 @@ fn a_header_only_csv_keeps_its_header() {
         "id\tname\tamount\n"
     );
 }
+
+#[test]
+fn repeated_header_names_are_refused_or_renamed_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "a,a,b\n1,2,3\n").unwrap();
+    let output = dir.path().join("out.jsonl");
+    let out = dataflare(&["convert", input.to_str().unwrap(), output.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("appears twice, as columns 1 and 2"), "{err}");
+    assert!(err.contains("--rename-duplicate-headers"), "{err}");
+    assert!(!output.exists());
+    let out = dataflare(&[
+        "convert",
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "--rename-duplicate-headers",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        "{\"a\":\"1\",\"a_2\":\"2\",\"b\":\"3\"}\n"
+    );
+}
+
+#[test]
+fn a_record_past_max_record_bytes_fails_even_when_skipping_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(300);
+    for (name, text, line) in [
+        ("in.csv", format!("id,note\n1,\"{long}\"\n2,ok\n"), "line 2"),
+        (
+            "in.jsonl",
+            format!("{{\"note\":\"{long}\"}}\n{{}}\n"),
+            "line 1",
+        ),
+    ] {
+        let input = dir.path().join(name);
+        std::fs::write(&input, text).unwrap();
+        let output = dir.path().join("out.csv");
+        let out = dataflare(&[
+            "convert",
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            "--skip-bad-rows",
+            "--max-record-bytes=100",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(line), "{name}: {err}");
+        assert!(err.contains("--max-record-bytes"), "{name}: {err}");
+        assert!(!output.exists());
+    }
+}

@@ -76,6 +76,14 @@ pub(crate) struct ConvertArgs {
     /// Replace invalid UTF-8 by U+FFFD instead of calling it a bad row (CSV and JSON Lines)
     #[arg(long, help_heading = "CSV input")]
     lossy_utf8: bool,
+    /// Name repeated header columns `a`, `a_2`, `a_3`, ... instead of refusing the file
+    #[arg(long, help_heading = "CSV input")]
+    rename_duplicate_headers: bool,
+    /// The longest CSV record or JSON line accepted, in bytes; a longer one (or a
+    /// quote never closed) fails the run, naming the line it started on
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_record_bytes: u64,
 
     /// Output CSV field delimiter: one byte, or `tab` / `\t` [default: `,`, tab for TSV]
     #[arg(long, value_name = "C", value_parser = delimiter, help_heading = "CSV output")]
@@ -150,6 +158,8 @@ pub(crate) struct Convert {
     pub(crate) flexible: bool,
     pub(crate) lenient_quotes: bool,
     pub(crate) lossy_utf8: bool,
+    pub(crate) rename_duplicate_headers: bool,
+    pub(crate) max_record_bytes: usize,
     pub(crate) skip_bad_rows: bool,
     pub(crate) rejects: Option<PathBuf>,
 }
@@ -211,6 +221,7 @@ impl ConvertArgs {
                 ("--infer-schema", self.infer_schema.is_some()),
                 ("--flexible", self.flexible),
                 ("--lenient-quotes", self.lenient_quotes),
+                ("--rename-duplicate-headers", self.rename_duplicate_headers),
             ];
             if let Some((flag, _)) = csv_only.iter().find(|(_, given)| *given) {
                 return Err(format!(
@@ -249,6 +260,8 @@ impl ConvertArgs {
             flexible: self.flexible,
             lenient_quotes: self.lenient_quotes,
             lossy_utf8: self.lossy_utf8,
+            rename_duplicate_headers: self.rename_duplicate_headers,
+            max_record_bytes: usize::try_from(self.max_record_bytes).unwrap_or(usize::MAX),
             skip_bad_rows: self.skip_bad_rows,
             rejects: self.rejects,
         })

@@ -62,7 +62,12 @@ async fn source(job: &Convert) -> Result<(Records, Option<Arc<Schema>>)> {
             .has_headers(job.has_headers)
             .flexible(job.flexible)
             .lenient_quotes(job.lenient_quotes)
-            .lossy_utf8(job.lossy_utf8);
+            .lossy_utf8(job.lossy_utf8)
+            .max_record_bytes(job.max_record_bytes)
+            .duplicate_headers(match job.rename_duplicate_headers {
+                true => csv::DuplicateHeaders::Rename,
+                false => csv::DuplicateHeaders::Refuse,
+            });
         match job.infer_schema {
             Some(rows) => source.infer_schema(rows),
             None => source,
@@ -91,11 +96,18 @@ async fn source(job: &Convert) -> Result<(Records, Option<Arc<Schema>>)> {
             (stdio::on_stdin(source), schema)
         }
         (Place::File(path), Format::JsonLines) => (
-            jsonl::read_records(path).lossy_utf8(job.lossy_utf8).boxed(),
+            jsonl::read_records(path)
+                .lossy_utf8(job.lossy_utf8)
+                .max_line_bytes(job.max_record_bytes)
+                .boxed(),
             None,
         ),
         (Place::Std, Format::JsonLines) => (
-            stdio::on_stdin(jsonl::read_records_from(std::io::stdin()).lossy_utf8(job.lossy_utf8)),
+            stdio::on_stdin(
+                jsonl::read_records_from(std::io::stdin())
+                    .lossy_utf8(job.lossy_utf8)
+                    .max_line_bytes(job.max_record_bytes),
+            ),
             None,
         ),
     })

@@ -36,7 +36,8 @@ pub(super) fn check_duplicates(
             let message = format!(
                 "header row: column name {name:?} appears twice, as columns {} and {}; \
                  rename one in the file, or read with \
-                 duplicate_headers(DuplicateHeaders::Rename) to name the repeats {name}_2, ...",
+                 duplicate_headers(DuplicateHeaders::Rename) (--rename-duplicate-headers) to name \
+                 the repeats {name}_2, ...",
                 at + 1,
                 again + 1
             );

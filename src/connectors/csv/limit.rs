@@ -68,7 +68,7 @@ pub(super) fn too_long(
             format!(
                 "{what}, starting on line {}, grew past max_record_bytes ({limit}) inside a \
                  quoted field: a quote opened on line {} is never closed within it; check \
-                 the quoting there, or raise max_record_bytes if records this long are expected",
+                 the quoting there, or raise max_record_bytes (--max-record-bytes) if records this long are expected",
                 start.line, quote.line
             ),
             quote,
@@ -77,7 +77,7 @@ pub(super) fn too_long(
             format!(
                 "{what}, starting on line {}, grew past max_record_bytes ({limit}); its quoted \
                  field opened on line {} holds line breaks (a stray quote?); check the quoting \
-                 there, or raise max_record_bytes if records this long are expected",
+                 there, or raise max_record_bytes (--max-record-bytes) if records this long are expected",
                 start.line, quote.line
             ),
             quote,
@@ -85,7 +85,7 @@ pub(super) fn too_long(
         (None, None) => (
             format!(
                 "{what}, starting on line {}, is longer than max_record_bytes ({limit}); \
-                 raise max_record_bytes if records this long are expected",
+                 raise max_record_bytes (--max-record-bytes) if records this long are expected",
                 start.line
             ),
             start,

@@ -515,7 +515,7 @@ fn is_utf16(line: &[u8]) -> bool {
 fn too_long(read: usize, max: usize) -> Error {
     Error::new(ErrorKind::Parse(format!(
         "the line is longer than max_line_bytes ({max} bytes); reading stopped after {read} \
-         bytes of it: raise max_line_bytes, or check that the input is JSON Lines (one \
+         bytes of it: raise max_line_bytes (--max-record-bytes), or check that the input is JSON Lines (one \
          object per line)"
     )))
 }
