@@ -10,7 +10,7 @@ use futures::Stream;
 use futures::future::poll_fn;
 
 use crate::metrics::StageMetrics;
-use crate::runtime::{AbortOnDrop, Giver, Taker, Tasks, handoff};
+use crate::runtime::{AbortOnDrop, Giver, RunContext, Taker, handoff};
 use crate::{Batch, Error, Result};
 
 /// An async boundary: everything upstream runs in its own task and hands batches
@@ -29,7 +29,7 @@ use crate::{Batch, Error, Result};
 pub struct Buffer<S, T> {
     state: State<S, T>,
     capacity: usize,
-    tasks: Tasks,
+    tasks: RunContext,
     stage: Arc<StageMetrics>,
 }
 
@@ -46,7 +46,7 @@ impl<S, T> Buffer<S, T> {
     pub(crate) fn new(
         upstream: S,
         capacity: usize,
-        tasks: Tasks,
+        tasks: RunContext,
         stage: Arc<StageMetrics>,
     ) -> Self {
         Buffer {

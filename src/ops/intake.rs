@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::guard_record;
 use crate::metrics::StageMetrics;
-use crate::runtime::{Spawned, Tasks};
+use crate::runtime::{RunContext, Spawned};
 use crate::{Batch, Error, Result};
 
 /// What an async stage should do next with its input.
@@ -104,7 +104,7 @@ impl<T> Intake<T> {
 pub(crate) fn spawn_call<T, F, Fut>(
     f: &mut F,
     record: T,
-    tasks: &Tasks,
+    tasks: &RunContext,
     stage: &StageMetrics,
 ) -> Result<Spawned<Fut::Output>>
 where

@@ -11,7 +11,7 @@ use pin_project::{pin_project, pinned_drop};
 use super::intake::{Intake, Next, spawn_call};
 use super::{fail, join_error};
 use crate::metrics::StageMetrics;
-use crate::runtime::{Spawned, Tasks};
+use crate::runtime::{RunContext, Spawned};
 use crate::{Batch, Result};
 
 /// Runs an async closure on each record, at most `concurrency` at a time, and
@@ -28,7 +28,7 @@ pub struct MapAsync<S, T, U, F> {
     upstream: S,
     f: F,
     concurrency: usize,
-    tasks: Tasks,
+    tasks: RunContext,
     stage: Arc<StageMetrics>,
     intake: Intake<T>,
     in_flight: VecDeque<Spawned<U>>,
@@ -43,7 +43,7 @@ impl<S, T, U, F> MapAsync<S, T, U, F> {
         upstream: S,
         concurrency: usize,
         f: F,
-        tasks: Tasks,
+        tasks: RunContext,
         stage: Arc<StageMetrics>,
     ) -> Self {
         MapAsync {

@@ -14,7 +14,7 @@ use super::failure::{Failures, Outcome};
 use super::intake::{Intake, Next};
 use super::{fail, guard, join_error};
 use crate::metrics::StageMetrics;
-use crate::runtime::{Spawned, Tasks};
+use crate::runtime::{RunContext, Spawned};
 use crate::{Batch, BoxError, Error, Result};
 
 /// Runs a fallible async closure on each record, at most `concurrency` at a
@@ -32,7 +32,7 @@ pub struct TryMapAsync<S, T, U, F> {
     upstream: S,
     f: F,
     concurrency: usize,
-    tasks: Tasks,
+    tasks: RunContext,
     stage: Arc<StageMetrics>,
     failures: Failures,
     intake: Intake<T>,
@@ -72,7 +72,7 @@ impl<U> Work<U> {
         delay: Duration,
         f: &mut F,
         record: &T,
-        tasks: &Tasks,
+        tasks: &RunContext,
         stage: &StageMetrics,
     ) -> Result<Self>
     where
@@ -103,7 +103,7 @@ impl<S, T, U, F> TryMapAsync<S, T, U, F> {
         upstream: S,
         concurrency: usize,
         f: F,
-        tasks: Tasks,
+        tasks: RunContext,
         stage: Arc<StageMetrics>,
     ) -> Self {
         TryMapAsync {
@@ -128,7 +128,7 @@ impl<S, T, U, F> TryMapAsync<S, T, U, F> {
 fn start<T, U, E, F, Fut>(
     f: &mut F,
     record: &T,
-    tasks: &Tasks,
+    tasks: &RunContext,
     stage: &StageMetrics,
 ) -> Result<Spawned<Result<U, BoxError>>>
 where

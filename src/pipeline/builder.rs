@@ -14,7 +14,7 @@ use crate::ops::{
 };
 use crate::ops::{Fuse, Step};
 use crate::policy::MaxErrors;
-use crate::runtime::Tasks;
+use crate::runtime::RunContext;
 use crate::source::Source;
 use crate::{Batch, BoxError, Error, ErrorPolicy, Result};
 
@@ -60,7 +60,7 @@ use crate::{Batch, BoxError, Error, ErrorPolicy, Result};
 pub struct Pipeline<S> {
     pub(crate) stream: S,
     pub(crate) stages: Stages,
-    pub(crate) tasks: Tasks,
+    pub(crate) tasks: RunContext,
 }
 
 impl<S: Source> Pipeline<Metered<S>> {
@@ -86,7 +86,7 @@ impl<S: Source> Pipeline<Metered<S>> {
         Pipeline {
             stream: Metered::new(source, stage),
             stages,
-            tasks: Tasks::new(),
+            tasks: RunContext::new(),
         }
     }
 }
@@ -98,7 +98,7 @@ impl<S: Source> From<S> for Pipeline<Metered<S>> {
 }
 
 impl<S: Source> Pipeline<S> {
-    fn with<S2>(self, stream: impl FnOnce(S, &Tasks) -> S2) -> Pipeline<S2> {
+    fn with<S2>(self, stream: impl FnOnce(S, &RunContext) -> S2) -> Pipeline<S2> {
         let Pipeline {
             stream: upstream,
             stages,

@@ -13,7 +13,7 @@ use tracing::Instrument;
 use super::{Pipeline, Report, Status};
 use crate::metrics::{StageMetrics, Stages};
 use crate::ops::{guard, join_error};
-use crate::runtime::{Role, Spawned, Tasks};
+use crate::runtime::{Role, RunContext, Spawned};
 use crate::source::Source;
 use crate::{Batch, Error, Result};
 
@@ -213,7 +213,7 @@ async fn drive<S, K>(
     sink: K,
     sink_stage: Arc<StageMetrics>,
     stages: Stages,
-    tasks: Tasks,
+    tasks: RunContext,
     cancel: CancellationToken,
 ) -> (Result<()>, bool)
 where

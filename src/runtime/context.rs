@@ -18,7 +18,7 @@ use crate::connectors::file::Claims;
 /// One value per run, cloned into every stage; the clone a sink is polled with
 /// also says in which [`Role`] it writes.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Tasks {
+pub(crate) struct RunContext {
     /// The stages' tasks.
     tracker: TaskTracker,
     /// The sinks' blocking writers: they end only when their sink is closed
@@ -50,7 +50,7 @@ impl Default for Role {
     }
 }
 
-impl Tasks {
+impl RunContext {
     pub(crate) fn new() -> Self {
         Self::default()
     }
@@ -90,8 +90,8 @@ impl Tasks {
     }
 
     /// This context, for work done in `role`.
-    pub(crate) fn with_role(&self, role: Role) -> Tasks {
-        Tasks {
+    pub(crate) fn with_role(&self, role: Role) -> RunContext {
+        RunContext {
             role,
             ..self.clone()
         }
@@ -120,30 +120,30 @@ impl Tasks {
 }
 
 tokio::task_local! {
-    /// The task set of the run being driven, so a sink that starts blocking work
+    /// The context of the run being driven, so a sink that starts blocking work
     /// (a file writer) can have the run wait for it.
-    static CURRENT: Tasks;
+    static CURRENT: RunContext;
 }
 
-impl Tasks {
+impl RunContext {
     /// Runs `future` with this set as the current run's.
     pub(crate) fn scope<F: Future>(
         &self,
         future: F,
-    ) -> tokio::task::futures::TaskLocalFuture<Tasks, F> {
+    ) -> tokio::task::futures::TaskLocalFuture<RunContext, F> {
         CURRENT.scope(self.clone(), future)
     }
 }
 
 thread_local! {
     /// The run a blocking thread works for, while it does (see [`enter`]).
-    static BLOCKING: RefCell<Option<Tasks>> = const { RefCell::new(None) };
+    static BLOCKING: RefCell<Option<RunContext>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` on this (blocking) thread as work of the run of `context`, so
 /// [`current`] finds it there too.
-fn enter<R>(context: Tasks, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<Tasks>);
+fn enter<R>(context: RunContext, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<RunContext>);
     impl Drop for Restore {
         fn drop(&mut self) {
             BLOCKING.with(|b| *b.borrow_mut() = self.0.take());
@@ -156,9 +156,9 @@ fn enter<R>(context: Tasks, f: impl FnOnce() -> R) -> R {
 /// The context of the run being driven: the task's (a stage's poll) or, on a
 /// blocking thread started by the run, the thread's. `None` outside any run (a
 /// sink or source driven by hand).
-pub(crate) fn current() -> Option<Tasks> {
+pub(crate) fn current() -> Option<RunContext> {
     CURRENT
-        .try_with(Tasks::clone)
+        .try_with(RunContext::clone)
         .ok()
         .or_else(|| BLOCKING.with(|b| b.borrow().clone()))
 }
