@@ -3,6 +3,27 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// Raw text a source keeps of a rejected record, at most (see
+/// [`Error::with_record_text`]): a dead letter shows what the record was
+/// without holding a huge one.
+pub(crate) const RECORD_TEXT_MAX: usize = 4096;
+
+/// A rejected record's raw text, as kept for [`Error::with_record_text`]:
+/// `bytes` are its first bytes (of `total` in all), invalid UTF-8 replaced by
+/// U+FFFD, cut at a character boundary after [`RECORD_TEXT_MAX`] bytes with a
+/// note saying so. One place for every source, so every dead letter reads alike.
+pub(crate) fn record_text(bytes: &[u8], total: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if total <= RECORD_TEXT_MAX && bytes.len() == total {
+        return text.into_owned();
+    }
+    let mut cut = RECORD_TEXT_MAX.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}... [cut: the record has {total} bytes]", &text[..cut])
+}
+
 /// A boxed error from user code or a third-party library.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -382,6 +403,21 @@ mod tests {
             e.to_string(),
             "stage \"parse\": orders.csv: record 12 (line 13, byte 400), field \"amount\": invalid digit"
         );
+    }
+
+    #[test]
+    fn record_text_is_cut_after_4_kib_at_a_character_saying_so() {
+        assert_eq!(record_text(b"a,b", 3), "a,b");
+        assert_eq!(record_text(b"{oops\xff", 6), "{oops\u{FFFD}");
+        let long = "\u{e9}".repeat(3000); // 6000 bytes
+        for kept in [RECORD_TEXT_MAX + 1, long.len()] {
+            let text = record_text(&long.as_bytes()[..kept], long.len());
+            assert!(
+                text.ends_with("\u{e9}... [cut: the record has 6000 bytes]"),
+                "{text}"
+            );
+            assert!(text.len() <= RECORD_TEXT_MAX + 40);
+        }
     }
 
     #[test]

@@ -62,7 +62,8 @@ fn assert_too_long(err: &Error, line: u64, byte: u64, limit: usize) {
     );
     assert!(
         text.contains(
-            "raise max_line_bytes, or check that the input is JSON Lines (one object per line)"
+            "raise max_line_bytes (--max-record-bytes), or check that the input is JSON Lines \
+             (one object per line)"
         ),
         "{text}"
     );

@@ -104,7 +104,7 @@ impl Labels {
             }
         }
         let cut = text.len().min(super::parse::RAW_TEXT + 1);
-        super::limit::record_text(&text.as_bytes()[..cut], text.len())
+        crate::error::record_text(&text.as_bytes()[..cut], text.len())
     }
 
     /// The error for a value of the row at `index` that did not decode.

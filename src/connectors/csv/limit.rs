@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::decode::with_path;
-use super::parse::{Partial, Pos, RAW_TEXT};
+use super::parse::{Partial, Pos};
 use crate::{Error, ErrorKind, Position};
 
 /// The default of [`CsvOptions::max_record_bytes`](super::CsvOptions::max_record_bytes).
@@ -22,21 +22,6 @@ pub(super) fn bytes(n: usize) -> String {
     } else {
         format!("{n} bytes")
     }
-}
-
-/// A record's text for a dead letter: `bytes` (its first bytes, of `total`
-/// in all), invalid UTF-8 replaced, cut after [`RAW_TEXT`] bytes with a note
-/// saying so.
-pub(super) fn record_text(bytes: &[u8], total: usize) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    if total <= RAW_TEXT && bytes.len() == total {
-        return text.into_owned();
-    }
-    let mut cut = RAW_TEXT.min(text.len());
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}... [cut: the record has {total} bytes]", &text[..cut])
 }
 
 /// Which record: the header row, or the data record at `index`.
@@ -150,19 +135,6 @@ fn stream_error(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn record_text_is_cut_after_4_kib_saying_so() {
-        assert_eq!(record_text(b"a,b", 3), "a,b");
-        let long = "é".repeat(3000);
-        let text = record_text(&long.as_bytes()[..RAW_TEXT + 1], long.len());
-        assert!(
-            text.ends_with("... [cut: the record has 6000 bytes]"),
-            "{text}"
-        );
-        assert!(text.len() <= RAW_TEXT + 40);
-        assert!(text.starts_with("éé"));
-    }
 
     #[test]
     fn sizes_read_as_a_user_writes_them() {

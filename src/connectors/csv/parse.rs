@@ -586,7 +586,7 @@ pub(crate) struct Records<R> {
 }
 
 /// The most of a record's raw text kept for errors: [`Records::raw`].
-pub(crate) const RAW_TEXT: usize = 4096;
+pub(crate) const RAW_TEXT: usize = crate::error::RECORD_TEXT_MAX;
 
 impl<R: Read> Records<R> {
     /// Reads records of at most `limit` bytes from `input`.

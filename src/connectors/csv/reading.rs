@@ -528,7 +528,7 @@ impl Rows {
             Err(e) => {
                 // The row as it is in the input, for a dead letter.
                 let (raw, total) = self.records.raw();
-                out.error(e.with_record_text(limit::record_text(&raw, total)));
+                out.error(e.with_record_text(crate::error::record_text(&raw, total)));
             }
         }
         Ok(true)

@@ -119,28 +119,6 @@ impl<R: Read> LineReader<R> {
     }
 }
 
-/// Raw text kept of a rejected line, at most; a dead letter shows what the
-/// line was without holding a huge one.
-const RECORD_TEXT_MAX: usize = 4096;
-
-/// A line's text for [`Error::with_record_text`](crate::Error::with_record_text):
-/// invalid UTF-8 replaced by U+FFFD, and a line longer than [`RECORD_TEXT_MAX`]
-/// cut at a character boundary, saying so and how long it was.
-pub(super) fn record_text(line: &[u8]) -> String {
-    if line.len() <= RECORD_TEXT_MAX {
-        return String::from_utf8_lossy(line).into_owned();
-    }
-    let mut end = RECORD_TEXT_MAX;
-    while end > 0 && line[end] & 0xC0 == 0x80 {
-        end -= 1; // not inside a character
-    }
-    format!(
-        "{}... (cut at {end} of the line's {} bytes)",
-        String::from_utf8_lossy(&line[..end]),
-        line.len()
-    )
-}
-
 /// Makes room for `more` bytes in `buf`, growing it as a `Vec` does but never
 /// past `cap` bytes, so a line at the limit does not take twice the limit.
 fn reserve_up_to(buf: &mut Vec<u8>, more: usize, cap: usize) {
@@ -219,24 +197,6 @@ mod tests {
         }
         // One read gets all three lines; one more finds the end.
         assert_eq!(waits, [1, 0, 0, 1]);
-    }
-
-    #[test]
-    fn record_text_is_cut_at_a_character() {
-        assert_eq!(record_text(b"{oops\xff"), "{oops\u{FFFD}");
-        let long = "\u{e9}".repeat(3000); // 6000 bytes
-        let text = record_text(long.as_bytes());
-        assert!(
-            text.ends_with("\u{e9}... (cut at 4096 of the line's 6000 bytes)"),
-            "{text}"
-        );
-        let odd = format!("x{long}");
-        let text = record_text(odd.as_bytes());
-        assert!(
-            text.ends_with("\u{e9}... (cut at 4095 of the line's 6001 bytes)"),
-            "{text}"
-        );
-        assert!(!text.contains('\u{FFFD}'));
     }
 
     #[test]

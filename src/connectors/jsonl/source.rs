@@ -12,7 +12,7 @@ use futures::Stream;
 use serde::de::DeserializeOwned;
 
 use super::decode::{Decode, LineError, dynamic, typed};
-use super::lines::{LineReader, Next, record_text};
+use super::lines::{LineReader, Next};
 use crate::connectors::file::{BlockingSource, Emit};
 use crate::record::{Record, Schema};
 use crate::source::DEFAULT_BATCH_SIZE;
@@ -492,7 +492,7 @@ fn read_lines<T: 'static>(
                 };
                 let error = Error::parse(e.message)
                     .with_position(position)
-                    .with_record_text(record_text(bytes));
+                    .with_record_text(crate::error::record_text(bytes, bytes.len()));
                 if !emit.error(with_path(error)) {
                     return Ok(());
                 }
