@@ -247,6 +247,15 @@ impl Error {
         Self::new(ErrorKind::Panic(message))
     }
 
+    /// The error of a spawned task or blocking thread that did not finish: a
+    /// panic keeps its message. The one mapping for every bridge.
+    pub(crate) fn from_join(error: tokio::task::JoinError) -> Self {
+        match error.try_into_panic() {
+            Ok(payload) => Self::panic(payload),
+            Err(e) => Self::other(e),
+        }
+    }
+
     /// Names the stage the error happened in, unless one is named already
     /// (the innermost stage is the one to blame).
     pub fn with_stage(mut self, stage: impl Into<String>) -> Self {

@@ -87,9 +87,5 @@ pub(crate) fn fail<T>(
 /// The error for a spawned task of `stage` that did not finish: a panic keeps
 /// its message.
 pub(crate) fn join_error(error: tokio::task::JoinError, stage: impl Into<String>) -> Error {
-    let error = match error.try_into_panic() {
-        Ok(payload) => Error::panic(payload),
-        Err(e) => Error::other(e),
-    };
-    error.with_stage(stage)
+    Error::from_join(error).with_stage(stage)
 }

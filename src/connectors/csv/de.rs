@@ -15,7 +15,7 @@ use ::csv::{StringRecord, StringRecordIter};
 use serde::de::value::BorrowedBytesDeserializer;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::decode::RowText;
+use super::row::RowText;
 
 /// This row is left to the `csv` crate's deserializer.
 #[derive(Debug)]
@@ -256,7 +256,7 @@ mod tests {
     use serde::de::DeserializeOwned;
 
     use super::*;
-    use crate::connectors::csv::decode::RowText;
+    use crate::connectors::csv::row::RowText;
 
     #[derive(Debug, PartialEq, Deserialize)]
     struct Row {

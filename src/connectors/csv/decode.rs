@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use super::de::RowDe;
 use super::infer::{exact, infer};
 use super::parse::Pos;
+use super::row::RowText;
 use crate::record::{DataType, Record, Schema, Text, Value};
 use crate::{Batch, Error, ErrorKind, Position, Result};
 
@@ -307,11 +308,7 @@ pub(super) fn decode<T>(
                 fields,
             } => {
                 let row_ends = &ends[field..field + fields];
-                let row = RowText {
-                    text: text.as_str(),
-                    from,
-                    ends: row_ends,
-                };
+                let row = RowText::new(text.as_str(), from, row_ends);
                 from = row_ends.last().copied().unwrap_or(from);
                 let at = &positions[field..field + fields];
                 field += fields;
@@ -335,42 +332,6 @@ pub(super) fn decode<T>(
         records,
         errors,
         flush: *flush,
-    }
-}
-
-/// The fields of one row, in a chunk's text.
-#[derive(Clone, Copy)]
-pub(super) struct RowText<'a> {
-    text: &'a str,
-    /// Where the first field starts in `text`.
-    from: usize,
-    /// Where each field ends in `text`.
-    ends: &'a [usize],
-}
-
-impl<'a> RowText<'a> {
-    #[cfg(test)]
-    pub(super) fn new(text: &'a str, from: usize, ends: &'a [usize]) -> Self {
-        RowText { text, from, ends }
-    }
-
-    /// Field `i`, if the row has one.
-    pub(super) fn get(&self, i: usize) -> Option<&'a str> {
-        let end = *self.ends.get(i)?;
-        let from = match i {
-            0 => self.from,
-            _ => self.ends[i - 1],
-        };
-        self.text.get(from..end)
-    }
-
-    fn iter(self) -> impl Iterator<Item = &'a str> {
-        let mut from = self.from;
-        self.ends.iter().map(move |&end| {
-            let field = self.text.get(from..end).unwrap_or_default();
-            from = end;
-            field
-        })
     }
 }
 

@@ -20,6 +20,7 @@ mod limit;
 mod options;
 mod parse;
 mod reading;
+mod row;
 mod sink;
 mod source;
 

@@ -116,8 +116,7 @@ impl<T: Send + 'static> Stream for BlockingSource<T> {
                     let error = match result {
                         Ok(Ok(())) => return Poll::Ready(None),
                         Ok(Err(e)) => e,
-                        Err(e) if e.is_panic() => Error::panic(e.into_panic()),
-                        Err(e) => Error::other(e),
+                        Err(e) => Error::from_join(e),
                     };
                     return Poll::Ready(Some(Err(error)));
                 }

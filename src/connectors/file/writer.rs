@@ -107,8 +107,7 @@ impl<T: Send + 'static> BlockingSink<T> {
         self.state = State::Done;
         Poll::Ready(match result {
             Ok(r) => r,
-            Err(e) if e.is_panic() => Err(Error::panic(e.into_panic())),
-            Err(e) => Err(Error::other(e)),
+            Err(e) => Err(Error::from_join(e)),
         })
     }
 
