@@ -45,10 +45,22 @@ where
     /// Runs the pipeline to the end and returns its [`Report`], or the error a
     /// failed run stopped on.
     ///
-    /// Returns only after the source has ended, every stage has drained, the sink
-    /// has been closed and every task the run spawned has ended. On failure the
-    /// sink is dropped without `close`: a sink that commits on close (a file
-    /// renamed into place) then leaves no partial output.
+    /// Returns only after the source has ended, every stage has drained, every
+    /// sink has been closed and committed and every task the run spawned has
+    /// ended. The run's sinks (this one and any dead-letter sinks) are all or
+    /// nothing together:
+    /// - every sink is made ready (a file sink opens and checks its
+    ///   destination) before the source is read, and no file may serve twice
+    ///   (an output that is an input or another output is refused, naming both);
+    /// - file sinks write to temporaries and are renamed into place together,
+    ///   only once the whole run has succeeded; on failure the main outputs are
+    ///   removed (dead letters are kept: they explain the failure);
+    /// - a sink of your own gets `close` only after every other sink succeeded,
+    ///   and never on failure (it is dropped). A sink that writes as it goes
+    ///   (stdout, a file in append mode) cannot take back what it wrote.
+    ///
+    /// If one rename fails after another succeeded, the error names what was
+    /// committed: there is no atomicity across files beyond that.
     ///
     /// The run is driven by a Tokio task of its own (so it must be called within
     /// a Tokio runtime), wherever it is awaited from: awaited on `block_on`'s
