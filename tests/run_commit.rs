@@ -250,3 +250,62 @@ async fn a_dead_letters_handle_serves_one_run_and_says_so_when_reused() {
     );
     assert_eq!(rejects.len(), 1);
 }
+
+/// A sink that asks the run to stop as soon as it is closed, then closes the
+/// sink it wraps: the stop arrives while the run is committing.
+struct StopOnClose<K> {
+    inner: std::pin::Pin<Box<K>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl<T, K: futures::Sink<Batch<T>, Error = Error>> futures::Sink<Batch<T>> for StopOnClose<K> {
+    type Error = Error;
+    fn poll_ready(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<()>> {
+        self.inner.as_mut().poll_ready(cx)
+    }
+    fn start_send(mut self: std::pin::Pin<&mut Self>, item: Batch<T>) -> Result<()> {
+        self.inner.as_mut().start_send(item)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<()>> {
+        self.inner.as_mut().poll_flush(cx)
+    }
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<()>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.inner.as_mut().poll_close(cx)
+    }
+}
+
+#[tokio::test]
+async fn a_stop_that_arrives_during_the_commit_lets_the_commit_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let rej = dir.path().join("rej.jsonl");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let sink = StopOnClose {
+        inner: Box::pin(jsonl::write::<u32>(&out)),
+        stop: Some(stop),
+    };
+    let report = Pipeline::from(source::iter(vec!["1", "x", "3"]))
+        .try_map(|s: &&str| s.parse::<u32>())
+        .on_error(DeadLetters::to(jsonl::write::<Rejected>(&rej)))
+        .to(sink)
+        .run_until(async move {
+            let _ = stopped.await;
+        })
+        .await;
+    assert!(report.committed(), "{report}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "1\n3\n");
+    assert_eq!(std::fs::read_to_string(&rej).unwrap().lines().count(), 1);
+    assert_eq!(entries(dir.path()), ["out.jsonl", "rej.jsonl"]);
+}
