@@ -7,6 +7,7 @@
 //! - [`failing_sink`]: a probe that fails once it has taken N records.
 //! - [`Script`]: a source that yields a scripted sequence of batches and errors;
 //!   [`failing_source`] is the common case.
+//! - [`kit`]: the connector compliance checks every source and sink passes.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -26,6 +27,7 @@
 //! ```
 
 mod failing;
+pub mod kit;
 mod probe;
 mod script;
 mod slow;
