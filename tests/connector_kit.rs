@@ -227,22 +227,8 @@ async fn csv_read() {
     .await;
 }
 
-// Known bug, outside the connectors, pinned by the four `*_error_known_bug`
-// tests: a record-level error of a source under the default policy (abort) is
-// counted in the source stage's `records_in` and in none of its outgoing
-// counters (src/ops/metered.rs: `Outcome::Abort` counts nothing, where a
-// transform stage counts the failed record as abandoned), so the run's
-// accounting does not balance. Everything the check asks before the
-// accounting holds: the run fails, the error is the source's and names the
-// file and the record's position, nothing is committed. These tests fail once
-// the bug is fixed: then drop their `should_panic` (or fold them into the
-// connectors' tests).
-
 #[tokio::test]
-#[should_panic(
-    expected = "csv::read fails the check \"an error fails the run\": the accounting does not balance: stage \"source\" does not balance: 3 in + 0 expanded != 2 out + 0 filtered + 0 skipped + 0 dead-lettered + 0 abandoned"
-)]
-async fn csv_read_error_known_bug() {
+async fn csv_read_error() {
     let inputs = Inputs::new();
     // Record 3, on line 5 (record 1 spans lines 2 and 3), has no number for `id`.
     let mut text = csv_text(&[row(0), row(1)]);
@@ -267,10 +253,7 @@ async fn csv_read_records() {
 }
 
 #[tokio::test]
-#[should_panic(
-    expected = "csv::read_records fails the check \"an error fails the run\": the accounting does not balance: stage \"source\" does not balance: 3 in"
-)]
-async fn csv_read_records_error_known_bug() {
+async fn csv_read_records_error() {
     let inputs = Inputs::new();
     let mut text = csv_text(&[row(0), row(1)]);
     text.push_str("2,too,many,fields\n");
@@ -293,10 +276,7 @@ async fn jsonl_read() {
 }
 
 #[tokio::test]
-#[should_panic(
-    expected = "jsonl::read fails the check \"an error fails the run\": the accounting does not balance: stage \"source\" does not balance: 3 in"
-)]
-async fn jsonl_read_error_known_bug() {
+async fn jsonl_read_error() {
     let inputs = Inputs::new();
     let mut text = jsonl_text(&[row(1), row(2)]);
     text.push_str("{\"id\": 3, \"name\": \n");
@@ -320,10 +300,7 @@ async fn jsonl_read_records() {
 }
 
 #[tokio::test]
-#[should_panic(
-    expected = "jsonl::read_records fails the check \"an error fails the run\": the accounting does not balance: stage \"source\" does not balance: 3 in"
-)]
-async fn jsonl_read_records_error_known_bug() {
+async fn jsonl_read_records_error() {
     let inputs = Inputs::new();
     let mut text = jsonl_text(&[row(1), row(2)]);
     text.push_str("[3, \"not an object\"]\n");

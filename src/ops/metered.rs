@@ -74,7 +74,12 @@ where
                     // retry policy goes straight to its final policy.
                     match this.failures.handle(this.stage, e, 1, false, || None) {
                         Outcome::Dropped => continue,
-                        Outcome::Abort(e) => fail(this.failed, e),
+                        Outcome::Abort(e) => {
+                            // The malformed record came in (it is counted in
+                            // `records_in`) and goes nowhere: the run ends on it.
+                            this.stage.abandon(1);
+                            fail(this.failed, e)
+                        }
                         Outcome::Retry(_) => unreachable!("a source's error is not retryable"),
                     }
                 }
