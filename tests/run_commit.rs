@@ -138,6 +138,15 @@ async fn dead_letters_of_a_failed_run_are_kept_and_its_output_is_not() {
         .run_to_report()
         .await;
     assert!(report.is_failed(), "{report}");
+    assert!(
+        report
+            .to_string()
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("nothing committed but the dead letters"),
+        "{report}"
+    );
     assert!(!out.exists());
     assert_eq!(std::fs::read_to_string(&rej).unwrap().lines().count(), 2);
     assert_eq!(entries(dir.path()), ["rej.jsonl"]);
@@ -308,4 +317,53 @@ async fn a_stop_that_arrives_during_the_commit_lets_the_commit_finish() {
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "1\n3\n");
     assert_eq!(std::fs::read_to_string(&rej).unwrap().lines().count(), 1);
     assert_eq!(entries(dir.path()), ["out.jsonl", "rej.jsonl"]);
+}
+
+#[tokio::test]
+async fn a_cancelled_run_commits_nothing_not_even_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let rej = dir.path().join("rej.jsonl");
+    std::fs::write(&out, "old\n").unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut stop = Some(stop);
+    // Endless input with a bad record now and then; stopped once a reject
+    // has been seen.
+    let report = Pipeline::from(source::iter((0u64..).map(|i| {
+        if i % 10 == 3 {
+            "x".to_string()
+        } else {
+            i.to_string()
+        }
+    })))
+    .try_map(|s: &String| s.parse::<u64>())
+    .on_error(DeadLetters::to(jsonl::write::<Rejected>(&rej)))
+    .inspect(move |x| {
+        if *x > 1_000 {
+            stop.take().map(|s| s.send(()));
+        }
+    })
+    .to(jsonl::write(&out))
+    .run_until(async move {
+        let _ = stopped.await;
+    })
+    .await;
+    assert!(report.is_cancelled(), "{report}");
+    assert!(report.dead_lettered() > 0);
+    assert!(
+        report
+            .to_string()
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("nothing committed"),
+        "{report}"
+    );
+    report.check_accounting().unwrap();
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "old\n");
+    assert_eq!(
+        entries(dir.path()),
+        ["out.jsonl"],
+        "no rejects file, no temporary"
+    );
 }

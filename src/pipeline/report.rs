@@ -253,9 +253,10 @@ impl fmt::Display for Report {
                 } else {
                     "cancelled"
                 };
-                let kept = match self.dead_lettered() {
-                    0 => "",
-                    _ => " but the dead letters",
+                // A failed run keeps its dead letters; a cancelled one nothing.
+                let kept = match (self.is_failed(), self.dead_lettered()) {
+                    (true, 1..) => " but the dead letters",
+                    _ => "",
                 };
                 writeln!(
                     f,

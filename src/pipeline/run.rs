@@ -54,7 +54,8 @@ where
     ///   (an output that is an input or another output is refused, naming both);
     /// - file sinks write to temporaries and are renamed into place together,
     ///   only once the whole run has succeeded; on failure the main outputs are
-    ///   removed (dead letters are kept: they explain the failure);
+    ///   removed (dead letters are kept: they explain the failure); a cancelled
+    ///   run commits nothing;
     /// - a sink of your own gets `close` only after every other sink succeeded,
     ///   and never on failure (it is dropped). A sink that writes as it goes
     ///   (stdout, a file in append mode) cannot take back what it wrote.
@@ -218,8 +219,8 @@ where
 ///    it with the run; a user's own sink sees `close` only now, after every
 ///    other sink succeeded;
 /// 4. *commit*: every staged output is renamed into place if the run
-///    succeeded; if it failed or was cancelled, only the dead letters are
-///    (they explain what was put aside), the rest are removed.
+///    succeeded; if it failed, only the dead letters are (they explain the
+///    failure), the rest are removed; if it was cancelled, nothing is.
 async fn drive<S, K>(
     stream: S,
     sink: K,
@@ -340,9 +341,11 @@ where
     // 4. Commit. On a blocking thread, which runs to its end even if the run
     // is aborted meanwhile: a commit once begun is never cut halfway.
     let succeeded = result.is_ok() && !cancelled;
-    // A run refused for using a file twice keeps nothing: its dead-letter
-    // file may be the very input it refused to overwrite.
-    let keep_dead_letters = !tasks.claims().refused();
+    // A failed run keeps its dead letters: they explain the failure. A
+    // cancelled run commits nothing at all, and so does a run refused for
+    // using a file twice (its dead-letter file may be the very input it
+    // refused to overwrite).
+    let keep_dead_letters = !cancelled && !tasks.claims().refused();
     let commits = tasks.clone();
     let committed =
         tokio::task::spawn_blocking(move || commits.commits().commit(succeeded, keep_dead_letters))
@@ -351,7 +354,7 @@ where
     let result = match (result, committed) {
         (Ok(()), Err(e)) if !cancelled => Err(e.with_stage("commit")),
         (result, Err(e)) => {
-            tracing::warn!(error = %e, "the dead letters of a failed or cancelled run could not be kept");
+            tracing::warn!(error = %e, "the dead letters of a failed run could not be kept");
             result
         }
         (result, Ok(())) => result,

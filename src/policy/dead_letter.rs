@@ -73,9 +73,10 @@ type BoxSink = Pin<Box<dyn Sink<Batch<Rejected>, Error = Error> + Send>>;
 /// The sink is opened with the run's other sinks, before any record is read,
 /// so a rejects file that cannot be written fails the run at once. It is
 /// closed when the pipeline is done, before the main sink, and a file sink
-/// commits with the run's other outputs; when the run fails or is cancelled,
-/// the dead letters are still committed (they explain the failure) while the
-/// main outputs are not. A run refused for using one file twice commits nothing.
+/// commits with the run's other outputs; when the run fails, the dead letters
+/// are still committed (they explain the failure) while the main outputs are
+/// not. A cancelled run commits nothing, nor does a run refused for using one
+/// file twice.
 ///
 /// Clone it to send several stages' rejects to the same sink. One handle serves
 /// one run: its sink is consumed by it, and a second run with the same handle

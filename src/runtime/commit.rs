@@ -44,8 +44,8 @@ impl Commits {
     }
 
     /// Commits what the run staged: every output when the run succeeded;
-    /// otherwise only dead letters, if `keep_dead_letters` (they explain the
-    /// failure), the rest being abandoned. Outputs that may refuse their
+    /// otherwise only dead letters, if `keep_dead_letters` (a failed run's:
+    /// they explain the failure), the rest being abandoned. Outputs that may refuse their
     /// commit go first, renames last.
     ///
     /// There is no atomicity across files or resources: when one commit fails,
