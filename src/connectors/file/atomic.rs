@@ -23,7 +23,10 @@ const TEMP_SUFFIX: &str = ".dataflare-tmp";
 /// destination can tell one left by a killed process (unlocked, its process
 /// gone: removed) from one another live process is writing (locked: left
 /// alone). A destination that is a symbolic link is written through: its
-/// target is replaced, the link stays. A replaced file keeps its permissions.
+/// target is replaced, the link stays. A replaced file keeps its permissions,
+/// but not its owner (the new file is the writer's), and other hard links to
+/// it keep the old content: the new file is a new inode, as with any atomic
+/// replace by rename.
 #[derive(Debug)]
 pub(crate) struct AtomicFile {
     /// The path as given, for messages.
