@@ -4,6 +4,21 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+/// A scratch directory holding one input file, `name`, with `text`.
+fn scratch(name: &str, text: impl AsRef<[u8]>) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join(name);
+    std::fs::write(&input, text).unwrap();
+    (dir, input)
+}
+
+/// `dataflare convert INPUT OUTPUT FLAGS...`, as a user types it.
+fn convert(input: &Path, output: &Path, flags: &[&str]) -> std::process::Output {
+    let mut args = vec!["convert", input.to_str().unwrap(), output.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    dataflare(&args)
+}
+
 fn dataflare(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_dataflare"))
         .args(args)
@@ -39,17 +54,9 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn converts_csv_to_json_lines_with_typed_columns() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.csv");
-    std::fs::write(&input, "id,name,score\n1,ada,9.5\n2,\"bo, jr\",7\n").unwrap();
+    let (dir, input) = scratch("in.csv", "id,name,score\n1,ada,9.5\n2,\"bo, jr\",7\n");
     let output = dir.path().join("out.jsonl");
-    let out = dataflare(&[
-        "convert",
-        input.to_str().unwrap(),
-        output.to_str().unwrap(),
-        "--infer-schema",
-        "10",
-    ]);
+    let out = convert(&input, &output, &["--infer-schema", "10"]);
     assert!(
         out.status.success(),
         "{}",
@@ -65,11 +72,9 @@ fn converts_csv_to_json_lines_with_typed_columns() {
 
 #[test]
 fn a_bad_row_fails_the_run_with_its_position_and_leaves_no_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.csv");
-    std::fs::write(&input, "id,amount\n1,2.5\n2,ab\"c\n").unwrap();
+    let (dir, input) = scratch("in.csv", "id,amount\n1,2.5\n2,ab\"c\n");
     let output = dir.path().join("out.csv");
-    let out = dataflare(&["convert", input.to_str().unwrap(), output.to_str().unwrap()]);
+    let out = convert(&input, &output, &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in.csv: record 2 (line 3, byte 20)"), "{err}");
@@ -83,20 +88,19 @@ fn a_bad_row_fails_the_run_with_its_position_and_leaves_no_output() {
 
 #[test]
 fn rejects_go_to_a_file_and_the_rest_completes() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.tsv");
-    std::fs::write(&input, "id\tamount\n1\t2.5\n2\tn/a\n3\t4\n").unwrap();
+    let (dir, input) = scratch("in.tsv", "id\tamount\n1\t2.5\n2\tn/a\n3\t4\n");
     let output = dir.path().join("out.csv");
     let rejects = dir.path().join("rejects.jsonl");
-    let out = dataflare(&[
-        "convert",
-        input.to_str().unwrap(),
-        output.to_str().unwrap(),
-        "--infer-schema",
-        "1",
-        "--rejects",
-        rejects.to_str().unwrap(),
-    ]);
+    let out = convert(
+        &input,
+        &output,
+        &[
+            "--infer-schema",
+            "1",
+            "--rejects",
+            rejects.to_str().unwrap(),
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -143,9 +147,7 @@ fn version_and_equals_forms() {
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("dataflare {}", env!("CARGO_PKG_VERSION"))
     );
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.txt");
-    std::fs::write(&input, "id;n\n1;x\n2;y\n").unwrap();
+    let (dir, input) = scratch("in.txt", "id;n\n1;x\n2;y\n");
     let output = dir.path().join("out.data");
     let out = dataflare(&[
         "convert",
@@ -231,21 +233,20 @@ fn csv_reading_options_and_the_output_delimiter() {
 
 #[test]
 fn rejects_with_skip_bad_rows_are_kept_and_counted_as_dead_lettered() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.csv");
-    std::fs::write(&input, "id,amount\n1,2.5\n2,n/a\n3,4\n").unwrap();
+    let (dir, input) = scratch("in.csv", "id,amount\n1,2.5\n2,n/a\n3,4\n");
     let output = dir.path().join("out.jsonl");
     let rejects = dir.path().join("rejects.jsonl");
-    let out = dataflare(&[
-        "convert",
-        input.to_str().unwrap(),
-        output.to_str().unwrap(),
-        "--infer-schema",
-        "1",
-        "--skip-bad-rows",
-        "--rejects",
-        rejects.to_str().unwrap(),
-    ]);
+    let out = convert(
+        &input,
+        &output,
+        &[
+            "--infer-schema",
+            "1",
+            "--skip-bad-rows",
+            "--rejects",
+            rejects.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&output).unwrap().lines().count(), 2);
     let rejects = std::fs::read_to_string(&rejects).unwrap();
@@ -384,11 +385,9 @@ fn json_lines_on_stdout_stream_while_stdin_is_open() {
 
 #[test]
 fn a_failed_run_prints_its_report_then_the_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.csv");
-    std::fs::write(&input, "id,amount\n1,2.5\n2,ab\"c\n").unwrap();
+    let (dir, input) = scratch("in.csv", "id,amount\n1,2.5\n2,ab\"c\n");
     let output = dir.path().join("out.csv");
-    let out = dataflare(&["convert", input.to_str().unwrap(), output.to_str().unwrap()]);
+    let out = convert(&input, &output, &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.starts_with("failed"), "the report comes first: {err}");
@@ -402,16 +401,9 @@ fn a_failed_run_prints_its_report_then_the_error() {
 
 #[test]
 fn skipped_rows_are_named_in_the_report_and_the_run_exits_0() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.csv");
-    std::fs::write(&input, "id,amount\n1,2.5\n2,ab\"c\n3,4\n").unwrap();
+    let (dir, input) = scratch("in.csv", "id,amount\n1,2.5\n2,ab\"c\n3,4\n");
     let output = dir.path().join("out.csv");
-    let out = dataflare(&[
-        "convert",
-        input.to_str().unwrap(),
-        output.to_str().unwrap(),
-        "--skip-bad-rows",
-    ]);
+    let out = convert(&input, &output, &["--skip-bad-rows"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         std::fs::read_to_string(&output).unwrap(),
@@ -434,15 +426,11 @@ fn an_output_that_names_the_input_is_refused_and_the_input_is_untouched() {
     let output = dir.path().join("out.jsonl");
     // The rejects file is the input, written another way.
     let same = format!("{}/./in.csv", dir.path().display());
-    let out = dataflare(&[
-        "convert",
-        input.to_str().unwrap(),
-        output.to_str().unwrap(),
-        "--infer-schema",
-        "100",
-        "--rejects",
-        &same,
-    ]);
+    let out = convert(
+        &input,
+        &output,
+        &["--infer-schema", "100", "--rejects", &same],
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -454,13 +442,7 @@ fn an_output_that_names_the_input_is_refused_and_the_input_is_untouched() {
 
     // The rejects file is the output.
     std::fs::write(&output, "keep\n").unwrap();
-    let out = dataflare(&[
-        "convert",
-        input.to_str().unwrap(),
-        output.to_str().unwrap(),
-        "--rejects",
-        output.to_str().unwrap(),
-    ]);
+    let out = convert(&input, &output, &["--rejects", output.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("output of stage \"sink\""), "{err}");
@@ -476,18 +458,10 @@ fn an_output_that_names_the_input_is_refused_and_the_input_is_untouched() {
 
 #[test]
 fn rejects_that_cannot_be_written_leave_no_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("good.csv");
-    std::fs::write(&input, "id,amount\n1,2.5\n").unwrap();
+    let (dir, input) = scratch("good.csv", "id,amount\n1,2.5\n");
     let output = dir.path().join("g.jsonl");
     let rejects = dir.path().join("ro/rej.jsonl");
-    let out = dataflare(&[
-        "convert",
-        input.to_str().unwrap(),
-        output.to_str().unwrap(),
-        "--rejects",
-        rejects.to_str().unwrap(),
-    ]);
+    let out = convert(&input, &output, &["--rejects", rejects.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not exist"), "{err}");
@@ -497,11 +471,9 @@ fn rejects_that_cannot_be_written_leave_no_output() {
 
 #[test]
 fn a_header_only_csv_keeps_its_header() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.csv");
-    std::fs::write(&input, "id,name,amount\n").unwrap();
+    let (dir, input) = scratch("in.csv", "id,name,amount\n");
     let output = dir.path().join("out.tsv");
-    let out = dataflare(&["convert", input.to_str().unwrap(), output.to_str().unwrap()]);
+    let out = convert(&input, &output, &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -515,22 +487,15 @@ fn a_header_only_csv_keeps_its_header() {
 
 #[test]
 fn repeated_header_names_are_refused_or_renamed_on_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.csv");
-    std::fs::write(&input, "a,a,b\n1,2,3\n").unwrap();
+    let (dir, input) = scratch("in.csv", "a,a,b\n1,2,3\n");
     let output = dir.path().join("out.jsonl");
-    let out = dataflare(&["convert", input.to_str().unwrap(), output.to_str().unwrap()]);
+    let out = convert(&input, &output, &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("appears twice, as columns 1 and 2"), "{err}");
     assert!(err.contains("--rename-duplicate-headers"), "{err}");
     assert!(!output.exists());
-    let out = dataflare(&[
-        "convert",
-        input.to_str().unwrap(),
-        output.to_str().unwrap(),
-        "--rename-duplicate-headers",
-    ]);
+    let out = convert(&input, &output, &["--rename-duplicate-headers"]);
     assert!(
         out.status.success(),
         "{}",
@@ -557,13 +522,11 @@ fn a_record_past_max_record_bytes_fails_even_when_skipping_bad_rows() {
         let input = dir.path().join(name);
         std::fs::write(&input, text).unwrap();
         let output = dir.path().join("out.csv");
-        let out = dataflare(&[
-            "convert",
-            input.to_str().unwrap(),
-            output.to_str().unwrap(),
-            "--skip-bad-rows",
-            "--max-record-bytes=100",
-        ]);
+        let out = convert(
+            &input,
+            &output,
+            &["--skip-bad-rows", "--max-record-bytes=100"],
+        );
         assert_eq!(out.status.code(), Some(1), "{name}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(line), "{name}: {err}");
