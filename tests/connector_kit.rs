@@ -218,6 +218,21 @@ async fn source_channel() {
     .await;
 }
 
+/// Checks that `open` on a file of `good` records and then `bad` fails the run
+/// naming the file, record 3 and `line`.
+async fn bad_third_record<S: Source<Record: Clone>>(
+    name: &str,
+    good: String,
+    bad: &str,
+    line: &str,
+    open: impl FnOnce(&Path) -> S,
+) {
+    let inputs = Inputs::new();
+    let path = inputs.write(&(good + bad));
+    let file = path.display().to_string();
+    kit::check_source_error(name, open(&path), &[&file, "record 3", line]).await;
+}
+
 #[tokio::test]
 async fn csv_read() {
     let inputs = Inputs::new();
@@ -229,16 +244,11 @@ async fn csv_read() {
 
 #[tokio::test]
 async fn csv_read_error() {
-    let inputs = Inputs::new();
     // Record 3, on line 5 (record 1 spans lines 2 and 3), has no number for `id`.
-    let mut text = csv_text(&[row(0), row(1)]);
-    text.push_str("x,bad,1\n");
-    let path = inputs.write(&text);
-    kit::check_source_error(
-        "csv::read",
-        csv::read::<Row>(&path),
-        &[&path.display().to_string(), "record 3", "line 5"],
-    )
+    let good = csv_text(&[row(0), row(1)]);
+    bad_third_record("csv::read", good, "x,bad,1\n", "line 5", |p| {
+        csv::read::<Row>(p)
+    })
     .await;
 }
 
@@ -254,14 +264,13 @@ async fn csv_read_records() {
 
 #[tokio::test]
 async fn csv_read_records_error() {
-    let inputs = Inputs::new();
-    let mut text = csv_text(&[row(0), row(1)]);
-    text.push_str("2,too,many,fields\n");
-    let path = inputs.write(&text);
-    kit::check_source_error(
+    let good = csv_text(&[row(0), row(1)]);
+    bad_third_record(
         "csv::read_records",
-        csv::read_records(&path),
-        &[&path.display().to_string(), "record 3", "line 5"],
+        good,
+        "2,too,many,fields\n",
+        "line 5",
+        |p| csv::read_records(p),
     )
     .await;
 }
@@ -277,14 +286,13 @@ async fn jsonl_read() {
 
 #[tokio::test]
 async fn jsonl_read_error() {
-    let inputs = Inputs::new();
-    let mut text = jsonl_text(&[row(1), row(2)]);
-    text.push_str("{\"id\": 3, \"name\": \n");
-    let path = inputs.write(&text);
-    kit::check_source_error(
+    let good = jsonl_text(&[row(1), row(2)]);
+    bad_third_record(
         "jsonl::read",
-        jsonl::read::<Row>(&path),
-        &[&path.display().to_string(), "record 3", "line 3"],
+        good,
+        "{\"id\": 3, \"name\": \n",
+        "line 3",
+        |p| jsonl::read::<Row>(p),
     )
     .await;
 }
@@ -301,14 +309,13 @@ async fn jsonl_read_records() {
 
 #[tokio::test]
 async fn jsonl_read_records_error() {
-    let inputs = Inputs::new();
-    let mut text = jsonl_text(&[row(1), row(2)]);
-    text.push_str("[3, \"not an object\"]\n");
-    let path = inputs.write(&text);
-    kit::check_source_error(
+    let good = jsonl_text(&[row(1), row(2)]);
+    bad_third_record(
         "jsonl::read_records",
-        jsonl::read_records(&path),
-        &[&path.display().to_string(), "record 3", "line 3"],
+        good,
+        "[3, \"not an object\"]\n",
+        "line 3",
+        |p| jsonl::read_records(p),
     )
     .await;
 }
