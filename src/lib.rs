@@ -44,6 +44,7 @@
 mod batch;
 mod connectors;
 mod error;
+pub mod graph;
 mod metrics;
 pub mod ops;
 mod pipeline;
@@ -60,6 +61,6 @@ pub use batch::Batch;
 pub use connectors::{csv, jsonl};
 pub use error::{BoxError, Error, ErrorKind, Position, Result};
 pub use metrics::StageStats;
-pub use pipeline::{Pipeline, Report, Runnable, Status};
+pub use pipeline::{Graph, Pipeline, Report, Runnable, Status};
 pub use policy::{Backoff, DeadLetters, ErrorPolicy, MaxErrors, Rejected, Retry};
 pub use source::Source;

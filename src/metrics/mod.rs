@@ -1,6 +1,9 @@
-//! Per-stage counters, shared so progress can be read while a run goes on.
+//! Per-stage counters, shared so progress can be read while a run goes on, and
+//! the run's list of stages they hang on.
 
+mod registry;
 mod stage;
 
+pub(crate) use registry::Stages;
 pub use stage::StageStats;
-pub(crate) use stage::{RecordErrors, StageMetrics, Stages};
+pub(crate) use stage::{RecordErrors, StageMetrics};

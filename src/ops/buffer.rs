@@ -10,7 +10,7 @@ use futures::Stream;
 use futures::future::poll_fn;
 
 use crate::metrics::StageMetrics;
-use crate::runtime::{AbortOnDrop, Giver, RunContext, Taker, handoff};
+use crate::runtime::{AbortOnDrop, Giver, LazyContext, Taker, handoff};
 use crate::{Batch, Error, Result};
 
 /// An async boundary: everything upstream runs in its own task and hands batches
@@ -29,7 +29,7 @@ use crate::{Batch, Error, Result};
 pub struct Buffer<S, T> {
     state: State<S, T>,
     capacity: usize,
-    tasks: RunContext,
+    tasks: LazyContext,
     stage: Arc<StageMetrics>,
 }
 
@@ -43,16 +43,11 @@ enum State<S, T> {
 }
 
 impl<S, T> Buffer<S, T> {
-    pub(crate) fn new(
-        upstream: S,
-        capacity: usize,
-        tasks: RunContext,
-        stage: Arc<StageMetrics>,
-    ) -> Self {
+    pub(crate) fn new(upstream: S, capacity: usize, stage: Arc<StageMetrics>) -> Self {
         Buffer {
             state: State::Idle(upstream),
             capacity,
-            tasks,
+            tasks: LazyContext::default(),
             stage,
         }
     }

@@ -12,7 +12,7 @@ use pin_project::{pin_project, pinned_drop};
 use super::intake::{Intake, Next, spawn_call};
 use super::{fail, join_error};
 use crate::metrics::StageMetrics;
-use crate::runtime::{RunContext, Spawned};
+use crate::runtime::{LazyContext, Spawned};
 use crate::{Batch, Result};
 
 /// Runs an async closure on each record, at most `concurrency` at a time, and
@@ -29,7 +29,7 @@ pub struct MapAsyncUnordered<S, T, U, F> {
     upstream: S,
     f: F,
     concurrency: usize,
-    tasks: RunContext,
+    tasks: LazyContext,
     stage: Arc<StageMetrics>,
     intake: Intake<T>,
     in_flight: FuturesUnordered<Spawned<U>>,
@@ -39,18 +39,12 @@ pub struct MapAsyncUnordered<S, T, U, F> {
 }
 
 impl<S, T, U, F> MapAsyncUnordered<S, T, U, F> {
-    pub(crate) fn new(
-        upstream: S,
-        concurrency: usize,
-        f: F,
-        tasks: RunContext,
-        stage: Arc<StageMetrics>,
-    ) -> Self {
+    pub(crate) fn new(upstream: S, concurrency: usize, f: F, stage: Arc<StageMetrics>) -> Self {
         MapAsyncUnordered {
             upstream,
             f,
             concurrency,
-            tasks,
+            tasks: LazyContext::default(),
             stage,
             intake: Intake::new(),
             in_flight: FuturesUnordered::new(),

@@ -16,7 +16,7 @@
 //! methods; the types are public so a pipeline's type can be named.
 
 mod buffer;
-mod failure;
+pub(crate) mod failure;
 mod filter;
 mod filter_map;
 mod flat_map;
@@ -41,6 +41,7 @@ pub use buffer::Buffer;
 pub use filter::Filter;
 pub use filter_map::FilterMap;
 pub use flat_map::FlatMap;
+pub(crate) use fused::Boundary;
 pub use fused::{Fuse, Fused, Step, Then};
 pub use inspect::Inspect;
 pub use map::Map;

@@ -14,7 +14,7 @@ use super::failure::{Failures, Outcome};
 use super::intake::{Intake, Next};
 use super::{fail, guard, join_error};
 use crate::metrics::StageMetrics;
-use crate::runtime::{RunContext, Spawned};
+use crate::runtime::{LazyContext, RunContext, Spawned};
 use crate::{Batch, BoxError, Error, Result};
 
 /// Runs a fallible async closure on each record, at most `concurrency` at a
@@ -32,7 +32,7 @@ pub struct TryMapAsync<S, T, U, F> {
     upstream: S,
     f: F,
     concurrency: usize,
-    tasks: RunContext,
+    tasks: LazyContext,
     stage: Arc<StageMetrics>,
     failures: Failures,
     intake: Intake<T>,
@@ -99,18 +99,12 @@ struct Pending<U> {
 }
 
 impl<S, T, U, F> TryMapAsync<S, T, U, F> {
-    pub(crate) fn new(
-        upstream: S,
-        concurrency: usize,
-        f: F,
-        tasks: RunContext,
-        stage: Arc<StageMetrics>,
-    ) -> Self {
+    pub(crate) fn new(upstream: S, concurrency: usize, f: F, stage: Arc<StageMetrics>) -> Self {
         TryMapAsync {
             upstream,
             f,
             concurrency,
-            tasks,
+            tasks: LazyContext::default(),
             stage,
             failures: Failures::default(),
             intake: Intake::new(),

@@ -14,7 +14,6 @@ use crate::ops::{
 };
 use crate::ops::{Fuse, Step};
 use crate::policy::MaxErrors;
-use crate::runtime::RunContext;
 use crate::source::Source;
 use crate::{Batch, BoxError, Error, ErrorPolicy, Result};
 
@@ -59,8 +58,14 @@ use crate::{Batch, BoxError, Error, ErrorPolicy, Result};
 #[must_use = "a pipeline does nothing until it is connected to a sink and run"]
 pub struct Pipeline<S> {
     pub(crate) stream: S,
+    /// The run's stages, shared with every other branch of the graph.
     pub(crate) stages: Stages,
-    pub(crate) tasks: RunContext,
+    /// This branch's last stage, which `name` and `on_error` apply to.
+    pub(crate) last: Arc<StageMetrics>,
+    /// The fan-out outputs this branch reads from.
+    pub(crate) branches: Vec<usize>,
+    /// Whether a failure here abandons only this branch (`isolate`).
+    pub(crate) isolated: bool,
 }
 
 impl<S: Source> Pipeline<Metered<S>> {
@@ -79,14 +84,16 @@ impl<S: Source> Pipeline<Metered<S>> {
     /// # drop(pipeline);
     /// ```
     pub fn new(source: S) -> Self {
-        let mut stages = Stages::default();
+        let stages = Stages::default();
         // A source may yield record-level errors (a malformed row); it cannot
         // be asked for the same record again.
-        let stage = stages.add("source", RecordErrors::NotRetryable);
+        let stage = stages.add("source", Vec::new(), RecordErrors::NotRetryable);
         Pipeline {
-            stream: Metered::new(source, stage),
+            stream: Metered::new(source, stage.clone()),
             stages,
-            tasks: RunContext::new(),
+            last: stage,
+            branches: Vec::new(),
+            isolated: false,
         }
     }
 }
@@ -98,17 +105,34 @@ impl<S: Source> From<S> for Pipeline<Metered<S>> {
 }
 
 impl<S: Source> Pipeline<S> {
-    fn with<S2>(self, stream: impl FnOnce(S, &RunContext) -> S2) -> Pipeline<S2> {
+    /// Adds a stage reading from the last one; it becomes the last.
+    pub(crate) fn add_stage(
+        &mut self,
+        kind: &'static str,
+        record_errors: RecordErrors,
+    ) -> Arc<StageMetrics> {
+        let stage = self
+            .stages
+            .add(kind, vec![self.last.clone()], record_errors);
+        self.last = stage.clone();
+        stage
+    }
+
+    /// The same pipeline with its stream replaced.
+    pub(crate) fn with<S2>(self, stream: impl FnOnce(S) -> S2) -> Pipeline<S2> {
         let Pipeline {
             stream: upstream,
             stages,
-            tasks,
+            last,
+            branches,
+            isolated,
         } = self;
-        let stream = stream(upstream, &tasks);
         Pipeline {
-            stream,
+            stream: stream(upstream),
             stages,
-            tasks,
+            last,
+            branches,
+            isolated,
         }
     }
 
@@ -122,16 +146,16 @@ impl<S: Source> Pipeline<S> {
         S: Fuse,
         X: Step<S::Record>,
     {
-        let stage = self.stages.add(kind, RecordErrors::Never);
-        self.with(|upstream, _| upstream.with_step(step(stage)))
+        let stage = self.add_stage(kind, RecordErrors::Never);
+        self.with(|upstream| upstream.with_step(step(stage)))
     }
 
     fn op<Op>(mut self, kind: &'static str, op: Op) -> Pipeline<Transform<S, Op>>
     where
         Op: BatchOp<S::Record>,
     {
-        let stage = self.stages.add(kind, RecordErrors::Never);
-        self.with(|upstream, _| Transform::new(upstream, op, stage))
+        let stage = self.add_stage(kind, RecordErrors::Never);
+        self.with(|upstream| Transform::new(upstream, op, stage))
     }
 
     /// Renames the stage added last (the source, if none was added), for errors
@@ -151,10 +175,14 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(report.stage("increment").unwrap().records_out, 10);
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If another stage of the run already has that name: errors and the
+    /// report find stages by name.
+    #[track_caller]
     pub fn name(self, name: impl Into<String>) -> Self {
-        if let Some(stage) = self.stages.last() {
-            stage.rename(name.into());
-        }
+        self.stages.rename(&self.last, name.into());
         self
     }
 
@@ -210,9 +238,9 @@ impl<S: Source> Pipeline<S> {
     /// # drop(pipeline);
     /// ```
     #[track_caller]
-    pub fn on_error(mut self, policy: impl Into<ErrorPolicy>) -> Self {
+    pub fn on_error(self, policy: impl Into<ErrorPolicy>) -> Self {
         let policy = policy.into();
-        let stage = Arc::clone(self.stages.last().expect("a pipeline has a source stage"));
+        let stage = Arc::clone(&self.last);
         if let Some(refused) = stage.refuse_policy(&policy) {
             panic!("{refused}");
         }
@@ -238,7 +266,7 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(report.skipped(), 1);
     /// # Ok(()) }
     /// ```
-    pub fn default_policy(mut self, policy: impl Into<ErrorPolicy>) -> Self {
+    pub fn default_policy(self, policy: impl Into<ErrorPolicy>) -> Self {
         self.stages.set_default_policy(policy.into());
         self
     }
@@ -263,7 +291,7 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(report.skipped(), 2);
     /// # }
     /// ```
-    pub fn max_errors(mut self, max: MaxErrors) -> Self {
+    pub fn max_errors(self, max: MaxErrors) -> Self {
         self.stages.set_max_errors(max);
         self
     }
@@ -296,8 +324,8 @@ impl<S: Source> Pipeline<S> {
         U: Send + 'static,
         S::Record: fmt::Debug,
     {
-        let stage = self.stages.add("try_map", RecordErrors::Retryable);
-        self.with(|upstream, _| TryTransform::new(upstream, TryMap::new(f), stage))
+        let stage = self.add_stage("try_map", RecordErrors::Retryable);
+        self.with(|upstream| TryTransform::new(upstream, TryMap::new(f), stage))
     }
 
     /// Keeps the records for which `f(&record)` returns `Ok(true)`; an `Err`
@@ -324,8 +352,8 @@ impl<S: Source> Pipeline<S> {
         E: Into<BoxError>,
         S::Record: fmt::Debug,
     {
-        let stage = self.stages.add("try_filter", RecordErrors::Retryable);
-        self.with(|upstream, _| TryTransform::new(upstream, TryFilter::new(f), stage))
+        let stage = self.add_stage("try_filter", RecordErrors::Retryable);
+        self.with(|upstream| TryTransform::new(upstream, TryFilter::new(f), stage))
     }
 
     /// Maps each record to any number of records with `f(&record)`, which may
@@ -358,8 +386,8 @@ impl<S: Source> Pipeline<S> {
         E: Into<BoxError>,
         S::Record: fmt::Debug,
     {
-        let stage = self.stages.add("try_flat_map", RecordErrors::Retryable);
-        self.with(|upstream, _| TryTransform::new(upstream, TryFlatMap::new(f), stage))
+        let stage = self.add_stage("try_flat_map", RecordErrors::Retryable);
+        self.with(|upstream| TryTransform::new(upstream, TryFlatMap::new(f), stage))
     }
 
     /// Runs the fallible async function `f` on each record, at most
@@ -413,10 +441,8 @@ impl<S: Source> Pipeline<S> {
             concurrency > 0,
             "try_map_async: concurrency must be at least 1 (0 would never run anything)"
         );
-        let stage = self.stages.add("try_map_async", RecordErrors::Retryable);
-        self.with(|upstream, tasks| {
-            TryMapAsync::new(upstream, concurrency, f, tasks.clone(), stage)
-        })
+        let stage = self.add_stage("try_map_async", RecordErrors::Retryable);
+        self.with(|upstream| TryMapAsync::new(upstream, concurrency, f, stage))
     }
 
     /// Replaces each record with `f(record)`.
@@ -652,8 +678,8 @@ impl<S: Source> Pipeline<S> {
     #[track_caller]
     pub fn rebatch(mut self, size: usize) -> Pipeline<Rebatch<S, S::Record>> {
         assert!(size > 0, "rebatch: the batch size must be at least 1");
-        let stage = self.stages.add("rebatch", RecordErrors::Never);
-        self.with(|upstream, _| Rebatch::new(upstream, size, stage))
+        let stage = self.add_stage("rebatch", RecordErrors::Never);
+        self.with(|upstream| Rebatch::new(upstream, size, stage))
     }
 
     /// An async boundary: everything before this point runs in its own task,
@@ -688,8 +714,8 @@ impl<S: Source> Pipeline<S> {
             capacity > 0,
             "buffer: the capacity must be at least 1 batch"
         );
-        let stage = self.stages.add("buffer", RecordErrors::Never);
-        self.with(|upstream, tasks| Buffer::new(upstream, capacity, tasks.clone(), stage))
+        let stage = self.add_stage("buffer", RecordErrors::Never);
+        self.with(|upstream| Buffer::new(upstream, capacity, stage))
     }
 
     /// Runs the async function `f` on each record, at most `concurrency` at a
@@ -733,8 +759,8 @@ impl<S: Source> Pipeline<S> {
             concurrency > 0,
             "map_async: concurrency must be at least 1 (0 would never run anything)"
         );
-        let stage = self.stages.add("map_async", RecordErrors::Never);
-        self.with(|upstream, tasks| MapAsync::new(upstream, concurrency, f, tasks.clone(), stage))
+        let stage = self.add_stage("map_async", RecordErrors::Never);
+        self.with(|upstream| MapAsync::new(upstream, concurrency, f, stage))
     }
 
     /// Runs the async function `f` on each record, at most `concurrency` at a
@@ -775,10 +801,8 @@ impl<S: Source> Pipeline<S> {
             concurrency > 0,
             "map_async_unordered: concurrency must be at least 1 (0 would never run anything)"
         );
-        let stage = self.stages.add("map_async_unordered", RecordErrors::Never);
-        self.with(|upstream, tasks| {
-            MapAsyncUnordered::new(upstream, concurrency, f, tasks.clone(), stage)
-        })
+        let stage = self.add_stage("map_async_unordered", RecordErrors::Never);
+        self.with(|upstream| MapAsyncUnordered::new(upstream, concurrency, f, stage))
     }
 
     /// Erases the type of the pipeline built so far: its stream becomes a
@@ -807,7 +831,7 @@ impl<S: Source> Pipeline<S> {
     /// # Ok(()) }
     /// ```
     pub fn boxed(self) -> Pipeline<BoxStream<'static, Result<Batch<S::Record>>>> {
-        self.with(|upstream, _| upstream.boxed())
+        self.with(|upstream| upstream.boxed())
     }
 
     /// Connects the sink: any `futures::Sink` of batches with DataFlare's
@@ -836,9 +860,7 @@ impl<S: Source> Pipeline<S> {
     where
         K: Sink<Batch<S::Record>, Error = Error> + Send + 'static,
     {
-        let stage = self
-            .stages
-            .add_named("sink".to_string(), "sink", RecordErrors::Never);
+        let stage = self.add_stage("sink", RecordErrors::Never);
         Runnable::new(self, sink, stage)
     }
 }
@@ -846,6 +868,9 @@ impl<S: Source> Pipeline<S> {
 impl<S> fmt::Debug for Pipeline<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<String> = self.stages.snapshot().into_iter().map(|s| s.name).collect();
-        f.debug_struct("Pipeline").field("stages", &names).finish()
+        f.debug_struct("Pipeline")
+            .field("stages", &names)
+            .field("last", &self.last.name())
+            .finish()
     }
 }

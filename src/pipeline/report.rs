@@ -47,6 +47,8 @@ pub struct Report {
     pub(crate) elapsed: Duration,
     pub(crate) stages: Vec<StageStats>,
     pub(crate) errors: Vec<Error>,
+    /// The errors of isolated branches that failed (the run went on without them).
+    pub(crate) failed_branches: Vec<Error>,
 }
 
 impl Report {
@@ -156,25 +158,38 @@ impl Report {
 
     /// Records the source produced.
     pub fn records_in(&self) -> u64 {
-        self.stages.first().map_or(0, |s| s.records_out)
+        self.of_kind("source").map(|s| s.records_out).sum()
     }
 
-    /// Records the sink confirmed written (flushed or closed).
+    /// Records the sinks confirmed written (flushed or closed), summed over
+    /// every sink of the run.
     pub fn records_out(&self) -> u64 {
-        self.stages.last().map_or(0, |s| s.records_out)
+        self.of_kind("sink").map(|s| s.records_out).sum()
     }
 
-    /// Batches the source produced.
+    /// Batches the sources produced.
     pub fn batches_in(&self) -> u64 {
-        self.stages.first().map_or(0, |s| s.batches_out)
+        self.of_kind("source").map(|s| s.batches_out).sum()
+    }
+
+    /// The errors of the [`isolate`](crate::Pipeline::isolate)d branches that
+    /// failed: the run went on without them, and their sinks committed
+    /// nothing. Each names the stage it failed in.
+    pub fn failed_branches(&self) -> &[Error] {
+        &self.failed_branches
+    }
+
+    fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a StageStats> + 'a {
+        self.stages.iter().filter(move |s| s.kind == kind)
     }
 
     /// Batches the sink received.
     pub fn batches_out(&self) -> u64 {
-        self.stages.last().map_or(0, |s| s.batches_in)
+        self.of_kind("sink").map(|s| s.batches_in).sum()
     }
 
-    /// Every stage in pipeline order, from the source (`"source"`) to the sink (`"sink"`).
+    /// Every stage by id: in pipeline order, from the source (`"source"`) to
+    /// the sink (`"sink"`); for a graph, in the order the stages were added.
     pub fn stages(&self) -> &[StageStats] {
         &self.stages
     }
@@ -192,9 +207,9 @@ impl Report {
     /// Records the source read, those it put aside as malformed included
     /// ([`records_in`](Report::records_in) counts only those it passed on).
     pub fn records_read(&self) -> u64 {
-        self.stages
-            .first()
-            .map_or(0, |s| s.records_in.max(s.records_out))
+        self.of_kind("source")
+            .map(|s| s.records_in.max(s.records_out))
+            .sum()
     }
 
     /// True when the run's outputs were committed: it completed (with or

@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::task::{Poll, ready};
 use std::time::Instant;
 
-use futures::Sink;
-use futures::future::{Either, poll_fn, select, try_join_all};
+use futures::future::{BoxFuture, Either, poll_fn, select, try_join_all};
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::{FutureExt, Sink};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -17,9 +18,12 @@ use crate::runtime::{Role, RunContext, Spawned};
 use crate::source::Source;
 use crate::{Batch, Error, Result};
 
-/// A pipeline connected to its sink, ready to [`run`](Runnable::run).
+/// A pipeline connected to its sink, ready to [`run`](Runnable::run): one
+/// branch of a graph, or the whole of a linear pipeline.
 ///
-/// Created by [`Pipeline::to`].
+/// Created by [`Pipeline::to`]. Several branches of one graph (the outputs of
+/// a [`tee`](Pipeline::tee) or [`route`](Pipeline::route)), or independent
+/// pipelines, run together as one [`Graph`], joined with [`and`](Runnable::and).
 #[must_use = "a pipeline does nothing until it is run"]
 pub struct Runnable<S, K> {
     pipeline: Pipeline<S>,
@@ -37,28 +41,125 @@ impl<S, K> Runnable<S, K> {
     }
 }
 
+/// Branches ending in sinks, run together as one: one run context, one
+/// completion point, one [`Report`], and all their outputs committed together.
+///
+/// Made by [`Runnable::and`] (or `Graph::from(runnable)`), grown with
+/// [`and`](Graph::and). Every branch made by a fan-out must be in the graph
+/// that runs: a branch left without a sink fails the run before anything is
+/// read.
+///
+/// ```
+/// # #[tokio::main]
+/// # async fn main() -> dataflare::Result<()> {
+/// use dataflare::prelude::*;
+///
+/// let (evens, odds) = (Collected::new(), Collected::new());
+/// let [a, b] = Pipeline::from(source::iter(1..=10u64)).partition(|x| x % 2 == 0);
+/// let report = a
+///     .to(sink::collect(&evens))
+///     .and(b.map(|x| x * 100).to(sink::collect(&odds)))
+///     .run()
+///     .await?;
+/// assert_eq!(evens.to_vec(), vec![2, 4, 6, 8, 10]);
+/// assert_eq!(odds.to_vec(), vec![100, 300, 500, 700, 900]);
+/// assert_eq!(report.records_in(), 10);
+/// assert_eq!(report.records_out(), 10); // summed over both sinks
+/// # Ok(()) }
+/// ```
+#[must_use = "a graph does nothing until it is run"]
+pub struct Graph {
+    stages: Stages,
+    legs: Vec<Box<dyn Leg>>,
+    branches: Vec<usize>,
+}
+
+impl<S, K> From<Runnable<S, K>> for Graph
+where
+    S: Source,
+    K: Sink<Batch<S::Record>, Error = Error> + Send + 'static,
+{
+    fn from(runnable: Runnable<S, K>) -> Graph {
+        let Runnable {
+            pipeline,
+            sink,
+            sink_stage,
+        } = runnable;
+        let Pipeline {
+            stream,
+            stages,
+            branches,
+            isolated,
+            ..
+        } = pipeline;
+        Graph {
+            stages,
+            legs: vec![Box::new(Line {
+                stream: Some(stream),
+                sink: Box::pin(sink),
+                unconfirmed: Unconfirmed {
+                    stage: sink_stage,
+                    count: 0,
+                },
+                isolated,
+            })],
+            branches,
+        }
+    }
+}
+
 impl<S, K> Runnable<S, K>
 where
     S: Source,
     K: Sink<Batch<S::Record>, Error = Error> + Send + 'static,
 {
+    /// Runs this branch together with `other` (another branch of the same
+    /// graph, or an independent pipeline) as one [`Graph`]: one completion
+    /// point, one [`Report`], outputs committed together.
+    ///
+    /// # Panics
+    ///
+    /// If `other` was built apart and a stage name the user gave in one is
+    /// taken in the other: names must be unique in a run.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let (a, b) = (Collected::new(), Collected::new());
+    /// let report = Pipeline::from(source::iter(vec![1, 2]))
+    ///     .to(sink::collect(&a))
+    ///     .and(Pipeline::from(source::iter(vec![3])).to(sink::collect(&b)))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!((a.len(), b.len()), (2, 1));
+    /// assert_eq!(report.records_in(), 3);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn and(self, other: impl Into<Graph>) -> Graph {
+        Graph::from(self).and(other)
+    }
+
     /// Runs the pipeline to the end and returns its [`Report`], or the error a
     /// failed run stopped on.
     ///
     /// Returns only after the source has ended, every stage has drained, every
     /// sink has been closed and committed and every task the run spawned has
-    /// ended. The run's sinks (this one and any dead-letter sinks) are all or
-    /// nothing together:
+    /// ended. The run's sinks (this one and any dead-letter sinks; every
+    /// branch's, for a [`Graph`]) are all or nothing together:
     /// - every sink is made ready (a file sink opens and checks its
-    ///   destination) before the source is read, and no file may serve twice
+    ///   destination) before any source is read, and no file may serve twice
     ///   (an output that is an input or another output is refused, naming both);
     /// - file sinks write to temporaries and are renamed into place together,
     ///   only once the whole run has succeeded; on failure the main outputs are
     ///   removed (dead letters are kept: they explain the failure); a cancelled
     ///   run commits nothing;
-    /// - a sink of your own gets `close` only after every other sink succeeded,
-    ///   and never on failure (it is dropped). A sink that writes as it goes
-    ///   (stdout, a file in append mode) cannot take back what it wrote.
+    /// - a sink of your own gets `close` only after every branch drained and
+    ///   every dead-letter sink succeeded, and never on failure (it is
+    ///   dropped). A sink that writes as it goes (stdout, a file in append
+    ///   mode) cannot take back what it wrote.
     ///
     /// If one rename fails after another succeeded, the error names what was
     /// committed: there is no atomicity across files beyond that.
@@ -84,7 +185,7 @@ where
     /// # Ok(()) }
     /// ```
     pub async fn run(self) -> Result<Report> {
-        self.run_to_report().await.into_result()
+        Graph::from(self).run().await
     }
 
     /// Runs the pipeline to the end and returns its [`Report`], also when it
@@ -105,7 +206,7 @@ where
     /// # }
     /// ```
     pub async fn run_to_report(self) -> Report {
-        self.run_inner(std::future::pending()).await
+        Graph::from(self).run_to_report().await
     }
 
     /// Runs the pipeline until it ends or `stop` completes, whichever comes
@@ -139,31 +240,83 @@ where
     /// # }
     /// ```
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send) -> Report {
+        Graph::from(self).run_until(stop).await
+    }
+
+    /// The graph this branch belongs to, drawn as text; see [`Graph::describe`].
+    pub fn describe(&self, format: crate::graph::Format) -> String {
+        crate::graph::describe(&self.pipeline.stages, format)
+    }
+}
+
+impl Graph {
+    /// Adds `other` (a branch ending in a sink, or a graph) to the graph.
+    ///
+    /// # Panics
+    ///
+    /// If `other` was built apart and a stage name the user gave in one is
+    /// taken in the other: names must be unique in a run.
+    #[track_caller]
+    pub fn and(mut self, other: impl Into<Graph>) -> Graph {
+        let other = other.into();
+        self.stages.join(&other.stages);
+        self.legs.extend(other.legs);
+        self.branches.extend(other.branches);
+        self
+    }
+
+    /// Runs every branch to the end and returns the [`Report`], or the error
+    /// a failed run stopped on; see [`Runnable::run`] for what is committed
+    /// when.
+    ///
+    /// Returns when every source has ended, every branch has drained, every
+    /// sink has committed and every task of the run has ended. A failure in
+    /// one branch stops every other branch (unless it was
+    /// [`isolate`](Pipeline::isolate)d) and no main output is committed.
+    pub async fn run(self) -> Result<Report> {
+        self.run_to_report().await.into_result()
+    }
+
+    /// Runs every branch to the end and returns the [`Report`], also when the
+    /// run failed.
+    pub async fn run_to_report(self) -> Report {
+        self.run_inner(std::future::pending()).await
+    }
+
+    /// Runs until every branch ends or `stop` completes, whichever comes
+    /// first; stopped, the run is [`Status::Cancelled`] and commits nothing.
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send) -> Report {
         self.run_inner(stop).await
     }
 
+    /// The graph drawn as text: a [Mermaid](crate::graph::Format::Mermaid)
+    /// flowchart or a Graphviz [DOT](crate::graph::Format::Dot) digraph, one
+    /// node per stage (its name and kind), one edge per input.
+    ///
+    /// ```
+    /// use dataflare::prelude::*;
+    /// use dataflare::graph::Format;
+    ///
+    /// let [a, b] = Pipeline::from(source::iter(1..=4)).tee();
+    /// let graph = a.to(sink::discard()).and(b.filter(|x| x % 2 == 0).to(sink::discard()));
+    /// let text = graph.describe(Format::Mermaid);
+    /// assert!(text.starts_with("flowchart LR"));
+    /// assert!(text.contains("s1 --> s2")); // tee#1 feeds the first sink
+    /// ```
+    pub fn describe(&self, format: crate::graph::Format) -> String {
+        crate::graph::describe(&self.stages, format)
+    }
+
     async fn run_inner(self, stop: impl Future<Output = ()> + Send) -> Report {
-        let Runnable {
-            pipeline,
-            sink,
-            sink_stage,
-        } = self;
-        let Pipeline {
-            stream,
+        let Graph {
             stages,
-            tasks,
-        } = pipeline;
+            legs,
+            branches,
+        } = self;
         let start = Instant::now();
         let cancel = CancellationToken::new();
-        let driver = drive(
-            stream,
-            sink,
-            sink_stage,
-            stages.clone(),
-            tasks.clone(),
-            cancel.clone(),
-        )
-        .instrument(tracing::info_span!("pipeline"));
+        let driver = drive(legs, branches, stages.clone(), cancel.clone())
+            .instrument(tracing::info_span!("pipeline"));
         // The run is driven by a task of its own, not by whoever awaits it. The
         // caller is often `block_on`'s thread (`#[tokio::main]`), which is not a
         // runtime worker: every batch crossing a `buffer` to it would be a
@@ -177,18 +330,23 @@ where
                 driver.await
             }
         };
-        let (result, cancelled) = match outcome {
-            Ok(outcome) => outcome,
+        let Outcome {
+            result,
+            cancelled,
+            isolated,
+        } = outcome.unwrap_or_else(|e| Outcome {
             // Our own code panicked (user code is guarded stage by stage), or
             // the runtime is shutting down.
-            Err(e) => (Err(join_error(e, "pipeline")), false),
-        };
+            result: Err(join_error(e, "pipeline")),
+            cancelled: false,
+            isolated: Vec::new(),
+        });
         let errors = stages.take_errors();
         let stages = stages.snapshot();
         let failed_records: u64 = stages.iter().map(|s| s.skipped + s.dead_lettered).sum();
         let status = match result {
             Ok(()) if cancelled => Status::Cancelled,
-            Ok(()) if failed_records > 0 => Status::CompletedWithErrors,
+            Ok(()) if failed_records > 0 || !isolated.is_empty() => Status::CompletedWithErrors,
             Ok(()) => Status::Completed,
             Err(e) => Status::Failed(e),
         };
@@ -200,64 +358,143 @@ where
             elapsed: start.elapsed(),
             stages,
             errors,
+            failed_branches: isolated,
         }
     }
 }
 
-/// Runs the pipeline into its sink, with the dead-letter sinks alongside, until
-/// it ends or `cancel` fires; returns its result and whether it was cancelled.
-/// Returns only once every task the run spawned has ended.
+/// How the driver ended: its result, whether it was cancelled, and the
+/// errors of isolated branches that failed (the run went on without them).
+struct Outcome {
+    result: Result<()>,
+    cancelled: bool,
+    isolated: Vec<Error>,
+}
+
+/// One branch of a run: a stream drained into its sink, behind a trait so
+/// branches of different record types run together.
+trait Leg: Send + 'static {
+    /// The sink stage's name.
+    fn sink_name(&self) -> String;
+    /// Whether a failure abandons only this branch.
+    fn isolated(&self) -> bool;
+    /// Makes the sink ready, before any source is read.
+    fn open(&mut self) -> BoxFuture<'_, Result<()>>;
+    /// Drains the stream into the sink, without closing it.
+    fn flow(&mut self) -> BoxFuture<'_, Result<()>>;
+    /// Closes (prepares) the sink: what it took is confirmed.
+    fn close(&mut self) -> BoxFuture<'_, Result<()>>;
+}
+
+struct Line<S, K> {
+    stream: Option<S>,
+    sink: Pin<Box<K>>,
+    /// Records the sink took but has not confirmed: abandoned if the run ends
+    /// any other way than the sink closing (an error, or a cancel).
+    unconfirmed: Unconfirmed,
+    isolated: bool,
+}
+
+impl<S, K> Leg for Line<S, K>
+where
+    S: Source,
+    K: Sink<Batch<S::Record>, Error = Error> + Send + 'static,
+{
+    fn sink_name(&self) -> String {
+        self.unconfirmed.stage.name()
+    }
+
+    fn isolated(&self) -> bool {
+        self.isolated
+    }
+
+    fn open(&mut self) -> BoxFuture<'_, Result<()>> {
+        open(self.sink.as_mut(), &self.unconfirmed.stage).boxed()
+    }
+
+    fn flow(&mut self) -> BoxFuture<'_, Result<()>> {
+        let stream = self.stream.take();
+        async move {
+            match stream {
+                Some(stream) => forward(stream, self.sink.as_mut(), &mut self.unconfirmed).await,
+                None => Ok(()),
+            }
+        }
+        .boxed()
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, Result<()>> {
+        close(self.sink.as_mut(), &mut self.unconfirmed).boxed()
+    }
+}
+
+/// The context a branch's sink is polled in: its role is its output.
+fn role(context: &RunContext, leg: &dyn Leg) -> RunContext {
+    context.with_role(Role::Output(Arc::from(leg.sink_name())))
+}
+
+/// Runs the graph's branches into their sinks, with the dead-letter sinks
+/// alongside, until they end or `cancel` fires. Returns only once every task
+/// the run spawned has ended.
 ///
 /// The run's sinks are all-or-nothing together, in four phases:
-/// 1. *open*: every sink (main and dead letters) is made ready, so a
-///    destination that cannot be written fails the run before any record is
-///    read;
-/// 2. *flow*: the source is drained through every stage into the sink, rejects
-///    into the dead-letter sinks;
-/// 3. *prepare*: the dead-letter sinks are closed, then, if all went well, the
-///    main sink: a file sink flushes and syncs its temporary file and stages
-///    it with the run; a user's own sink sees `close` only now, after every
-///    other sink succeeded;
+/// 1. *open*: every sink (every branch's and the dead letters) is made ready,
+///    so a destination that cannot be written fails the run before any record
+///    is read;
+/// 2. *flow*: the sources are drained through every stage into the sinks
+///    (the fan-out drivers feeding the branches), rejects into the dead-letter
+///    sinks; a failure anywhere stops every branch, but for an isolated branch,
+///    which is abandoned alone;
+/// 3. *prepare*: the dead-letter sinks are closed, then, if all went well, each
+///    branch's sink: a file sink flushes and syncs its temporary file and
+///    stages it with the run; a user's own sink sees `close` only now, after
+///    every branch drained;
 /// 4. *commit*: every staged output is renamed into place if the run
 ///    succeeded; if it failed, only the dead letters are (they explain the
 ///    failure), the rest are removed; if it was cancelled, nothing is.
-async fn drive<S, K>(
-    stream: S,
-    sink: K,
-    sink_stage: Arc<StageMetrics>,
+async fn drive(
+    mut legs: Vec<Box<dyn Leg>>,
+    branches: Vec<usize>,
     stages: Stages,
-    tasks: RunContext,
     cancel: CancellationToken,
-) -> (Result<()>, bool)
-where
-    S: Source,
-    K: Sink<Batch<S::Record>, Error = Error>,
-{
-    let mut sink = Box::pin(sink);
-    let main_role = tasks.with_role(Role::Output(Arc::from(sink_stage.name())));
-    let dead_letter_role = tasks.with_role(Role::DeadLetters);
-    // Records the sink took but has not confirmed: abandoned if the run ends
-    // any other way than the sink closing (an error, or a cancel).
-    let mut unconfirmed = Unconfirmed {
-        stage: &sink_stage,
-        count: 0,
+) -> Outcome {
+    let context = RunContext::new();
+    context
+        .scope(drive_in(&mut legs, branches, stages, &context, cancel))
+        .await
+}
+
+async fn drive_in(
+    legs: &mut Vec<Box<dyn Leg>>,
+    branches: Vec<usize>,
+    stages: Stages,
+    context: &RunContext,
+    cancel: CancellationToken,
+) -> Outcome {
+    let dead_letter_role = context.with_role(Role::DeadLetters);
+    let fail = |e: Error| Outcome {
+        result: Err(e),
+        cancelled: false,
+        isolated: Vec::new(),
     };
-    let mut cancelled = false;
 
     // 1. Open.
-    let drivers: Result<Vec<_>> = stages
-        .dead_letters()
-        .iter()
-        .map(|d| d.take_driver())
-        .collect();
-    let mut drivers = match drivers {
+    let (drivers, dead_letters) = match stages.start(&branches) {
+        Ok(started) => started,
+        Err(e) => return fail(e),
+    };
+    let dead_letters: Result<Vec<_>> = dead_letters.iter().map(|d| d.take_driver()).collect();
+    let mut dead_letters = match dead_letters {
         Ok(drivers) => drivers,
-        Err(e) => return (Err(e.with_stage("dead letters")), false),
+        Err(e) => return fail(e.with_stage("dead letters")),
     };
     let open_all = futures::future::try_join(
-        main_role.scope(open(sink.as_mut(), &sink_stage)),
+        try_join_all(legs.iter_mut().map(|leg| {
+            let role = role(context, &**leg);
+            role.scope(leg.open())
+        })),
         dead_letter_role.scope(try_join_all(
-            drivers
+            dead_letters
                 .iter_mut()
                 .map(|d| async { d.open().await.map_err(|e| e.with_stage("dead letters")) }),
         )),
@@ -268,45 +505,48 @@ where
     };
     if let Err(e) = opened {
         // Nothing was read; every sink is dropped, nothing committed.
+        drop(dead_letters);
         drop(drivers);
-        drop(sink);
-        tasks.wait_all().await;
-        tasks.commits().commit(false, false).ok();
-        return match e {
-            Some(e) => (Err(e), false),
-            None => (Ok(()), true),
+        legs.clear();
+        context.wait_all().await;
+        context.commits().commit(false, false).ok();
+        return Outcome {
+            cancelled: e.is_none(),
+            result: e.map_or(Ok(()), Err),
+            isolated: Vec::new(),
         };
     }
 
     // 2. Flow.
-    let (done_tx, done_rx): (Vec<_>, Vec<_>) =
-        drivers.iter().map(|_| oneshot::channel::<()>()).unzip();
-    let rejects = dead_letter_role.scope(try_join_all(drivers.into_iter().zip(done_rx).map(
+    let (done_tx, done_rx): (Vec<_>, Vec<_>) = dead_letters
+        .iter()
+        .map(|_| oneshot::channel::<()>())
+        .unzip();
+    let rejects = dead_letter_role.scope(try_join_all(dead_letters.into_iter().zip(done_rx).map(
         |(d, done)| async move { d.run(done).await.map_err(|e| e.with_stage("dead letters")) },
     )));
+    let mut isolated = Vec::new();
+    let mut cancelled = false;
     let pipeline = async {
-        let run = main_role.scope(forward(
-            stream,
-            sink.as_mut(),
-            &sink_stage,
-            &mut unconfirmed,
-        ));
+        let run = flow(std::mem::take(legs), drivers, context, &mut isolated);
         // The cancel signal is polled first: polled after the run, it would find
         // tokio's cooperative budget spent by the run every time.
         let result = match select(pin!(cancel.cancelled()), pin!(run)).await {
-            Either::Right((result, _)) => result.and_then(|()| stages.check_max_errors()),
+            Either::Right((result, _)) => {
+                result.and_then(|done| stages.check_max_errors().map(|()| done))
+            }
             Either::Left(((), _)) => {
                 // The run future, a temporary of this statement, is dropped at
-                // its end, with the pipeline: nothing more is read.
+                // its end, with every branch: nothing more is read.
                 cancelled = true;
-                Ok(())
+                Ok(Vec::new())
             }
         };
         // A task may not have seen its abort yet and still reject records (a
         // stage upstream of a buffer, after a `take` ended the run): wait for
         // every task to end before the dead-letter sinks stop taking rejects,
         // so none counted is lost.
-        tasks.wait().await;
+        context.wait().await;
         drop(done_tx);
         result
     };
@@ -317,26 +557,32 @@ where
     let result = match select(pin!(pipeline), pin!(rejects)).await {
         Either::Left((result, rejects)) => {
             let rejected = rejects.await;
-            result.and(rejected.map(drop))
+            rejected.map(drop).and(result)
         }
         Either::Right((Ok(_), pipeline)) => pipeline.await,
         Either::Right((Err(e), _pipeline)) => Err(e),
     };
 
-    // 3. Prepare: the main sink is closed last, once everything else succeeded.
+    // 3. Prepare: the branches' sinks are closed last, once everything else
+    // succeeded, one after the other.
     let result = match result {
-        Ok(()) if !cancelled => {
-            main_role
-                .scope(close(sink.as_mut(), &sink_stage, &mut unconfirmed))
-                .await
+        Ok(mut done) if !cancelled => {
+            let mut closed = Ok(());
+            for leg in &mut done {
+                let role = role(context, &**leg);
+                closed = role.scope(leg.close()).await;
+                if closed.is_err() {
+                    break;
+                }
+            }
+            drop(done);
+            closed
         }
-        other => other,
+        other => other.map(drop),
     };
-    drop(unconfirmed);
-    drop(sink);
     // Wait for every task to end (a file writer removing what it abandoned)
     // so nothing outlives the run.
-    tasks.wait_all().await;
+    context.wait_all().await;
 
     // 4. Commit. On a blocking thread, which runs to its end even if the run
     // is aborted meanwhile: a commit once begun is never cut halfway.
@@ -345,8 +591,8 @@ where
     // cancelled run commits nothing at all, and so does a run refused for
     // using a file twice (its dead-letter file may be the very input it
     // refused to overwrite).
-    let keep_dead_letters = !cancelled && !tasks.claims().refused();
-    let commits = tasks.clone();
+    let keep_dead_letters = !cancelled && !context.claims().refused();
+    let commits = context.clone();
     let committed =
         tokio::task::spawn_blocking(move || commits.commits().commit(succeeded, keep_dead_letters))
             .await
@@ -359,7 +605,69 @@ where
         }
         (result, Ok(())) => result,
     };
-    (result, cancelled)
+    Outcome {
+        result,
+        cancelled,
+        isolated,
+    }
+}
+
+/// The flow phase: every branch drained into its sink (without closing it)
+/// while the fan-out drivers feed them. Returns the branches that finished,
+/// to be closed; the first failure (but an isolated branch's, kept in
+/// `isolated`) ends it, dropping every other branch and driver.
+///
+/// One branch runs right here, as a linear pipeline always has; several run
+/// as tasks of their own, so branches work in parallel.
+async fn flow(
+    legs: Vec<Box<dyn Leg>>,
+    drivers: Vec<BoxFuture<'static, Result<()>>>,
+    context: &RunContext,
+    isolated: &mut Vec<Error>,
+) -> Result<Vec<Box<dyn Leg>>> {
+    type Running = BoxFuture<'static, Result<(Option<Box<dyn Leg>>, Result<()>)>>;
+    let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
+    for driver in drivers {
+        let task = Spawned(context.spawn(context.scope(driver)));
+        running.push(
+            async move {
+                let result = task.await.unwrap_or_else(|e| Err(join_error(e, "fan-out")));
+                Ok((None, result))
+            }
+            .boxed(),
+        );
+    }
+    let parallel = legs.len() > 1;
+    for mut leg in legs {
+        let role = role(context, &*leg);
+        let branch = async move {
+            let result = leg.flow().await;
+            (Some(leg), result)
+        };
+        if parallel {
+            let task = Spawned(context.spawn(role.scope(branch)));
+            running.push(async move { task.await.map_err(|e| join_error(e, "branch")) }.boxed());
+        } else {
+            running.push(role.scope(branch).map(Ok).boxed());
+        }
+    }
+    let mut done = Vec::new();
+    while let Some(finished) = running.next().await {
+        match finished? {
+            (Some(leg), Ok(())) => done.push(leg),
+            (Some(leg), Err(e)) if leg.isolated() => {
+                let e = e.with_stage(leg.sink_name());
+                tracing::warn!(error = %e, "an isolated branch failed; the others go on");
+                // Dropped without close: its sink commits nothing, and what it
+                // held counts as abandoned.
+                drop(leg);
+                isolated.push(e);
+            }
+            (_, Err(e)) => return Err(e),
+            (None, Ok(())) => {}
+        }
+    }
+    Ok(done)
 }
 
 /// Waits for the sink to be ready, before any record is read: a sink that opens
@@ -375,16 +683,13 @@ where
 }
 
 /// Closes the sink once the run has succeeded: what it took is confirmed.
-async fn close<K, T>(
-    mut sink: Pin<&mut K>,
-    stage: &StageMetrics,
-    unconfirmed: &mut Unconfirmed<'_>,
-) -> Result<()>
+async fn close<K, T>(mut sink: Pin<&mut K>, unconfirmed: &mut Unconfirmed) -> Result<()>
 where
     K: Sink<Batch<T>, Error = Error> + ?Sized,
 {
+    let stage = unconfirmed.stage.clone();
     poll_fn(|cx| {
-        guard(stage, || sink.as_mut().poll_close(cx))?.map_err(|e| e.with_stage(stage.name()))
+        guard(&stage, || sink.as_mut().poll_close(cx))?.map_err(|e| e.with_stage(stage.name()))
     })
     .await?;
     unconfirmed.confirm();
@@ -399,8 +704,7 @@ where
 async fn forward<S, K, T>(
     stream: S,
     mut sink: Pin<&mut K>,
-    stage: &StageMetrics,
-    unconfirmed: &mut Unconfirmed<'_>,
+    unconfirmed: &mut Unconfirmed,
 ) -> Result<()>
 where
     S: futures::Stream<Item = Result<Batch<T>>>,
@@ -408,18 +712,19 @@ where
 {
     let mut stream = pin!(stream);
     let mut next: Option<Batch<T>> = None;
+    let stage = unconfirmed.stage.clone();
     let sink_error = |e: Error| e.with_stage(stage.name());
     poll_fn(|cx| {
         loop {
             if next.is_some() {
-                match guard(stage, || sink.as_mut().poll_ready(cx))? {
+                match guard(&stage, || sink.as_mut().poll_ready(cx))? {
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(sink_error(e))),
                     Poll::Pending => return Poll::Pending,
                 }
                 let batch = next.take().expect("checked above");
                 let start = Instant::now();
-                let sent = guard(stage, || sink.as_mut().start_send(batch))?;
+                let sent = guard(&stage, || sink.as_mut().start_send(batch))?;
                 stage.busy_since(start);
                 sent.map_err(sink_error)?;
             }
@@ -440,7 +745,7 @@ where
                 Poll::Ready(None) => return Poll::Ready(Ok(())),
                 Poll::Pending => {
                     if unconfirmed.count > 0 {
-                        match guard(stage, || sink.as_mut().poll_flush(cx))? {
+                        match guard(&stage, || sink.as_mut().poll_flush(cx))? {
                             Poll::Ready(Ok(())) => unconfirmed.confirm(),
                             Poll::Ready(Err(e)) => return Poll::Ready(Err(sink_error(e))),
                             Poll::Pending => {}
@@ -455,12 +760,12 @@ where
 }
 
 /// Records the sink has taken but not yet confirmed written.
-struct Unconfirmed<'a> {
-    stage: &'a StageMetrics,
+struct Unconfirmed {
+    stage: Arc<StageMetrics>,
     count: usize,
 }
 
-impl Unconfirmed<'_> {
+impl Unconfirmed {
     /// The sink flushed or closed: what it took counts as its output.
     fn confirm(&mut self) {
         self.stage.records_confirmed(self.count);
@@ -468,7 +773,7 @@ impl Unconfirmed<'_> {
     }
 }
 
-impl Drop for Unconfirmed<'_> {
+impl Drop for Unconfirmed {
     fn drop(&mut self) {
         self.stage.abandon(self.count);
     }
@@ -478,6 +783,15 @@ impl<S, K> fmt::Debug for Runnable<S, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runnable")
             .field("pipeline", &self.pipeline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Graph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sinks: Vec<String> = self.legs.iter().map(|l| l.sink_name()).collect();
+        f.debug_struct("Graph")
+            .field("sinks", &sinks)
             .finish_non_exhaustive()
     }
 }

@@ -191,6 +191,20 @@ where
     }
 }
 
+/// The context of the run a stage is polled in, found on first use (stages are
+/// built before their run exists): the current run's, or outside any run (a
+/// stream polled by hand) a context of its own.
+#[derive(Debug, Default)]
+pub(crate) struct LazyContext(std::sync::OnceLock<RunContext>);
+
+impl std::ops::Deref for LazyContext {
+    type Target = RunContext;
+
+    fn deref(&self) -> &RunContext {
+        self.0.get_or_init(|| current().unwrap_or_default())
+    }
+}
+
 /// Aborts a task when dropped, so dropping a stage stops the work behind it.
 #[derive(Debug)]
 pub(crate) struct AbortOnDrop(pub(crate) AbortHandle);

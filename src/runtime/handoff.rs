@@ -117,6 +117,27 @@ impl<T> Giver<T> {
         Poll::Ready(Ok(()))
     }
 
+    /// Queues the item if there is room, without waiting: `Err` gives it back,
+    /// with whether the receiver is gone (rather than the channel full).
+    pub(crate) fn try_give(&self, item: T) -> Result<(), (T, bool)> {
+        let mut state = self.shared.lock();
+        if state.receiver_gone {
+            return Err((item, true));
+        }
+        if state.items.len() == state.capacity {
+            return Err((item, false));
+        }
+        state.items.push_back(item);
+        let receiver = if state.items.len() >= state.capacity.div_ceil(2) {
+            state.receiver.take()
+        } else {
+            None
+        };
+        drop(state);
+        wake(receiver);
+        Ok(())
+    }
+
     /// Wakes the receiver if it waits while items are queued: the producer
     /// has nothing more at hand for now.
     pub(crate) fn flush(&self) {
@@ -162,6 +183,20 @@ impl<T> Taker<T> {
                 Poll::Pending
             }
         }
+    }
+}
+
+impl<T> Taker<T> {
+    /// Stops taking: the giver's next give fails. Returns what was queued, so
+    /// the stage can count it.
+    pub(crate) fn close(&mut self) -> std::collections::VecDeque<T> {
+        let mut state = self.shared.lock();
+        state.receiver_gone = true;
+        let items = std::mem::take(&mut state.items);
+        let sender = state.sender.take();
+        drop(state);
+        wake(sender);
+        items
     }
 }
 

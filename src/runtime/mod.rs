@@ -8,7 +8,8 @@ mod handoff;
 
 pub(crate) use commit::Staged;
 pub(crate) use context::{
-    AbortOnDrop, Role, RunContext, Spawned, current, spawn_blocking_detached, spawn_blocking_in_run,
+    AbortOnDrop, LazyContext, Role, RunContext, Spawned, current, spawn_blocking_detached,
+    spawn_blocking_in_run,
 };
 pub(crate) use edge::bounded;
 pub(crate) use handoff::{Giver, Taker, handoff};

@@ -1,0 +1,361 @@
+//! The graph operators of the [`Pipeline`] builder: fan-out (`tee`,
+//! `partition`, `route`, `tap`), fan-in (`merge`, `chain`) and `isolate`.
+
+use std::fmt;
+
+use futures::FutureExt;
+
+use super::fan_out::{Branch, Split, fan_out};
+use super::merge::Merge;
+use super::route::{Partition, Route};
+use super::tap::{Tap, tap};
+use super::tee::Tee;
+use crate::Pipeline;
+use crate::metrics::RecordErrors;
+use crate::source::Source;
+
+/// What [`Pipeline::tap`] returns: the main path and the side branch.
+pub type Tapped<S> = (
+    Pipeline<Tap<S, <S as Source>::Record>>,
+    Pipeline<Branch<<S as Source>::Record>>,
+);
+
+impl<S: Source> Pipeline<S> {
+    /// Ends this pipeline in a fan-out of `N` outputs fed by one driver task,
+    /// `split` sharing out each batch.
+    fn fan_out<const N: usize, P>(
+        mut self,
+        kind: &'static str,
+        record_errors: RecordErrors,
+        split: P,
+    ) -> [Pipeline<Branch<S::Record>>; N]
+    where
+        P: Split<S::Record>,
+    {
+        let stage = self.add_stage(kind, record_errors);
+        let Pipeline {
+            stream,
+            stages,
+            branches,
+            isolated,
+            ..
+        } = self;
+        let (outputs, driver) = fan_out(stream, N, split, stage.clone());
+        stages.add_driver(driver.boxed());
+        let outputs: Vec<Pipeline<Branch<S::Record>>> = outputs
+            .into_iter()
+            .enumerate()
+            .map(|(i, output)| {
+                let mut reached = branches.clone();
+                reached.push(stages.add_branch(&stage, i));
+                Pipeline {
+                    stream: output,
+                    stages: stages.clone(),
+                    last: stage.clone(),
+                    branches: reached,
+                    isolated,
+                }
+            })
+            .collect();
+        match outputs.try_into() {
+            Ok(outputs) => outputs,
+            Err(_) => unreachable!("fan_out makes N outputs"),
+        }
+    }
+
+    /// Broadcasts every record to each of `N` branches (`let [a, b] =
+    /// pipeline.tee();`), each then built on as a pipeline of its own and
+    /// ended in a sink; the branches run together, joined with
+    /// [`and`](crate::Runnable::and).
+    ///
+    /// - **Emits** each batch to every branch, in order: a clone for each but
+    ///   the last branch, which gets the batch itself (`expanded` counts the
+    ///   copies).
+    /// - **Backpressures** when any branch is full (4 batches): the slowest
+    ///   branch sets the pace, so nothing is lost and memory stays bounded.
+    /// - **Completes** when its input ends: every branch then ends.
+    /// - **Cancels** with the run; a branch that ends early (a `take`) stops
+    ///   receiving and the others go on; when every branch has ended, the
+    ///   input is read no further.
+    ///
+    /// The tee runs as a task of its own, each branch as another, so branches
+    /// work in parallel.
+    ///
+    /// # Panics
+    ///
+    /// If `N` is 0.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let (all, big) = (Collected::new(), Collected::new());
+    /// let [a, b] = Pipeline::from(source::iter(1..=5u32)).tee();
+    /// a.to(sink::collect(&all))
+    ///     .and(b.filter(|x| *x > 3).to(sink::collect(&big)))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(all.to_vec(), vec![1, 2, 3, 4, 5]);
+    /// assert_eq!(big.to_vec(), vec![4, 5]);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn tee<const N: usize>(self) -> [Pipeline<Branch<S::Record>>; N]
+    where
+        S::Record: Clone,
+    {
+        assert!(N > 0, "tee: at least one branch is needed");
+        self.fan_out("tee", RecordErrors::Never, Tee)
+    }
+
+    /// Splits the records in two branches: `[matching, rest]`, those for which
+    /// `predicate` holds and the others. Every record goes to exactly one.
+    ///
+    /// - **Emits** each batch's matching records to the first branch and the
+    ///   others to the second, in order (an empty share is not sent).
+    /// - **Backpressures** when the branch a share goes to is full.
+    /// - **Completes** when its input ends; **cancels** with the run; a branch
+    ///   that ended early gets nothing more (its records count as
+    ///   `abandoned`) while the other goes on.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let (small, large) = (Collected::new(), Collected::new());
+    /// let [yes, no] = Pipeline::from(source::iter(vec![5, 50, 7, 70])).partition(|x| *x < 10);
+    /// let report = yes
+    ///     .to(sink::collect(&small))
+    ///     .and(no.to(sink::collect(&large)))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!((small.to_vec(), large.to_vec()), (vec![5, 7], vec![50, 70]));
+    /// assert_eq!(report.stage("partition#1").unwrap().records_out, 4);
+    /// # Ok(()) }
+    /// ```
+    pub fn partition<F>(self, predicate: F) -> [Pipeline<Branch<S::Record>>; 2]
+    where
+        F: FnMut(&S::Record) -> bool + Send + 'static,
+    {
+        self.fan_out("partition", RecordErrors::Never, Partition { predicate })
+    }
+
+    /// Sends each record to branch `key(&record)` of `N` (`let [a, b, c] =
+    /// pipeline.route(|r| ...);`). Every record goes to exactly one branch; a
+    /// key of `N` or more is a record-level error under the stage's
+    /// [`ErrorPolicy`](crate::ErrorPolicy) (abort by default; skip, dead
+    /// letters), never a silent drop. Set the policy with `on_error` on any of
+    /// the branches before another stage is added to it, or with
+    /// `default_policy`.
+    ///
+    /// - **Emits** each batch's records to their branches, in order (an empty
+    ///   share is not sent).
+    /// - **Backpressures** when the branch a share goes to is full.
+    /// - **Completes** when its input ends; **cancels** with the run; a branch
+    ///   that ended early gets nothing more (its records count as
+    ///   `abandoned`) while the others go on.
+    ///
+    /// # Panics
+    ///
+    /// If `N` is 0.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let outs = [Collected::new(), Collected::new(), Collected::new()];
+    /// let [a, b, c] = Pipeline::from(source::iter(0..9u32)).route(|x| (x % 3) as usize);
+    /// a.to(sink::collect(&outs[0]))
+    ///     .and(b.to(sink::collect(&outs[1])))
+    ///     .and(c.to(sink::collect(&outs[2])))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(outs[1].to_vec(), vec![1, 4, 7]);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn route<const N: usize, F>(self, key: F) -> [Pipeline<Branch<S::Record>>; N]
+    where
+        F: FnMut(&S::Record) -> usize + Send + 'static,
+        S::Record: fmt::Debug,
+    {
+        assert!(N > 0, "route: at least one branch is needed");
+        self.fan_out("route", RecordErrors::NotRetryable, Route { key })
+    }
+
+    /// Passes every record on and offers a copy of each batch to a side
+    /// branch, lossy: `(main, side)`. The side branch never holds the main
+    /// path back; a copy that finds it full (4 batches) is dropped and counted
+    /// in the stage's `dropped`. For monitoring, sampling, previews.
+    ///
+    /// - **Emits** each batch on the main path as it comes, and a copy to the
+    ///   side branch if it has room.
+    /// - **Backpressures** only with the main path; never because of the side.
+    /// - **Completes** when its input ends: both paths end; **cancels** with
+    ///   the run.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let (out, seen) = (Collected::new(), Collected::new());
+    /// let (main, side) = Pipeline::from(source::iter(1..=3)).tap();
+    /// let report = main
+    ///     .to(sink::collect(&out))
+    ///     .and(side.to(sink::collect(&seen)))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.to_vec(), vec![1, 2, 3]);
+    /// let tap = report.stage("tap#1").unwrap();
+    /// assert_eq!(seen.len() as u64 + tap.dropped, 3); // what the side missed is counted
+    /// # Ok(()) }
+    /// ```
+    pub fn tap(mut self) -> Tapped<S>
+    where
+        S::Record: Clone,
+    {
+        let stage = self.add_stage("tap", RecordErrors::Never);
+        let mut reached = self.branches.clone();
+        reached.push(self.stages.add_branch(&stage, 1));
+        let (stages, isolated) = (self.stages.clone(), self.isolated);
+        let mut side = None;
+        let main = self.with(|upstream| {
+            let (main, branch) = tap(upstream, stage.clone());
+            side = Some(branch);
+            main
+        });
+        let side = Pipeline {
+            stream: side.expect("made with the main path"),
+            stages,
+            last: stage,
+            branches: reached,
+            isolated,
+        };
+        (main, side)
+    }
+
+    /// Merges another pipeline's records into this one's, batches interleaved
+    /// as they come: two branches of one graph (a diamond after a `tee` or
+    /// `partition`) or two sources.
+    ///
+    /// - **Emits** each batch of either input as it comes; fair: each poll
+    ///   starts with the input the previous one did not, so neither starves.
+    ///   Order is kept within each input, not across them.
+    /// - **Backpressures** both inputs when downstream is slow.
+    /// - **Completes** when both inputs have ended; **cancels** both with the
+    ///   run.
+    ///
+    /// # Panics
+    ///
+    /// If the two were built apart and a stage name the user gave in one is
+    /// taken in the other.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let out = Collected::new();
+    /// let eu = Pipeline::from(source::iter(vec![1, 2]));
+    /// let us = Pipeline::from(source::iter(vec![10, 20]));
+    /// let report = eu.merge(us).to(sink::collect(&out)).run().await?;
+    /// let mut got = out.to_vec();
+    /// got.sort();
+    /// assert_eq!(got, vec![1, 2, 10, 20]);
+    /// assert_eq!(report.records_in(), 4); // summed over both sources
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn merge<S2>(self, other: Pipeline<S2>) -> Pipeline<Merge<S, S2>>
+    where
+        S2: Source<Record = S::Record>,
+    {
+        self.fan_in("merge", other, false)
+    }
+
+    /// Reads this pipeline to its end, then `other`: the second source is
+    /// opened only when the first has ended.
+    ///
+    /// - **Emits** this input's batches, then the other's, in order.
+    /// - **Backpressures** the input being read.
+    /// - **Completes** when both have ended; **cancels** with the run.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let out = Collected::new();
+    /// Pipeline::from(source::iter(vec![1, 2]))
+    ///     .chain(Pipeline::from(source::iter(vec![3])))
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.to_vec(), vec![1, 2, 3]);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn chain<S2>(self, other: Pipeline<S2>) -> Pipeline<Merge<S, S2>>
+    where
+        S2: Source<Record = S::Record>,
+    {
+        self.fan_in("chain", other, true)
+    }
+
+    #[track_caller]
+    fn fan_in<S2>(
+        self,
+        kind: &'static str,
+        other: Pipeline<S2>,
+        in_order: bool,
+    ) -> Pipeline<Merge<S, S2>> {
+        self.stages.join(&other.stages);
+        let stage = self.stages.add(
+            kind,
+            vec![self.last.clone(), other.last.clone()],
+            RecordErrors::Never,
+        );
+        let mut branches = self.branches;
+        branches.extend(other.branches);
+        Pipeline {
+            stream: Merge::new(self.stream, other.stream, in_order, stage.clone()),
+            stages: self.stages,
+            last: stage,
+            branches,
+            isolated: self.isolated || other.isolated,
+        }
+    }
+
+    /// Isolates this branch: a failure in it (in a stage added after the
+    /// fan-out, or in its sink) abandons this branch alone. Its sink commits
+    /// nothing, what it held counts as `abandoned`, the other branches finish
+    /// and commit, and the run ends
+    /// [`CompletedWithErrors`](crate::Status::CompletedWithErrors) with the
+    /// branch's error in [`Report::failed_branches`](crate::Report::failed_branches).
+    /// A failure upstream of the fan-out still fails the whole run.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let out = Collected::new();
+    /// let [main, preview] = Pipeline::from(source::iter(1..=3)).tee();
+    /// let report = main
+    ///     .to(sink::collect(&out))
+    ///     .and(preview.map(|x: i32| 6 / (x - 2)).isolate().to(sink::discard()))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.to_vec(), vec![1, 2, 3]); // the main branch committed
+    /// assert_eq!(report.failed_branches().len(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn isolate(mut self) -> Self {
+        self.isolated = true;
+        self
+    }
+}

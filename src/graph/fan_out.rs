@@ -1,0 +1,229 @@
+//! The one mechanism behind every fan-out (`tee`, `partition`, `route`): a
+//! driver that reads the upstream and hands each output its share of every
+//! batch through a bounded channel, and the [`Branch`] stream each output is
+//! read from.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use futures::Stream;
+use futures::future::poll_fn;
+
+use crate::metrics::StageMetrics;
+use crate::ops::Boundary;
+use crate::ops::failure::{Failures, Outcome};
+use crate::runtime::{Giver, Taker, handoff};
+use crate::{Batch, Error, Result};
+
+/// Batches a branch's channel holds before its fan-out waits for room.
+pub(crate) const BRANCH_CAPACITY: usize = 4;
+
+/// One output of a fan-out: the batches its driver hands it, in order.
+///
+/// Ends when the fan-out's upstream ends. Dropped (its branch ended early or
+/// was abandoned), the batches still queued count as the fan-out's
+/// `abandoned`, and the fan-out stops handing it any.
+///
+/// Made by [`Pipeline::tee`](crate::Pipeline::tee),
+/// [`partition`](crate::Pipeline::partition) and
+/// [`route`](crate::Pipeline::route).
+#[must_use = "streams do nothing unless polled"]
+pub struct Branch<T> {
+    taker: Taker<Batch<T>>,
+    stage: Arc<StageMetrics>,
+}
+
+impl<T> Branch<T> {
+    pub(crate) fn new(taker: Taker<Batch<T>>, stage: Arc<StageMetrics>) -> Self {
+        Branch { taker, stage }
+    }
+}
+
+impl<T> Stream for Branch<T> {
+    type Item = Result<Batch<T>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let batch = ready!(self.taker.poll_take(cx));
+        Poll::Ready(batch.map(|batch| {
+            self.stage.batch_out(batch.len());
+            Ok(batch)
+        }))
+    }
+}
+
+impl<T> Drop for Branch<T> {
+    fn drop(&mut self) {
+        for batch in self.taker.close() {
+            self.stage.abandon(batch.len());
+        }
+    }
+}
+
+impl<T> Boundary for Branch<T> {}
+
+impl<T> fmt::Debug for Branch<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Branch")
+            .field("stage", &self.stage.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a fan-out shares out one batch: `outputs[i]` receives what output `i`
+/// gets (left `None` for nothing); records that can go nowhere (a route's key
+/// out of range) are pushed on `rejects` with their error and text, for the
+/// stage's policy.
+pub(crate) trait Split<T>: Send + 'static {
+    fn split(
+        &mut self,
+        batch: Batch<T>,
+        outputs: &mut [Option<Batch<T>>],
+        rejects: &mut Vec<(Error, Option<String>)>,
+    );
+}
+
+/// Makes `n` outputs and the driver feeding them from `upstream`, sharing
+/// out every batch with `split`.
+pub(crate) fn fan_out<S, T, P>(
+    upstream: S,
+    n: usize,
+    split: P,
+    stage: Arc<StageMetrics>,
+) -> (
+    Vec<Branch<T>>,
+    impl Future<Output = Result<()>> + Send + 'static,
+)
+where
+    S: Stream<Item = Result<Batch<T>>> + Send + 'static,
+    T: Send + 'static,
+    P: Split<T>,
+{
+    let (givers, branches): (Vec<_>, Vec<_>) = (0..n)
+        .map(|_| {
+            let (giver, taker) = handoff(BRANCH_CAPACITY);
+            (
+                giver,
+                Branch {
+                    taker,
+                    stage: stage.clone(),
+                },
+            )
+        })
+        .unzip();
+    (branches, drive(upstream, givers, split, stage))
+}
+
+/// The outputs of one batch not yet handed over: counted as abandoned if the
+/// driver is dropped (the run failed or was cancelled) with them in hand.
+struct InHand<'a, T> {
+    outputs: Vec<Option<Batch<T>>>,
+    stage: &'a StageMetrics,
+}
+
+impl<T> Drop for InHand<'_, T> {
+    fn drop(&mut self) {
+        for batch in self.outputs.iter_mut().filter_map(Option::take) {
+            self.stage.abandon(batch.len());
+        }
+    }
+}
+
+async fn drive<S, T, P>(
+    upstream: S,
+    givers: Vec<Giver<Batch<T>>>,
+    mut split: P,
+    stage: Arc<StageMetrics>,
+) -> Result<()>
+where
+    S: Stream<Item = Result<Batch<T>>>,
+    P: Split<T>,
+{
+    let mut upstream = pin!(upstream);
+    let mut givers: Vec<Option<Giver<Batch<T>>>> = givers.into_iter().map(Some).collect();
+    let mut failures = Failures::default();
+    let mut rejects = Vec::new();
+    let mut in_hand = InHand {
+        outputs: (0..givers.len()).map(|_| None).collect(),
+        stage: &stage,
+    };
+    loop {
+        if givers.iter().all(Option::is_none) {
+            // Every branch ended early (a `take` in each): read no further.
+            return Ok(());
+        }
+        let next = poll_fn(|cx| {
+            // Stages catch panics in user code themselves; this catches one
+            // from a hand-written upstream stream, so it cannot pass for a
+            // clean end of the data.
+            match catch_unwind(AssertUnwindSafe(|| upstream.as_mut().poll_next(cx))) {
+                Ok(Poll::Pending) => {
+                    // Nothing more at hand: what is queued goes now.
+                    givers.iter().flatten().for_each(Giver::flush);
+                    Poll::Pending
+                }
+                Ok(Poll::Ready(item)) => Poll::Ready(Ok(item)),
+                Err(payload) => Poll::Ready(Err(Error::panic(payload).with_stage(stage.name()))),
+            }
+        })
+        .await?;
+        let batch = match next {
+            None => return Ok(()),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(batch)) => batch,
+        };
+        stage.batch_in(batch.len());
+        split.split(batch, &mut in_hand.outputs, &mut rejects);
+        let failed = std::mem::take(&mut rejects);
+        let mut left = failed.len();
+        for (error, text) in failed {
+            left -= 1;
+            match failures.handle(&stage, error, 1, false, || text) {
+                Outcome::Dropped => poll_fn(|cx| failures.poll_flush(cx))
+                    .await
+                    .map_err(|e| e.with_stage(stage.name()))?,
+                Outcome::Abort(e) => {
+                    // The record goes nowhere: the run ends on it, and on
+                    // the failed records after it.
+                    stage.abandon(1 + left);
+                    return Err(e);
+                }
+                Outcome::Retry(_) => unreachable!("a split is not retried"),
+            }
+        }
+        for (output, giver) in in_hand.outputs.iter_mut().zip(givers.iter_mut()) {
+            let Some(batch) = output.as_ref() else {
+                continue;
+            };
+            let len = batch.len();
+            let given = match giver {
+                None => false,
+                Some(g) => {
+                    poll_fn(|cx| {
+                        // Spend tokio's cooperative budget as a channel send
+                        // would, so an always-ready upstream cannot keep this
+                        // task from yielding.
+                        let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) else {
+                            g.flush();
+                            return Poll::Pending;
+                        };
+                        let given = ready!(g.poll_give(cx, output));
+                        coop.made_progress();
+                        Poll::Ready(given)
+                    })
+                    .await
+                    .is_ok()
+                }
+            };
+            if !given {
+                // The branch is gone (it ended early, or an isolated branch
+                // failed): what it would have had is abandoned here.
+                *giver = None;
+                output.take();
+                stage.abandon(len);
+            }
+        }
+    }
+}
