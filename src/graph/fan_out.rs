@@ -174,8 +174,12 @@ where
             Some(Err(e)) => return Err(e),
             Some(Ok(batch)) => batch,
         };
-        stage.batch_in(batch.len());
+        let len = batch.len();
+        stage.batch_in(len);
         split.split(batch, &mut in_hand.outputs, &mut rejects);
+        let out: usize = in_hand.outputs.iter().flatten().map(|b| b.len()).sum();
+        // Copies made (a tee): counted as the stage's expansion.
+        stage.expand((out + rejects.len()).saturating_sub(len));
         let failed = std::mem::take(&mut rejects);
         let mut left = failed.len();
         for (error, text) in failed {

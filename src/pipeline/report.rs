@@ -238,7 +238,7 @@ impl fmt::Display for Report {
         let put_aside = self.skipped() + self.dead_lettered();
         match &self.status {
             Status::Completed | Status::CompletedWithErrors => {
-                let how = if put_aside > 0 {
+                let how = if put_aside > 0 || !self.failed_branches.is_empty() {
                     "completed with errors"
                 } else {
                     "completed"
@@ -261,6 +261,9 @@ impl fmt::Display for Report {
                     write!(f, "{})", parts.join(", "))?;
                 }
                 writeln!(f)?;
+                for e in &self.failed_branches {
+                    writeln!(f, "  isolated branch failed, its output not committed: {e}")?;
+                }
             }
             Status::Failed(_) | Status::Cancelled => {
                 let how = if self.is_failed() {

@@ -113,6 +113,32 @@ where
     S: Source,
     K: Sink<Batch<S::Record>, Error = Error> + Send + 'static,
 {
+    /// Renames the sink stage (`sink`, or `sink#N` after the first), for
+    /// errors and the [`Report`].
+    ///
+    /// # Panics
+    ///
+    /// If another stage of the run already has that name.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let report = Pipeline::from(source::iter(0..3))
+    ///     .to(sink::discard())
+    ///     .name("nowhere")
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(report.stage("nowhere").unwrap().records_in, 3);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn name(self, name: impl Into<String>) -> Self {
+        self.pipeline.stages.rename(&self.sink_stage, name.into());
+        self
+    }
+
     /// Runs this branch together with `other` (another branch of the same
     /// graph, or an independent pipeline) as one [`Graph`]: one completion
     /// point, one [`Report`], outputs committed together.
