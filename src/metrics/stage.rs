@@ -278,6 +278,31 @@ impl Counters {
         }
     }
 
+    /// Accounts for what a stage whose records cannot be followed one by one
+    /// (a user's stream adapter) still holds: at its end, as `filtered` (or,
+    /// if it gave more than it took, `expanded`); dropped early
+    /// (`abandoned`), as `abandoned`.
+    pub(crate) fn settle(&self, abandoned: bool) {
+        let took = self.records_in.load(Relaxed) + self.expanded.load(Relaxed);
+        let gone = self.records_out.load(Relaxed)
+            + self.filtered.load(Relaxed)
+            + self.skipped.load(Relaxed)
+            + self.dead_lettered.load(Relaxed)
+            + self.dropped.load(Relaxed)
+            + self.abandoned.load(Relaxed);
+        if took > gone {
+            let held = took - gone;
+            let counter = if abandoned {
+                &self.abandoned
+            } else {
+                &self.filtered
+            };
+            counter.fetch_add(held, Relaxed);
+        } else if gone > took && !abandoned {
+            self.expanded.fetch_add(gone - took, Relaxed);
+        }
+    }
+
     /// Counts one more attempt at a failed record.
     pub(crate) fn retry(&self) {
         self.retried.fetch_add(1, Relaxed);

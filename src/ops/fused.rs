@@ -422,6 +422,7 @@ impl<S> Boundary for super::Metered<S> {}
 impl<S, Op> Boundary for super::Transform<S, Op> {}
 impl<S, Op: super::TryOp<T>, T> Boundary for super::TryTransform<S, Op, T> {}
 impl<S, T> Boundary for super::Rebatch<S, T> {}
+impl<S> Boundary for super::Through<S> {}
 impl<S, T> Boundary for super::Buffer<S, T> {}
 impl<S, T, U, F> Boundary for super::MapAsync<S, T, U, F> {}
 impl<S, T, U, F> Boundary for super::MapAsyncUnordered<S, T, U, F> {}

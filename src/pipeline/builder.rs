@@ -8,9 +8,9 @@ use futures::stream::{BoxStream, StreamExt};
 use super::Runnable;
 use crate::metrics::{RecordErrors, StageMetrics, Stages};
 use crate::ops::{
-    BatchOp, Buffer, Filter, FilterMap, FlatMap, Inspect, Map, MapAsync, MapAsyncUnordered,
-    MapBatch, Metered, Rebatch, Take, Transform, TryFilter, TryFlatMap, TryMap, TryMapAsync,
-    TryTransform,
+    BatchOp, Buffer, Counted, Filter, FilterMap, FlatMap, Inspect, Map, MapAsync,
+    MapAsyncUnordered, MapBatch, Metered, Rebatch, Take, Through, Transform, TryFilter, TryFlatMap,
+    TryMap, TryMapAsync, TryTransform,
 };
 use crate::ops::{Fuse, Step};
 use crate::policy::MaxErrors;
@@ -630,6 +630,51 @@ impl<S: Source> Pipeline<S> {
         Op::Out: Send + 'static,
     {
         self.op("transform", op)
+    }
+
+    /// Runs a stream adapter of your own as a stage named `through#N`, with
+    /// its counters and name like any other: `f` gets the pipeline's stream so
+    /// far (a [`Counted`](crate::ops::Counted) stream of batches) and returns
+    /// the stream to go on with, for work the builder has no method for (a
+    /// `futures` or `tokio-stream` combinator, a hand-written adapter).
+    ///
+    /// - **Emits**, **backpressures**, **completes** and **cancels** as the
+    ///   adapter does; the run polls it like any stage.
+    /// - Records it takes count as `records_in`, records it gives as
+    ///   `records_out`; at its end the difference counts as `filtered` (or
+    ///   `expanded`), and if the run ends first, what it held as `abandoned`.
+    ///   A panic in it becomes an error naming the stage; an error it yields
+    ///   ends the run.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    /// use futures::StreamExt;
+    ///
+    /// let out = Collected::new();
+    /// let report = Pipeline::from(source::iter(1..=10u32).batch_size(2))
+    ///     // Keep every other batch, with a plain `futures` combinator.
+    ///     .through(|batches| batches.enumerate().filter_map(|(i, b)| async move {
+    ///         (i % 2 == 0).then_some(b)
+    ///     }))
+    ///     .name("every other batch")
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.to_vec(), vec![1, 2, 5, 6, 9, 10]);
+    /// let stage = report.stage("every other batch").unwrap();
+    /// assert_eq!((stage.records_in, stage.records_out, stage.filtered), (10, 6, 4));
+    /// # Ok(()) }
+    /// ```
+    pub fn through<U, F, S2>(mut self, f: F) -> Pipeline<Through<S2>>
+    where
+        F: FnOnce(Counted<S>) -> S2,
+        S2: futures::Stream<Item = Result<Batch<U>>> + Send + 'static,
+        U: Send + 'static,
+    {
+        let stage = self.add_stage("through", RecordErrors::Never);
+        self.with(|upstream| Through::new(upstream, stage, f))
     }
 
     /// Passes on the first `n` records, then ends the stream: the source is not
