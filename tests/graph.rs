@@ -497,3 +497,32 @@ fn describe_draws_every_stage_and_edge() {
         "{dot}"
     );
 }
+
+#[tokio::test]
+async fn zip_pairs_two_sources_by_position_and_ends_with_the_shorter() {
+    let out = Collected::new();
+    let names = Pipeline::from(source::iter(vec!["a", "b", "c", "d", "e"]).batch_size(2));
+    let numbers = Pipeline::from(source::iter(0..1_000_000u64).batch_size(3));
+    let report = names
+        .zip(numbers)
+        .to(sink::collect(&out))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.to_vec(),
+        vec![("a", 0), ("b", 1), ("c", 2), ("d", 3), ("e", 4)]
+    );
+    // The longer input was read no further than needed.
+    assert!(report.records_in() < 20, "read {}", report.records_in());
+    let zip = report.stage("zip#2").unwrap();
+    assert_eq!((zip.records_out, zip.combined), (5, 5));
+    report.check_accounting().unwrap();
+}
+
+#[test]
+#[should_panic(expected = "zip: both inputs belong to one graph")]
+fn zip_refuses_two_branches_of_one_fan_out() {
+    let [a, b] = Pipeline::from(source::iter(0..10u64)).tee();
+    drop(a.zip(b.filter(|n| n % 2 == 0)));
+}

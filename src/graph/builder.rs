@@ -1,5 +1,6 @@
 //! The graph operators of the [`Pipeline`] builder: fan-out (`tee`,
-//! `partition`, `route`, `tap`), fan-in (`merge`, `chain`) and `isolate`.
+//! `partition`, `route`, `tap`), fan-in (`merge`, `chain`, `zip`) and
+//! `isolate`.
 
 use std::fmt;
 
@@ -10,6 +11,7 @@ use super::merge::Merge;
 use super::route::{Partition, Route};
 use super::tap::{Tap, tap};
 use super::tee::Tee;
+use super::zip::Zip;
 use crate::Pipeline;
 use crate::metrics::RecordErrors;
 use crate::source::Source;
@@ -304,6 +306,68 @@ impl<S: Source> Pipeline<S> {
         S2: Source<Record = S::Record>,
     {
         self.fan_in("chain", other, true)
+    }
+
+    /// Pairs each record with the record at the same position of `other`, an
+    /// independent pipeline (another source): `(mine, theirs)`.
+    ///
+    /// - **Emits** a pair as soon as both sides have a record for it.
+    /// - **Backpressures** both inputs when downstream is slow; reads a side
+    ///   only when it has no record waiting to be paired.
+    /// - **Completes** when either input ends: the other is read no further,
+    ///   and its records waiting for a partner count as `filtered`. The second
+    ///   record of each pair counts as `combined`.
+    /// - **Cancels** both with the run.
+    ///
+    /// # Panics
+    ///
+    /// If `other` is a branch of this pipeline's own graph (say, the other
+    /// output of a `tee`): pairing by position two branches fed by one
+    /// fan-out can deadlock as soon as one side filters (the fan-out waits for
+    /// room on one side while the zip waits for a record on the other), so
+    /// `zip` is only offered for independent inputs. Use `merge` there.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let out = Collected::new();
+    /// let report = Pipeline::from(source::iter(vec!["a", "b", "c"]))
+    ///     .zip(Pipeline::from(source::iter(1..=2)))
+    ///     .to(sink::collect(&out))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.to_vec(), vec![("a", 1), ("b", 2)]); // ends with the shorter
+    /// assert_eq!(report.stage("zip#2").unwrap().filtered, 1); // "c" had no partner
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn zip<S2>(self, other: Pipeline<S2>) -> Pipeline<Zip<S, S2, S::Record, S2::Record>>
+    where
+        S2: Source,
+    {
+        assert!(
+            !self.stages.same_as(&other.stages),
+            "zip: both inputs belong to one graph (branches of one fan-out?); pairing them \
+             by position could deadlock, so zip takes an independent pipeline (another \
+             source); to join branches of one graph, use merge"
+        );
+        self.stages.join(&other.stages);
+        let stage = self.stages.add(
+            "zip",
+            vec![self.last.clone(), other.last.clone()],
+            RecordErrors::Never,
+        );
+        let mut branches = self.branches;
+        branches.extend(other.branches);
+        Pipeline {
+            stream: Zip::new(self.stream, other.stream, stage.clone()),
+            stages: self.stages,
+            last: stage,
+            branches,
+            isolated: self.isolated || other.isolated,
+        }
     }
 
     #[track_caller]

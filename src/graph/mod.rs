@@ -5,7 +5,8 @@
 //! end a pipeline in several [`Branch`]es fed by one driver task through
 //! bounded channels; [`tap`](crate::Pipeline::tap) adds a lossy side branch.
 //! Fan-in operators ([`merge`](crate::Pipeline::merge),
-//! [`chain`](crate::Pipeline::chain)) join two pipelines into one. Each branch
+//! [`chain`](crate::Pipeline::chain), [`zip`](crate::Pipeline::zip)) join two
+//! pipelines into one. Each branch
 //! ends in a sink with [`to`](crate::Pipeline::to), and the branches run
 //! together as one [`Graph`](crate::Graph), joined with
 //! [`and`](crate::Runnable::and): one run context, one completion point, one
@@ -19,6 +20,7 @@ mod merge;
 mod route;
 mod tap;
 mod tee;
+mod zip;
 
 pub use builder::Tapped;
 pub use describe::Format;
@@ -26,3 +28,4 @@ pub(crate) use describe::describe;
 pub use fan_out::Branch;
 pub use merge::Merge;
 pub use tap::Tap;
+pub use zip::Zip;

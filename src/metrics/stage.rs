@@ -192,6 +192,7 @@ impl StageMetrics {
             dead_lettered: c.dead_lettered.load(Relaxed),
             retried: c.retried.load(Relaxed),
             dropped: c.dropped.load(Relaxed),
+            combined: c.combined.load(Relaxed),
             abandoned: c.abandoned.load(Relaxed),
             busy: Duration::from_nanos(c.busy_nanos.load(Relaxed)),
         }
@@ -221,6 +222,7 @@ pub(crate) struct Counters {
     dead_lettered: AtomicU64,
     retried: AtomicU64,
     dropped: AtomicU64,
+    combined: AtomicU64,
     abandoned: AtomicU64,
     busy_nanos: AtomicU64,
 }
@@ -271,6 +273,14 @@ impl Counters {
         }
     }
 
+    /// Counts records combined into another record that goes on (the second
+    /// of each pair a `zip` makes).
+    pub(crate) fn combine(&self, records: usize) {
+        if records > 0 {
+            self.combined.fetch_add(records as u64, Relaxed);
+        }
+    }
+
     /// Counts records a lossy output (a `tap`) dropped because it was full.
     pub(crate) fn drop_records(&self, records: usize) {
         if records > 0 {
@@ -289,6 +299,7 @@ impl Counters {
             + self.skipped.load(Relaxed)
             + self.dead_lettered.load(Relaxed)
             + self.dropped.load(Relaxed)
+            + self.combined.load(Relaxed)
             + self.abandoned.load(Relaxed);
         if took > gone {
             let held = took - gone;
@@ -322,7 +333,7 @@ impl Counters {
 /// What one stage did during a run.
 ///
 /// Every record a stage receives is accounted for:
-/// `records_in + expanded == records_out + filtered + skipped + dead_lettered + dropped + abandoned`
+/// `records_in + expanded == records_out + filtered + skipped + dead_lettered + dropped + combined + abandoned`
 /// once the run has returned (see [`in_flight`](StageStats::in_flight)). `busy` is the time spent in the stage's own work
 /// (user closures included), not time spent waiting for input or for room
 /// downstream.
@@ -366,6 +377,9 @@ pub struct StageStats {
     /// Copies a lossy output ([`tap`](crate::Pipeline::tap)) dropped because
     /// its branch was full.
     pub dropped: u64,
+    /// Records combined into another record that went on: the second of each
+    /// pair a [`zip`](crate::Pipeline::zip) makes.
+    pub combined: u64,
     /// Records the stage still held when the run ended early: a downstream
     /// `take` had its count, the run failed, or it was cancelled.
     pub abandoned: u64,
@@ -390,6 +404,7 @@ impl StageStats {
             - self.skipped as i64
             - self.dead_lettered as i64
             - self.dropped as i64
+            - self.combined as i64
             - self.abandoned as i64
     }
 }

@@ -112,7 +112,7 @@ impl Report {
         match self.stages.iter().find(|s| s.in_flight() != 0) {
             None => Ok(()),
             Some(s) => Err(format!(
-                "stage {:?} does not balance: {} in + {} expanded != {} out + {} filtered + {} skipped + {} dead-lettered + {} abandoned",
+                "stage {:?} does not balance: {} in + {} expanded != {} out + {} filtered + {} skipped + {} dead-lettered + {} dropped + {} combined + {} abandoned",
                 s.name,
                 s.records_in,
                 s.expanded,
@@ -120,6 +120,8 @@ impl Report {
                 s.filtered,
                 s.skipped,
                 s.dead_lettered,
+                s.dropped,
+                s.combined,
                 s.abandoned
             )),
         }
