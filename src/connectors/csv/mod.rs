@@ -23,6 +23,7 @@ mod reading;
 mod row;
 mod sink;
 mod source;
+mod writer;
 
 pub use options::{CsvOptions, DuplicateHeaders, Trim};
 pub use sink::{CsvSink, write, write_records, write_records_to, write_to};
