@@ -1,6 +1,10 @@
 //! The CSV writer of one output: typed records through serde, dynamic
 //! [`Record`]s from their values; errors naming the file and the record. Made
-//! from a sink's options for an output it has opened.
+//! from the sink's options for each output it opens (one for [`write()`],
+//! one per partition file for [`write_partitioned`]).
+//!
+//! [`write()`]: super::write
+//! [`write_partitioned`]: super::write_partitioned
 
 use std::any::Any;
 use std::fmt::Write as _;
