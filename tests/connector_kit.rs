@@ -35,7 +35,10 @@ fn row(i: usize) -> Row {
 
 /// `row(i)` as a record of text columns, as `csv::read_records` makes it.
 fn text_record(i: usize) -> Record {
-    let r = row(i);
+    text_record_of(row(i))
+}
+
+fn text_record_of(r: Row) -> Record {
     let schema = Arc::new(Schema::strings(["id", "name", "score"]));
     Record::new(
         schema,
@@ -368,6 +371,28 @@ async fn csv_write_append() {
         row,
         |path| csv::write::<Row>(path).append(),
         read_csv,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn csv_write_partitioned() {
+    kit::check_partitioned_sink(
+        "csv::write_partitioned",
+        row,
+        |dir| csv::write_partitioned::<Row>(dir),
+        read_csv,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn csv_write_records_partitioned() {
+    kit::check_partitioned_sink(
+        "csv::write_records_partitioned",
+        text_record,
+        |dir| csv::write_records_partitioned(dir),
+        |path| read_csv(path).into_iter().map(text_record_of).collect(),
     )
     .await;
 }

@@ -19,11 +19,14 @@ mod infer;
 mod limit;
 mod options;
 mod parse;
+mod partitioned;
 mod reading;
 mod row;
 mod sink;
 mod source;
+mod writer;
 
 pub use options::{CsvOptions, DuplicateHeaders, Trim};
+pub use partitioned::{PartitionedCsvSink, write_partitioned, write_records_partitioned};
 pub use sink::{CsvSink, write, write_records, write_records_to, write_to};
 pub use source::{CsvSource, read, read_from, read_records, read_records_from};

@@ -1,20 +1,17 @@
 //! The CSV sink: [`write()`], [`write_records`], [`write_to`], [`write_records_to`].
 
-use std::any::Any;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::io::Write;
-use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::CsvOptions;
-use crate::connectors::file::{
-    BatchWriter, Deferred, Output, OutputFile, ends_without_newline, forward_sink_to_state,
-};
-use crate::record::{Record, Schema, Value};
-use crate::{Batch, Error, Position, Result};
+use super::writer::CsvWriter;
+use crate::Result;
+use crate::connectors::file::{Deferred, Output, ends_without_newline, forward_sink_to_state};
+use crate::record::{Record, Schema};
 
 /// Batches waiting for the writer thread.
 const WRITE_AHEAD: usize = 2;
@@ -62,9 +59,10 @@ pub fn write<T: Serialize + Send + 'static>(path: impl AsRef<Path>) -> CsvSink<T
 /// The header is the first record's column names (or those given to
 /// [`schema`](CsvSink::schema), which a run without records writes too); each
 /// value is written as its
-/// [`Display`](Value#impl-Display-for-Value) text, [`Value::Null`] as an empty
-/// field. A record whose column names differ from the first record's fails the
-/// run with an error naming that record. Otherwise as [`write()`]: atomic
+/// [`Display`](crate::record::Value#impl-Display-for-Value) text,
+/// [`Value::Null`](crate::record::Value::Null) as an empty field. A record
+/// whose column names differ from the first record's fails the run with an
+/// error naming that record. Otherwise as [`write()`]: atomic
 /// replacement when the run completes, errors naming the file and the record.
 ///
 /// ```
@@ -172,7 +170,7 @@ impl<T: Serialize + Send + 'static> CsvSink<T> {
                     schema: None,
                 },
                 WRITE_AHEAD,
-                CsvWriter::open,
+                open,
             ),
         }
     }
@@ -430,188 +428,27 @@ impl<T> fmt::Debug for CsvSink<T> {
     }
 }
 
-/// Writes batches on the blocking thread.
-struct CsvWriter<T> {
-    csv: ::csv::Writer<OutputFile>,
-    /// Index of the next record, counting from 0 over the whole run.
-    index: u64,
-    /// Whether a header is still to be written (dynamic records only; for
-    /// typed records the `csv` writer does it).
-    header: bool,
-    /// The first record's schema, once seen; and the last schema found equal
-    /// to it, so a shared `Arc` is checked once.
-    first: Option<Arc<Schema>>,
-    checked: Option<Arc<Schema>>,
-    row: ::csv::ByteRecord,
-    text: String,
-    int: itoa::Buffer,
-    _records: PhantomData<fn(T)>,
-}
-
-impl<T: Serialize + 'static> CsvWriter<T> {
-    fn open(config: Config) -> Result<Self> {
-        let Config {
-            target,
-            append,
-            options,
-            schema,
-        } = config;
-        let output = match target {
-            Target::Path(p) if append => Output::Append(p),
-            Target::Path(p) => Output::Replace(p),
-            Target::Writer(w) => Output::Writer(w),
-        };
-        let header = options.has_headers && !output.has_content();
-        let newline = match &output {
-            Output::Append(path) => ends_without_newline(path)?,
-            _ => false,
-        };
-        let mut out = output.open()?;
-        if newline {
-            out.write_all(b"\n").map_err(|e| out.io_error(e))?;
-        }
-        let mut builder = options.writer_builder();
-        builder.has_headers(header);
-        let csv = builder.from_writer(out);
-        let mut writer = CsvWriter {
-            csv,
-            index: 0,
-            header,
-            first: None,
-            checked: None,
-            row: ::csv::ByteRecord::new(),
-            text: String::new(),
-            int: itoa::Buffer::new(),
-            _records: PhantomData,
-        };
-        if let Some(schema) = schema {
-            writer.start(schema)?;
-        }
-        Ok(writer)
+/// Opens the sink's output (on the writer thread) and makes its writer.
+fn open<T: Serialize + 'static>(config: Config) -> Result<CsvWriter<T>> {
+    let Config {
+        target,
+        append,
+        options,
+        schema,
+    } = config;
+    let output = match target {
+        Target::Path(p) if append => Output::Append(p),
+        Target::Path(p) => Output::Replace(p),
+        Target::Writer(w) => Output::Writer(w),
+    };
+    let header = options.has_headers && !output.has_content();
+    let newline = match &output {
+        Output::Append(path) => ends_without_newline(path)?,
+        _ => false,
+    };
+    let mut out = output.open()?;
+    if newline {
+        out.write_all(b"\n").map_err(|e| out.io_error(e))?;
     }
-
-    fn path(&self) -> Option<&Path> {
-        self.csv.get_ref().path()
-    }
-
-    /// An error about the current record, naming the file and the record.
-    fn error(&self, error: Error) -> Error {
-        let error = error.with_position(Position::new().record(self.index));
-        match self.path() {
-            Some(p) => error.with_path(p),
-            None => error,
-        }
-    }
-
-    fn csv_error(&self, error: ::csv::Error) -> Error {
-        let error = match error.into_kind() {
-            ::csv::ErrorKind::Io(e) => Error::from(e),
-            ::csv::ErrorKind::Serialize(message) => {
-                Error::msg(format!("cannot write the record as CSV: {message}"))
-            }
-            ::csv::ErrorKind::UnequalLengths {
-                expected_len, len, ..
-            } => Error::msg(format!(
-                "the record has {len} fields but the previous one has {expected_len} \
-                 (see `flexible`)"
-            )),
-            other => Error::msg(format!("cannot write the record as CSV: {other:?}")),
-        };
-        self.error(error)
-    }
-
-    /// Takes `schema` as the records' columns, writing the header if one is
-    /// due.
-    fn start(&mut self, schema: Arc<Schema>) -> Result<()> {
-        if self.header {
-            self.header = false;
-            self.row.clear();
-            for name in schema.names() {
-                self.row.push_field(name.as_bytes());
-            }
-            self.csv
-                .write_byte_record(&self.row)
-                .map_err(|e| self.csv_error(e))?;
-        }
-        self.first = Some(schema.clone());
-        self.checked = Some(schema);
-        Ok(())
-    }
-
-    fn write_record(&mut self, record: &Record) -> Result<()> {
-        let schema = record.schema();
-        match &self.first {
-            None => self.start(schema.clone())?,
-            Some(first) => {
-                let same =
-                    |s: &Option<Arc<Schema>>| s.as_ref().is_some_and(|s| Arc::ptr_eq(s, schema));
-                if !same(&self.first) && !same(&self.checked) {
-                    if !first.names().eq(schema.names()) {
-                        let names = |s: &Schema| s.names().collect::<Vec<_>>().join(", ");
-                        return Err(self.error(Error::msg(format!(
-                            "the record's columns ({}) differ from the first record's ({})",
-                            names(schema),
-                            names(first)
-                        ))));
-                    }
-                    self.checked = Some(schema.clone());
-                }
-            }
-        }
-        self.row.clear();
-        for value in record.values() {
-            // As `Value`'s `Display` writes them, without its formatting
-            // machinery for the common cases.
-            match value {
-                Value::Str(s) => self.row.push_field(s.as_bytes()),
-                Value::Null => self.row.push_field(b""),
-                Value::Int(i) => self.row.push_field(self.int.format(*i).as_bytes()),
-                other => {
-                    self.text.clear();
-                    match other {
-                        Value::Float(x) => write!(self.text, "{x}"),
-                        other => write!(self.text, "{other}"),
-                    }
-                    .expect("writing to a String never fails");
-                    self.row.push_field(self.text.as_bytes());
-                }
-            }
-        }
-        self.csv
-            .write_byte_record(&self.row)
-            .map_err(|e| self.csv_error(e))
-    }
-}
-
-impl<T: Serialize + Send + 'static> BatchWriter<T> for CsvWriter<T> {
-    fn write(&mut self, batch: Batch<T>) -> Result<()> {
-        for record in batch.iter() {
-            // Records serialize as maps, which the `csv` crate does not write:
-            // they take their own path, with the header from their schema.
-            if let Some(record) = (record as &dyn Any).downcast_ref::<Record>() {
-                self.write_record(record)?;
-            } else {
-                self.csv.serialize(record).map_err(|e| self.csv_error(e))?;
-            }
-            self.index += 1;
-        }
-        if self.path().is_none() {
-            // A stream (stdout, a pipe): what was written goes now, so a reader
-            // downstream sees records as they come (`tail -f | ...`).
-            self.csv.flush().map_err(Error::from)?;
-        }
-        Ok(())
-    }
-
-    fn finish(self: Box<Self>) -> Result<()> {
-        let path = self.path().map(Path::to_path_buf);
-        let output = self.csv.into_inner().map_err(|e| {
-            let error = e.into_error();
-            match &path {
-                Some(p) => Error::io(p, error),
-                None => Error::from(error),
-            }
-        })?;
-        output.finish()
-    }
+    CsvWriter::new(out, &options, header, schema)
 }

@@ -11,6 +11,9 @@ use crate::{Error, Result};
 /// destination's directory.
 const TEMP_SUFFIX: &str = ".dataflare-tmp";
 
+/// The write buffer of a single output file.
+const BUFFER: usize = 256 * 1024;
+
 /// An output file written under a temporary name in the destination's
 /// directory and renamed into place when the run commits.
 ///
@@ -44,6 +47,18 @@ impl AtomicFile {
     /// it, and creates the temporary file. Fails with an error naming `path`
     /// when it is a directory or its directory is missing or not writable.
     pub(crate) fn create(path: &Path) -> Result<AtomicFile> {
+        Self::create_with(path, BUFFER, true)
+    }
+
+    /// As [`create`](AtomicFile::create), for one of many files a sink writes
+    /// into one directory at once: a write buffer of `buffer` bytes (many
+    /// files are open together), and no look for stale temporaries, which the
+    /// sink does once for the whole directory ([`remove_stale_temps`]).
+    pub(crate) fn create_one_of_many(path: &Path, buffer: usize) -> Result<AtomicFile> {
+        Self::create_with(path, buffer, false)
+    }
+
+    fn create_with(path: &Path, buffer: usize, clean: bool) -> Result<AtomicFile> {
         let target = resolve_symlinks(path).map_err(|e| Error::io(path, e))?;
         if target.is_dir() {
             return Err(Error::config("the output path is a directory").with_path(path));
@@ -64,7 +79,9 @@ impl AtomicFile {
             ))
             .with_path(path));
         }
-        remove_stale_temps(&dir, &name);
+        if clean {
+            remove_stale_temps(&dir, |n| n == name);
+        }
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let temp = dir.join(format!(
             ".{name}.{}-{}{TEMP_SUFFIX}",
@@ -92,7 +109,7 @@ impl AtomicFile {
             file.set_permissions(meta.permissions())
                 .map_err(|e| Error::io(path, e))?;
         }
-        atomic.file = Some(BufWriter::with_capacity(256 * 1024, file));
+        atomic.file = Some(BufWriter::with_capacity(buffer, file));
         Ok(atomic)
     }
 
@@ -102,7 +119,7 @@ impl AtomicFile {
     }
 
     /// Flushes and syncs the temporary file: all that is left is the rename.
-    fn prepare(&mut self) -> Result<()> {
+    pub(crate) fn prepare(&mut self) -> Result<()> {
         if let Some(file) = self.file.take() {
             let file = file
                 .into_inner()
@@ -134,15 +151,22 @@ impl AtomicFile {
         self.rename_into_place()
     }
 
-    fn rename_into_place(mut self) -> Result<()> {
+    fn rename_into_place(self) -> Result<()> {
+        let dir = self.target.parent().map(Path::to_path_buf);
+        self.rename()?;
+        if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            sync_dir(&dir);
+        }
+        Ok(())
+    }
+
+    /// Renames the (prepared) temporary file into place, leaving the
+    /// directory unsynced: a sink renaming many files into one directory
+    /// syncs it once, after the last ([`sync_dir`]).
+    pub(crate) fn rename(mut self) -> Result<()> {
         fs::rename(&self.temp, &self.target).map_err(|e| Error::io(&self.path, e))?;
         // Renamed: nothing to remove any more; closing the file releases the lock.
         self.prepared = None;
-        if let Some(dir) = self.target.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // Make the rename itself durable. Best effort: not every system
-            // can sync a directory.
-            let _ = File::open(dir).and_then(|d| d.sync_all());
-        }
         Ok(())
     }
 }
@@ -157,21 +181,30 @@ impl Staged for AtomicFile {
     }
 }
 
-/// Removes the temporaries of `dir/name` that runs killed before they could
-/// clean up left behind: named as [`AtomicFile`] names them, not locked, and
-/// (where `/proc` tells) made by a process that is gone. Never anything else.
-fn remove_stale_temps(dir: &Path, name: &str) {
+/// Makes the renames into `dir` durable. Best effort: not every system can
+/// sync a directory.
+pub(crate) fn sync_dir(dir: &Path) {
+    let _ = File::open(dir).and_then(|d| d.sync_all());
+}
+
+/// Removes the temporaries in `dir` that runs killed before they could clean
+/// up left behind, for the destinations whose names `ours` accepts: named as
+/// [`AtomicFile`] names them, not locked, and (where `/proc` tells) made by a
+/// process that is gone. Never anything else.
+pub(crate) fn remove_stale_temps(dir: &Path, ours: impl Fn(&str) -> bool) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
-    let prefix = format!(".{name}.");
     for entry in entries.flatten() {
         let file_name = entry.file_name();
+        // `.NAME.PID-N.dataflare-tmp`, where NAME may hold dots and PID-N not.
         let Some(pid) = file_name
             .to_str()
-            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|f| f.strip_prefix('.'))
             .and_then(|f| f.strip_suffix(TEMP_SUFFIX))
-            .and_then(|f| f.split_once('-'))
+            .and_then(|f| f.rsplit_once('.'))
+            .filter(|(name, _)| ours(name))
+            .and_then(|(_, f)| f.split_once('-'))
             .filter(|(pid, n)| is_number(pid) && is_number(n))
             .map(|(pid, _)| pid)
         else {

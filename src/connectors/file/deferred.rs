@@ -106,13 +106,19 @@ impl<C, W, T> fmt::Debug for Deferred<C, W, T> {
     }
 }
 
-/// Implements `Unpin` and `Sink<Batch<T>>` for a file sink type `$sink<T>`
-/// whose `state` field is a [`Deferred`], passing every call on to it.
+/// Implements `Unpin` and `Sink<Batch<T>>` (or `Sink<Batch<$item>>`, e.g.
+/// `Keyed<T>`) for a file sink type `$sink<T>` whose `state` field is a
+/// [`Deferred`], passing every call on to it.
 macro_rules! forward_sink_to_state {
     ($sink:ident) => {
+        $crate::connectors::file::forward_sink_to_state!($sink, T);
+    };
+    ($sink:ident, $item:ty) => {
         impl<T> Unpin for $sink<T> {}
 
-        impl<T: serde::Serialize + Send + 'static> futures::Sink<$crate::Batch<T>> for $sink<T> {
+        impl<T: serde::Serialize + Send + 'static> futures::Sink<$crate::Batch<$item>>
+            for $sink<T>
+        {
             type Error = $crate::Error;
 
             fn poll_ready(
@@ -124,7 +130,7 @@ macro_rules! forward_sink_to_state {
 
             fn start_send(
                 self: std::pin::Pin<&mut Self>,
-                batch: $crate::Batch<T>,
+                batch: $crate::Batch<$item>,
             ) -> $crate::Result<()> {
                 std::pin::Pin::new(&mut self.get_mut().state).start_send(batch)
             }

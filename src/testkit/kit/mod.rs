@@ -8,6 +8,8 @@
 //!   failed and cancelled runs leave no output and no temporary file, an
 //!   unwritable destination fails before any record is read).
 //! - [`check_appending_sink`]: what an appending file sink promises instead.
+//! - [`check_partitioned_sink`]: a partitioned file sink (one file per key in
+//!   a directory) is all-or-nothing too, for every file and the directory.
 //! - [`check_memory_sink`]: an in-memory sink takes what it is given, in order.
 //!
 //! Every run is checked for accounting
@@ -59,9 +61,11 @@ const EXISTING: &[u8] = b"left by an earlier run\n";
 /// File name of the destination in each sink check's directory.
 const OUTPUT: &str = "output";
 
+mod partitioned;
 mod sinks;
 mod sources;
 
+pub use partitioned::check_partitioned_sink;
 pub use sinks::{check_appending_sink, check_memory_sink, check_sink};
 pub use sources::{check_source, check_source_error};
 
@@ -356,6 +360,21 @@ mod tests {
             file: None,
         };
         check_appending_sink("direct", |i| i as u64, make, read_lines).await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "one file fails the check \"empty run\": ")]
+    async fn a_sink_writing_every_key_to_one_file_fails_the_partitioned_check() {
+        use futures::SinkExt;
+        // Not a directory of its own: the run fails, as `dir` does not exist.
+        let make = |dir: &Path| {
+            crate::csv::write::<u64>(dir.join("all.csv")).with(
+                |b: Batch<crate::sink::Keyed<u64>>| async move {
+                    Ok::<_, Error>(b.map_records(|r| r.into_iter().map(|k| k.record).collect()))
+                },
+            )
+        };
+        check_partitioned_sink("one file", |i| i as u64, make, read_lines).await;
     }
 
     #[tokio::test]
