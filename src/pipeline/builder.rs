@@ -9,8 +9,8 @@ use super::Runnable;
 use crate::metrics::{RecordErrors, StageMetrics, Stages};
 use crate::ops::{
     BatchOp, Buffer, Counted, Filter, FilterMap, FlatMap, Inspect, Map, MapAsync,
-    MapAsyncUnordered, MapBatch, Metered, Rebatch, Take, Through, Transform, TryFilter, TryFlatMap,
-    TryMap, TryMapAsync, TryTransform,
+    MapAsyncUnordered, MapBatch, Metered, PartitionBy, Rebatch, Take, Through, Transform,
+    TryFilter, TryFlatMap, TryMap, TryMapAsync, TryTransform,
 };
 use crate::ops::{Fuse, Step};
 use crate::policy::MaxErrors;
@@ -354,6 +354,46 @@ impl<S: Source> Pipeline<S> {
     {
         let stage = self.add_stage("try_filter", RecordErrors::Retryable);
         self.with(|upstream| TryTransform::new(upstream, TryFilter::new(f), stage))
+    }
+
+    /// Pairs each record with its partition key, `key(&record)`, for a
+    /// partitioned file sink such as
+    /// [`csv::write_partitioned`](crate::csv::write_partitioned) (one file per
+    /// key, `DIR/<key>.csv`). A key that is not a safe file name (empty, `.`
+    /// or `..`, a leading `.`, a path separator, a control character, over 200
+    /// bytes; see [`PartitionKey`](crate::sink::PartitionKey)) is a
+    /// record-level error under the stage's [`ErrorPolicy`] (abort by default;
+    /// skip, dead letters; not retry: the key would not change), so nothing is
+    /// ever written outside the directory.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::csv;
+    /// use dataflare::prelude::*;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let report = Pipeline::from(source::iter(vec![("books", 1), ("../etc", 2), ("toys", 3)]))
+    ///     .partition_by(|(category, _): &(&str, i32)| *category)
+    ///     .on_error(ErrorPolicy::Skip)
+    ///     .to(csv::write_partitioned(dir.path()).has_headers(false))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(std::fs::read_to_string(dir.path().join("books.csv")).unwrap(), "books,1\n");
+    /// assert_eq!(report.skipped(), 1); // "../etc" is not a file name
+    /// # Ok(()) }
+    /// ```
+    pub fn partition_by<K, F>(
+        mut self,
+        key: F,
+    ) -> Pipeline<TryTransform<S, PartitionBy<F>, S::Record>>
+    where
+        F: FnMut(&S::Record) -> K + Send + 'static,
+        K: Into<String>,
+        S::Record: fmt::Debug,
+    {
+        let stage = self.add_stage("partition_by", RecordErrors::NotRetryable);
+        self.with(|upstream| TryTransform::new(upstream, PartitionBy::new(key), stage))
     }
 
     /// Maps each record to any number of records with `f(&record)`, which may

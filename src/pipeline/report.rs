@@ -49,6 +49,8 @@ pub struct Report {
     pub(crate) errors: Vec<Error>,
     /// The errors of isolated branches that failed (the run went on without them).
     pub(crate) failed_branches: Vec<Error>,
+    /// A failed run kept its dead letters (they explain the failure).
+    pub(crate) dead_letters_kept: bool,
 }
 
 impl Report {
@@ -273,8 +275,9 @@ impl fmt::Display for Report {
                 } else {
                     "cancelled"
                 };
-                // A failed run keeps its dead letters; a cancelled one nothing.
-                let kept = match (self.is_failed(), self.dead_lettered()) {
+                // A failed run keeps its dead letters (unless they were to be
+                // committed with the run); a cancelled one nothing.
+                let kept = match (self.dead_letters_kept, self.dead_lettered()) {
                     (true, 1..) => " but the dead letters",
                     _ => "",
                 };

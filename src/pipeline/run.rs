@@ -360,12 +360,14 @@ impl Graph {
             result,
             cancelled,
             isolated,
+            dead_letters_kept,
         } = outcome.unwrap_or_else(|e| Outcome {
             // Our own code panicked (user code is guarded stage by stage), or
             // the runtime is shutting down.
             result: Err(join_error(e, "pipeline")),
             cancelled: false,
             isolated: Vec::new(),
+            dead_letters_kept: false,
         });
         let errors = stages.take_errors();
         let stages = stages.snapshot();
@@ -385,6 +387,7 @@ impl Graph {
             stages,
             errors,
             failed_branches: isolated,
+            dead_letters_kept,
         }
     }
 }
@@ -395,6 +398,8 @@ struct Outcome {
     result: Result<()>,
     cancelled: bool,
     isolated: Vec<Error>,
+    /// A failed run kept dead letters (some were kept on failure).
+    dead_letters_kept: bool,
 }
 
 /// One branch of a run: a stream drained into its sink, behind a trait so
@@ -497,11 +502,20 @@ async fn drive_in(
     context: &RunContext,
     cancel: CancellationToken,
 ) -> Outcome {
-    let dead_letter_role = context.with_role(Role::DeadLetters);
+    // Dead letters are kept by a failed run, unless they are to be committed
+    // with the run's outputs, all or nothing.
+    let dead_letter_role = |keep_on_failure: bool| {
+        context.with_role(if keep_on_failure {
+            Role::DeadLetters
+        } else {
+            Role::Output(Arc::from("dead letters"))
+        })
+    };
     let fail = |e: Error| Outcome {
         result: Err(e),
         cancelled: false,
         isolated: Vec::new(),
+        dead_letters_kept: false,
     };
 
     // 1. Open.
@@ -519,11 +533,10 @@ async fn drive_in(
             let role = role(context, &**leg);
             role.scope(leg.open())
         })),
-        dead_letter_role.scope(try_join_all(
-            dead_letters
-                .iter_mut()
-                .map(|d| async { d.open().await.map_err(|e| e.with_stage("dead letters")) }),
-        )),
+        try_join_all(dead_letters.iter_mut().map(|d| {
+            let role = dead_letter_role(d.keep_on_failure);
+            role.scope(async { d.open().await.map_err(|e| e.with_stage("dead letters")) })
+        })),
     );
     let opened = match select(pin!(cancel.cancelled()), pin!(open_all)).await {
         Either::Left(_) => Err(None),
@@ -540,17 +553,20 @@ async fn drive_in(
             cancelled: e.is_none(),
             result: e.map_or(Ok(()), Err),
             isolated: Vec::new(),
+            dead_letters_kept: false,
         };
     }
 
     // 2. Flow.
+    let kept_on_failure = dead_letters.iter().any(|d| d.keep_on_failure);
     let (done_tx, done_rx): (Vec<_>, Vec<_>) = dead_letters
         .iter()
         .map(|_| oneshot::channel::<()>())
         .unzip();
-    let rejects = dead_letter_role.scope(try_join_all(dead_letters.into_iter().zip(done_rx).map(
-        |(d, done)| async move { d.run(done).await.map_err(|e| e.with_stage("dead letters")) },
-    )));
+    let rejects = try_join_all(dead_letters.into_iter().zip(done_rx).map(|(d, done)| {
+        let role = dead_letter_role(d.keep_on_failure);
+        role.scope(async move { d.run(done).await.map_err(|e| e.with_stage("dead letters")) })
+    }));
     let mut isolated = Vec::new();
     let mut cancelled = false;
     let pipeline = async {
@@ -632,6 +648,7 @@ async fn drive_in(
         (result, Ok(())) => result,
     };
     Outcome {
+        dead_letters_kept: result.is_err() && keep_dead_letters && kept_on_failure,
         result,
         cancelled,
         isolated,

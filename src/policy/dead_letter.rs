@@ -109,6 +109,7 @@ pub struct DeadLetters {
 }
 
 struct Inner {
+    keep_on_failure: std::sync::atomic::AtomicBool,
     tx: mpsc::Sender<Rejected>,
     driver: Mutex<Option<(mpsc::Receiver<Rejected>, BoxSink)>>,
 }
@@ -126,10 +127,42 @@ impl DeadLetters {
         let (tx, rx) = bounded(CAPACITY);
         DeadLetters {
             inner: Arc::new(Inner {
+                keep_on_failure: std::sync::atomic::AtomicBool::new(true),
                 tx,
                 driver: Mutex::new(Some((rx, Box::pin(sink)))),
             }),
         }
+    }
+
+    /// Whether a failed run keeps these dead letters (`true`, the default:
+    /// they explain the failure) or commits them only with the rest of the
+    /// run's outputs, all or nothing (`false`: a failed run then leaves no
+    /// file at all).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use dataflare::prelude::*;
+    /// use dataflare::{DeadLetters, Rejected, jsonl};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let rejects = dir.path().join("rejects.jsonl");
+    /// let report = Pipeline::from(source::iter(vec!["1", "x", "0"]))
+    ///     .try_map(|s: &&str| s.parse::<u32>())
+    ///     .on_error(DeadLetters::to(jsonl::write::<Rejected>(&rejects)).keep_on_failure(false))
+    ///     .map(|n| 10 / n) // fails on 0
+    ///     .to(sink::discard())
+    ///     .run_to_report()
+    ///     .await;
+    /// assert!(report.is_failed());
+    /// assert!(!rejects.exists()); // committed only with the run
+    /// # }
+    /// ```
+    pub fn keep_on_failure(self, keep: bool) -> Self {
+        self.inner
+            .keep_on_failure
+            .store(keep, std::sync::atomic::Ordering::Relaxed);
+        self
     }
 
     pub(crate) fn sender(&self) -> DeadLetterSender {
@@ -149,7 +182,14 @@ impl DeadLetters {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
-            .map(|(rx, sink)| DeadLetterDriver { rx, sink })
+            .map(|(rx, sink)| DeadLetterDriver {
+                rx,
+                sink,
+                keep_on_failure: self
+                    .inner
+                    .keep_on_failure
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            })
             .ok_or_else(|| {
                 Error::config(
                     "this DeadLetters handle was already used by another run (its sink is \
@@ -163,6 +203,8 @@ impl DeadLetters {
 pub(crate) struct DeadLetterDriver {
     rx: mpsc::Receiver<Rejected>,
     sink: BoxSink,
+    /// Kept by a failed run (see [`DeadLetters::keep_on_failure`]).
+    pub(crate) keep_on_failure: bool,
 }
 
 impl DeadLetterDriver {
@@ -176,7 +218,9 @@ impl DeadLetterDriver {
     /// written, then closes the sink (a file sink stages its output for the
     /// run's commit).
     pub(crate) async fn run(self, done: oneshot::Receiver<()>) -> Result<()> {
-        let DeadLetterDriver { mut rx, mut sink } = self;
+        let DeadLetterDriver {
+            mut rx, mut sink, ..
+        } = self;
         let mut done = std::pin::pin!(done);
         let mut finishing = false;
         let mut buf = Vec::new();
