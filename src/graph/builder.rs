@@ -2,6 +2,10 @@
 //! `partition`, `route`, `tap`), fan-in (`merge`, `chain`, `zip`) and
 //! `isolate`.
 
+// The builder's return types spell out the adapters a pipeline is made of
+// (that is what makes them zero-cost): long by nature.
+#![allow(clippy::type_complexity)]
+
 use std::fmt;
 
 use futures::FutureExt;
@@ -14,15 +18,16 @@ use super::tee::Tee;
 use super::zip::Zip;
 use crate::Pipeline;
 use crate::metrics::RecordErrors;
+use crate::ops::{Pass, Sealed, Steps};
 use crate::source::Source;
 
 /// What [`Pipeline::tap`] returns: the main path and the side branch.
-pub type Tapped<S> = (
-    Pipeline<Tap<S, <S as Source>::Record>>,
-    Pipeline<Branch<<S as Source>::Record>>,
+pub type Tapped<S, C> = (
+    Pipeline<Tap<Sealed<S, C>, <C as Steps<<S as Source>::Record>>::Out>>,
+    Pipeline<Branch<<C as Steps<<S as Source>::Record>>::Out>>,
 );
 
-impl<S: Source> Pipeline<S> {
+impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
     /// Ends this pipeline in a fan-out of `N` outputs fed by one driver task,
     /// `split` sharing out each batch.
     fn fan_out<const N: usize, P>(
@@ -30,9 +35,9 @@ impl<S: Source> Pipeline<S> {
         kind: &'static str,
         record_errors: RecordErrors,
         split: P,
-    ) -> [Pipeline<Branch<S::Record>>; N]
+    ) -> [Pipeline<Branch<C::Out>>; N]
     where
-        P: Split<S::Record>,
+        P: Split<C::Out>,
     {
         let stage = self.add_stage(kind, record_errors);
         let Pipeline {
@@ -41,10 +46,10 @@ impl<S: Source> Pipeline<S> {
             branches,
             isolated,
             ..
-        } = self;
+        } = self.with(|sealed| sealed);
         let (outputs, driver) = fan_out(stream, N, split, stage.clone());
         stages.add_driver(driver.boxed());
-        let outputs: Vec<Pipeline<Branch<S::Record>>> = outputs
+        let outputs: Vec<Pipeline<Branch<C::Out>>> = outputs
             .into_iter()
             .enumerate()
             .map(|(i, output)| {
@@ -52,6 +57,7 @@ impl<S: Source> Pipeline<S> {
                 reached.push(stages.add_branch(&stage, i));
                 Pipeline {
                     stream: output,
+                    steps: Pass,
                     stages: stages.clone(),
                     last: stage.clone(),
                     branches: reached,
@@ -103,9 +109,9 @@ impl<S: Source> Pipeline<S> {
     /// # Ok(()) }
     /// ```
     #[track_caller]
-    pub fn tee<const N: usize>(self) -> [Pipeline<Branch<S::Record>>; N]
+    pub fn tee<const N: usize>(self) -> [Pipeline<Branch<C::Out>>; N]
     where
-        S::Record: Clone,
+        C::Out: Clone,
     {
         assert!(N > 0, "tee: at least one branch is needed");
         self.fan_out("tee", RecordErrors::Never, Tee)
@@ -137,9 +143,9 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(report.stage("partition#1").unwrap().records_out, 4);
     /// # Ok(()) }
     /// ```
-    pub fn partition<F>(self, predicate: F) -> [Pipeline<Branch<S::Record>>; 2]
+    pub fn partition<F>(self, predicate: F) -> [Pipeline<Branch<C::Out>>; 2]
     where
-        F: FnMut(&S::Record) -> bool + Send + 'static,
+        F: FnMut(&C::Out) -> bool + Send + 'static,
     {
         self.fan_out("partition", RecordErrors::Never, Partition { predicate })
     }
@@ -179,10 +185,10 @@ impl<S: Source> Pipeline<S> {
     /// # Ok(()) }
     /// ```
     #[track_caller]
-    pub fn route<const N: usize, F>(self, key: F) -> [Pipeline<Branch<S::Record>>; N]
+    pub fn route<const N: usize, F>(self, key: F) -> [Pipeline<Branch<C::Out>>; N]
     where
-        F: FnMut(&S::Record) -> usize + Send + 'static,
-        S::Record: fmt::Debug,
+        F: FnMut(&C::Out) -> usize + Send + 'static,
+        C::Out: fmt::Debug,
     {
         assert!(N > 0, "route: at least one branch is needed");
         self.fan_out("route", RecordErrors::NotRetryable, Route { key })
@@ -216,9 +222,9 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(seen.len() as u64 + tap.dropped, 3); // what the side missed is counted
     /// # Ok(()) }
     /// ```
-    pub fn tap(mut self) -> Tapped<S>
+    pub fn tap(mut self) -> Tapped<S, C>
     where
-        S::Record: Clone,
+        C::Out: Clone,
     {
         let stage = self.add_stage("tap", RecordErrors::Never);
         let mut reached = self.branches.clone();
@@ -232,6 +238,7 @@ impl<S: Source> Pipeline<S> {
         });
         let side = Pipeline {
             stream: side.expect("made with the main path"),
+            steps: Pass,
             stages,
             last: stage,
             branches: reached,
@@ -272,9 +279,13 @@ impl<S: Source> Pipeline<S> {
     /// # Ok(()) }
     /// ```
     #[track_caller]
-    pub fn merge<S2>(self, other: Pipeline<S2>) -> Pipeline<Merge<S, S2>>
+    pub fn merge<S2, C2>(
+        self,
+        other: Pipeline<S2, C2>,
+    ) -> Pipeline<Merge<Sealed<S, C>, Sealed<S2, C2>>>
     where
-        S2: Source<Record = S::Record>,
+        S2: Source,
+        C2: Steps<S2::Record, Out = C::Out>,
     {
         self.fan_in("merge", other, false)
     }
@@ -301,9 +312,13 @@ impl<S: Source> Pipeline<S> {
     /// # Ok(()) }
     /// ```
     #[track_caller]
-    pub fn chain<S2>(self, other: Pipeline<S2>) -> Pipeline<Merge<S, S2>>
+    pub fn chain<S2, C2>(
+        self,
+        other: Pipeline<S2, C2>,
+    ) -> Pipeline<Merge<Sealed<S, C>, Sealed<S2, C2>>>
     where
-        S2: Source<Record = S::Record>,
+        S2: Source,
+        C2: Steps<S2::Record, Out = C::Out>,
     {
         self.fan_in("chain", other, true)
     }
@@ -343,54 +358,66 @@ impl<S: Source> Pipeline<S> {
     /// # Ok(()) }
     /// ```
     #[track_caller]
-    pub fn zip<S2>(self, other: Pipeline<S2>) -> Pipeline<Zip<S, S2, S::Record, S2::Record>>
+    pub fn zip<S2, C2>(
+        self,
+        other: Pipeline<S2, C2>,
+    ) -> Pipeline<Zip<Sealed<S, C>, Sealed<S2, C2>, C::Out, C2::Out>>
     where
         S2: Source,
+        C2: Steps<S2::Record>,
     {
+        let (this, other) = (self.with(|s| s), other.with(|s| s));
         assert!(
-            !self.stages.same_as(&other.stages),
+            !this.stages.same_as(&other.stages),
             "zip: both inputs belong to one graph (branches of one fan-out?); pairing them \
              by position could deadlock, so zip takes an independent pipeline (another \
              source); to join branches of one graph, use merge"
         );
-        self.stages.join(&other.stages);
-        let stage = self.stages.add(
+        this.stages.join(&other.stages);
+        let stage = this.stages.add(
             "zip",
-            vec![self.last.clone(), other.last.clone()],
+            vec![this.last.clone(), other.last.clone()],
             RecordErrors::Never,
         );
-        let mut branches = self.branches;
+        let mut branches = this.branches;
         branches.extend(other.branches);
         Pipeline {
-            stream: Zip::new(self.stream, other.stream, stage.clone()),
-            stages: self.stages,
+            stream: Zip::new(this.stream, other.stream, stage.clone()),
+            steps: Pass,
+            stages: this.stages,
             last: stage,
             branches,
-            isolated: self.isolated || other.isolated,
+            isolated: this.isolated || other.isolated,
         }
     }
 
     #[track_caller]
-    fn fan_in<S2>(
+    fn fan_in<S2, C2>(
         self,
         kind: &'static str,
-        other: Pipeline<S2>,
+        other: Pipeline<S2, C2>,
         in_order: bool,
-    ) -> Pipeline<Merge<S, S2>> {
-        self.stages.join(&other.stages);
-        let stage = self.stages.add(
+    ) -> Pipeline<Merge<Sealed<S, C>, Sealed<S2, C2>>>
+    where
+        S2: Source,
+        C2: Steps<S2::Record>,
+    {
+        let (this, other) = (self.with(|s| s), other.with(|s| s));
+        this.stages.join(&other.stages);
+        let stage = this.stages.add(
             kind,
-            vec![self.last.clone(), other.last.clone()],
+            vec![this.last.clone(), other.last.clone()],
             RecordErrors::Never,
         );
-        let mut branches = self.branches;
+        let mut branches = this.branches;
         branches.extend(other.branches);
         Pipeline {
-            stream: Merge::new(self.stream, other.stream, in_order, stage.clone()),
-            stages: self.stages,
+            stream: Merge::new(this.stream, other.stream, in_order, stage.clone()),
+            steps: Pass,
+            stages: this.stages,
             last: stage,
             branches,
-            isolated: self.isolated || other.isolated,
+            isolated: this.isolated || other.isolated,
         }
     }
 

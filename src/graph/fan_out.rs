@@ -13,7 +13,6 @@ use futures::Stream;
 use futures::future::poll_fn;
 
 use crate::metrics::StageMetrics;
-use crate::ops::Boundary;
 use crate::ops::failure::{Failures, Outcome};
 use crate::runtime::{Giver, Taker, handoff};
 use crate::{Batch, Error, Result};
@@ -61,8 +60,6 @@ impl<T> Drop for Branch<T> {
         }
     }
 }
-
-impl<T> Boundary for Branch<T> {}
 
 impl<T> fmt::Debug for Branch<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -9,7 +9,6 @@ use futures::Stream;
 use pin_project::pin_project;
 
 use crate::metrics::StageMetrics;
-use crate::ops::Boundary;
 use crate::{Batch, Result};
 
 /// Batches of two inputs, interleaved as they come: fair, each poll starts
@@ -106,8 +105,6 @@ where
         item
     }
 }
-
-impl<A, B> Boundary for Merge<A, B> {}
 
 impl<A, B> fmt::Debug for Merge<A, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

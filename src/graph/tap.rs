@@ -10,7 +10,6 @@ use pin_project::pin_project;
 
 use super::fan_out::{BRANCH_CAPACITY, Branch};
 use crate::metrics::StageMetrics;
-use crate::ops::Boundary;
 use crate::runtime::{Giver, handoff};
 use crate::{Batch, Result};
 
@@ -84,8 +83,6 @@ where
         Poll::Ready(item)
     }
 }
-
-impl<S, T> Boundary for Tap<S, T> {}
 
 impl<S, T> fmt::Debug for Tap<S, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -10,7 +10,6 @@ use futures::Stream;
 use pin_project::{pin_project, pinned_drop};
 
 use crate::metrics::StageMetrics;
-use crate::ops::Boundary;
 use crate::{Batch, Result};
 
 /// Pairs the n-th record of one input with the n-th of the other.
@@ -147,8 +146,6 @@ impl<A, B, TA, TB> PinnedDrop for Zip<A, B, TA, TB> {
         self.stage.abandon(held);
     }
 }
-
-impl<A, B, TA, TB> Boundary for Zip<A, B, TA, TB> {}
 
 impl<A, B, TA, TB> fmt::Debug for Zip<A, B, TA, TB> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

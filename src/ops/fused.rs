@@ -7,7 +7,6 @@ use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use futures::Stream;
-use futures::stream::BoxStream;
 use pin_project::pin_project;
 
 use crate::metrics::StageMetrics;
@@ -361,69 +360,87 @@ impl<S, C> fmt::Debug for Fused<S, C> {
     }
 }
 
-/// A pipeline's stream that per-record steps can be added to: a [`Fused`] pass
-/// takes them into its pass, any other stream starts a new one.
+/// The per-record steps a [`Pipeline`](crate::Pipeline) holds since its last
+/// stream adapter: none ([`Pass`]) or a chain of [`Step`]s, fused into one
+/// pass over each batch.
 ///
-/// Implemented for every stream the [`Pipeline`](crate::Pipeline) builder makes;
-/// sealed.
-pub trait Fuse: Source + Sized {
-    /// This stream with `X` run over its records.
-    type WithStep<X: Step<Self::Record>>: Source<Record = X::Out>;
+/// The builder keeps these apart from the stream until another kind of stage
+/// (or the sink) is added, then *seals* them onto the stream: no steps leave
+/// the stream as it is, steps wrap it in one [`Fused`] pass. So fusion needs
+/// nothing from the adapters themselves: any stream is a boundary. Sealed.
+pub trait Steps<T>: sealed::Sealed + Send + 'static {
+    /// The records coming out of the steps.
+    type Out: Send + 'static;
+    /// These steps followed by `X`.
+    type With<X: Step<Self::Out>>;
+    /// A stream of `T` with these steps run over it.
+    type Sealed<S: Source<Record = T>>: Source<Record = Self::Out>;
 
-    /// Adds `step` to this stream's pass, or starts one.
+    /// Adds `step` after these.
     #[doc(hidden)]
-    fn with_step<X: Step<Self::Record>>(self, step: X) -> Self::WithStep<X>;
+    fn with<X: Step<Self::Out>>(self, step: X) -> Self::With<X>;
+
+    /// Runs these steps over `stream`.
+    #[doc(hidden)]
+    fn seal<S: Source<Record = T>>(self, stream: S) -> Self::Sealed<S>;
 }
 
-/// The streams that end a fused pass: a new per-record step after them starts
-/// a pass of its own.
-pub(crate) trait Boundary {}
+/// The stream of a pipeline `Pipeline<S, C>` with its pending steps `C` sealed
+/// onto it: the upstream of the next stage.
+pub type Sealed<S, C> = <C as Steps<<S as Source>::Record>>::Sealed<S>;
 
-impl<S> Fuse for S
-where
-    S: Source + Boundary,
-{
-    type WithStep<X: Step<S::Record>> = Fused<S, X>;
+/// No per-record step: the stream goes on as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pass;
 
-    fn with_step<X: Step<S::Record>>(self, steps: X) -> Fused<S, X> {
-        Fused {
-            upstream: self,
-            counting: steps.count_changers() > 1,
-            steps,
-            done: false,
-        }
+impl sealed::Sealed for Pass {}
+
+impl<T: Send + 'static> Steps<T> for Pass {
+    type Out = T;
+    type With<X: Step<T>> = X;
+    type Sealed<S: Source<Record = T>> = S;
+
+    fn with<X: Step<T>>(self, step: X) -> X {
+        step
+    }
+
+    fn seal<S: Source<Record = T>>(self, stream: S) -> S {
+        stream
     }
 }
 
-impl<S, C> Fuse for Fused<S, C>
-where
-    S: Source,
-    C: Step<S::Record>,
-    C::Out: Send + 'static,
-{
-    type WithStep<X: Step<C::Out>> = Fused<S, Then<C, X>>;
+/// Makes each step type (and chains of them) a [`Steps`] of its own: a closed
+/// list, as [`Step`] is sealed; stream adapters need no such thing.
+macro_rules! steps_of_step {
+    ($([$($generics:ident),*] $ty:ty),*) => {$(
+        impl<T, $($generics),*> Steps<T> for $ty
+        where
+            $ty: Step<T>,
+        {
+            type Out = <$ty as Step<T>>::Out;
+            type With<X: Step<Self::Out>> = Then<$ty, X>;
+            type Sealed<S: Source<Record = T>> = Fused<S, $ty>;
 
-    fn with_step<X: Step<C::Out>>(self, step: X) -> Fused<S, Then<C, X>> {
-        let steps = Then {
-            a: self.steps,
-            b: step,
-        };
-        Fused {
-            upstream: self.upstream,
-            counting: steps.count_changers() > 1,
-            steps,
-            done: self.done,
+            fn with<X: Step<Self::Out>>(self, step: X) -> Then<$ty, X> {
+                Then { a: self, b: step }
+            }
+
+            fn seal<S: Source<Record = T>>(self, stream: S) -> Fused<S, $ty> {
+                Fused {
+                    upstream: stream,
+                    counting: self.count_changers() > 1,
+                    steps: self,
+                    done: false,
+                }
+            }
         }
-    }
+    )*};
 }
-
-impl<T: Send + 'static> Boundary for BoxStream<'static, Result<Batch<T>>> {}
-impl<S> Boundary for super::Metered<S> {}
-impl<S, Op> Boundary for super::Transform<S, Op> {}
-impl<S, Op: super::TryOp<T>, T> Boundary for super::TryTransform<S, Op, T> {}
-impl<S, T> Boundary for super::Rebatch<S, T> {}
-impl<S> Boundary for super::Through<S> {}
-impl<S, T> Boundary for super::Buffer<S, T> {}
-impl<S, T, U, F> Boundary for super::MapAsync<S, T, U, F> {}
-impl<S, T, U, F> Boundary for super::MapAsyncUnordered<S, T, U, F> {}
-impl<S, T, U, F> Boundary for super::TryMapAsync<S, T, U, F> {}
+steps_of_step!(
+    [F] super::Map<F>,
+    [F] super::Filter<F>,
+    [F] super::FilterMap<F>,
+    [F] super::FlatMap<F>,
+    [F] super::Inspect<F>,
+    [A, B] Then<A, B>
+);

@@ -1,3 +1,7 @@
+// The builder's return types spell out the adapters a pipeline is made of
+// (that is what makes them zero-cost): long by nature.
+#![allow(clippy::type_complexity)]
+
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -12,7 +16,7 @@ use crate::ops::{
     MapAsyncUnordered, MapBatch, Metered, PartitionBy, Rebatch, Take, Through, Transform,
     TryFilter, TryFlatMap, TryMap, TryMapAsync, TryTransform,
 };
-use crate::ops::{Fuse, Step};
+use crate::ops::{Pass, Sealed, Step, Steps};
 use crate::policy::MaxErrors;
 use crate::source::Source;
 use crate::{Batch, BoxError, Error, ErrorPolicy, Result};
@@ -29,6 +33,12 @@ use crate::{Batch, BoxError, Error, ErrorPolicy, Result};
 /// [`map_async`](Pipeline::map_async) and
 /// [`map_async_unordered`](Pipeline::map_async_unordered) are the async
 /// boundaries where work runs in other tasks.
+///
+/// The type says what the pipeline is made of: `S` is its stream so far (the
+/// source and every adapter, nested), `C` the per-record steps added since
+/// the last adapter ([`Pass`] when none), which the next adapter, fan-out or
+/// sink seals onto the stream as one fused pass. So fusion asks nothing of
+/// the adapters: any stream ends a pass.
 ///
 /// Nothing runs until [`to`](Pipeline::to) connects a sink and
 /// [`run`](Runnable::run) is awaited, on a tokio runtime.
@@ -56,8 +66,11 @@ use crate::{Batch, BoxError, Error, ErrorPolicy, Result};
 /// # Ok(()) }
 /// ```
 #[must_use = "a pipeline does nothing until it is connected to a sink and run"]
-pub struct Pipeline<S> {
+pub struct Pipeline<S, C = Pass> {
     pub(crate) stream: S,
+    /// The per-record steps added since the last stream adapter, fused into
+    /// one pass when the next one (or the sink) is added.
+    pub(crate) steps: C,
     /// The run's stages, shared with every other branch of the graph.
     pub(crate) stages: Stages,
     /// This branch's last stage, which `name` and `on_error` apply to.
@@ -90,6 +103,7 @@ impl<S: Source> Pipeline<Metered<S>> {
         let stage = stages.add("source", Vec::new(), RecordErrors::NotRetryable);
         Pipeline {
             stream: Metered::new(source, stage.clone()),
+            steps: Pass,
             stages,
             last: stage,
             branches: Vec::new(),
@@ -104,7 +118,7 @@ impl<S: Source> From<S> for Pipeline<Metered<S>> {
     }
 }
 
-impl<S: Source> Pipeline<S> {
+impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
     /// Adds a stage reading from the last one; it becomes the last.
     pub(crate) fn add_stage(
         &mut self,
@@ -118,17 +132,20 @@ impl<S: Source> Pipeline<S> {
         stage
     }
 
-    /// The same pipeline with its stream replaced.
-    pub(crate) fn with<S2>(self, stream: impl FnOnce(S) -> S2) -> Pipeline<S2> {
+    /// The same pipeline with its steps sealed onto its stream, and the
+    /// result replaced by `stream(sealed)`.
+    pub(crate) fn with<S2>(self, stream: impl FnOnce(Sealed<S, C>) -> S2) -> Pipeline<S2> {
         let Pipeline {
             stream: upstream,
+            steps,
             stages,
             last,
             branches,
             isolated,
         } = self;
         Pipeline {
-            stream: stream(upstream),
+            stream: stream(steps.seal(upstream)),
+            steps: Pass,
             stages,
             last,
             branches,
@@ -141,18 +158,24 @@ impl<S: Source> Pipeline<S> {
         mut self,
         kind: &'static str,
         step: impl FnOnce(Arc<StageMetrics>) -> X,
-    ) -> Pipeline<S::WithStep<X>>
+    ) -> Pipeline<S, C::With<X>>
     where
-        S: Fuse,
-        X: Step<S::Record>,
+        X: Step<C::Out>,
     {
         let stage = self.add_stage(kind, RecordErrors::Never);
-        self.with(|upstream| upstream.with_step(step(stage)))
+        Pipeline {
+            stream: self.stream,
+            steps: self.steps.with(step(stage)),
+            stages: self.stages,
+            last: self.last,
+            branches: self.branches,
+            isolated: self.isolated,
+        }
     }
 
-    fn op<Op>(mut self, kind: &'static str, op: Op) -> Pipeline<Transform<S, Op>>
+    fn op<Op>(mut self, kind: &'static str, op: Op) -> Pipeline<Transform<Sealed<S, C>, Op>>
     where
-        Op: BatchOp<S::Record>,
+        Op: BatchOp<C::Out>,
     {
         let stage = self.add_stage(kind, RecordErrors::Never);
         self.with(|upstream| Transform::new(upstream, op, stage))
@@ -317,12 +340,15 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(report.stage("try_map#1").unwrap().skipped, 1);
     /// # Ok(()) }
     /// ```
-    pub fn try_map<U, E, F>(mut self, f: F) -> Pipeline<TryTransform<S, TryMap<F>, S::Record>>
+    pub fn try_map<U, E, F>(
+        mut self,
+        f: F,
+    ) -> Pipeline<TryTransform<Sealed<S, C>, TryMap<F>, C::Out>>
     where
-        F: FnMut(&S::Record) -> Result<U, E> + Send + 'static,
+        F: FnMut(&C::Out) -> Result<U, E> + Send + 'static,
         E: Into<BoxError>,
         U: Send + 'static,
-        S::Record: fmt::Debug,
+        C::Out: fmt::Debug,
     {
         let stage = self.add_stage("try_map", RecordErrors::Retryable);
         self.with(|upstream| TryTransform::new(upstream, TryMap::new(f), stage))
@@ -346,11 +372,14 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(out.to_vec(), vec!["200"]);
     /// # Ok(()) }
     /// ```
-    pub fn try_filter<E, F>(mut self, f: F) -> Pipeline<TryTransform<S, TryFilter<F>, S::Record>>
+    pub fn try_filter<E, F>(
+        mut self,
+        f: F,
+    ) -> Pipeline<TryTransform<Sealed<S, C>, TryFilter<F>, C::Out>>
     where
-        F: FnMut(&S::Record) -> Result<bool, E> + Send + 'static,
+        F: FnMut(&C::Out) -> Result<bool, E> + Send + 'static,
         E: Into<BoxError>,
-        S::Record: fmt::Debug,
+        C::Out: fmt::Debug,
     {
         let stage = self.add_stage("try_filter", RecordErrors::Retryable);
         self.with(|upstream| TryTransform::new(upstream, TryFilter::new(f), stage))
@@ -386,11 +415,11 @@ impl<S: Source> Pipeline<S> {
     pub fn partition_by<K, F>(
         mut self,
         key: F,
-    ) -> Pipeline<TryTransform<S, PartitionBy<F>, S::Record>>
+    ) -> Pipeline<TryTransform<Sealed<S, C>, PartitionBy<F>, C::Out>>
     where
-        F: FnMut(&S::Record) -> K + Send + 'static,
+        F: FnMut(&C::Out) -> K + Send + 'static,
         K: Into<String>,
-        S::Record: fmt::Debug,
+        C::Out: fmt::Debug,
     {
         let stage = self.add_stage("partition_by", RecordErrors::NotRetryable);
         self.with(|upstream| TryTransform::new(upstream, PartitionBy::new(key), stage))
@@ -418,13 +447,13 @@ impl<S: Source> Pipeline<S> {
     pub fn try_flat_map<I, E, F>(
         mut self,
         f: F,
-    ) -> Pipeline<TryTransform<S, TryFlatMap<F>, S::Record>>
+    ) -> Pipeline<TryTransform<Sealed<S, C>, TryFlatMap<F>, C::Out>>
     where
-        F: FnMut(&S::Record) -> Result<I, E> + Send + 'static,
+        F: FnMut(&C::Out) -> Result<I, E> + Send + 'static,
         I: IntoIterator,
         I::Item: Send + 'static,
         E: Into<BoxError>,
-        S::Record: fmt::Debug,
+        C::Out: fmt::Debug,
     {
         let stage = self.add_stage("try_flat_map", RecordErrors::Retryable);
         self.with(|upstream| TryTransform::new(upstream, TryFlatMap::new(f), stage))
@@ -469,13 +498,13 @@ impl<S: Source> Pipeline<S> {
         mut self,
         concurrency: usize,
         f: F,
-    ) -> Pipeline<TryMapAsync<S, S::Record, U, F>>
+    ) -> Pipeline<TryMapAsync<Sealed<S, C>, C::Out, U, F>>
     where
-        F: FnMut(&S::Record) -> Fut + Send + 'static,
+        F: FnMut(&C::Out) -> Fut + Send + 'static,
         Fut: Future<Output = Result<U, E>> + Send + 'static,
         E: Into<BoxError>,
         U: Send + 'static,
-        S::Record: fmt::Debug,
+        C::Out: fmt::Debug,
     {
         assert!(
             concurrency > 0,
@@ -501,10 +530,9 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(out.to_vec(), vec![1, 2]);
     /// # Ok(()) }
     /// ```
-    pub fn map<U, F>(self, f: F) -> Pipeline<S::WithStep<Map<F>>>
+    pub fn map<U, F>(self, f: F) -> Pipeline<S, C::With<Map<F>>>
     where
-        S: Fuse,
-        F: FnMut(S::Record) -> U + Send + 'static,
+        F: FnMut(C::Out) -> U + Send + 'static,
         U: Send + 'static,
     {
         self.step("map", |stage| Map::new(f, stage))
@@ -526,10 +554,9 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(out.to_vec(), vec![2, 4, 6]);
     /// # Ok(()) }
     /// ```
-    pub fn filter<F>(self, f: F) -> Pipeline<S::WithStep<Filter<F>>>
+    pub fn filter<F>(self, f: F) -> Pipeline<S, C::With<Filter<F>>>
     where
-        S: Fuse,
-        F: FnMut(&S::Record) -> bool + Send + 'static,
+        F: FnMut(&C::Out) -> bool + Send + 'static,
     {
         self.step("filter", |stage| Filter::new(f, stage))
     }
@@ -550,10 +577,9 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(out.to_vec(), vec![1, 3]);
     /// # Ok(()) }
     /// ```
-    pub fn filter_map<U, F>(self, f: F) -> Pipeline<S::WithStep<FilterMap<F>>>
+    pub fn filter_map<U, F>(self, f: F) -> Pipeline<S, C::With<FilterMap<F>>>
     where
-        S: Fuse,
-        F: FnMut(S::Record) -> Option<U> + Send + 'static,
+        F: FnMut(C::Out) -> Option<U> + Send + 'static,
         U: Send + 'static,
     {
         self.step("filter_map", |stage| FilterMap::new(f, stage))
@@ -575,10 +601,9 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(out.to_vec(), vec!["a", "b", "c"]);
     /// # Ok(()) }
     /// ```
-    pub fn flat_map<I, F>(self, f: F) -> Pipeline<S::WithStep<FlatMap<F>>>
+    pub fn flat_map<I, F>(self, f: F) -> Pipeline<S, C::With<FlatMap<F>>>
     where
-        S: Fuse,
-        F: FnMut(S::Record) -> I + Send + 'static,
+        F: FnMut(C::Out) -> I + Send + 'static,
         I: IntoIterator,
         I::IntoIter: 'static,
         I::Item: Send + 'static,
@@ -605,10 +630,9 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(total.load(Ordering::Relaxed), 10);
     /// # Ok(()) }
     /// ```
-    pub fn inspect<F>(self, f: F) -> Pipeline<S::WithStep<Inspect<F>>>
+    pub fn inspect<F>(self, f: F) -> Pipeline<S, C::With<Inspect<F>>>
     where
-        S: Fuse,
-        F: FnMut(&S::Record) + Send + 'static,
+        F: FnMut(&C::Out) + Send + 'static,
     {
         self.step("inspect", |stage| Inspect::new(f, stage))
     }
@@ -630,9 +654,9 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(out.to_vec(), vec![1, 2, 3]);
     /// # Ok(()) }
     /// ```
-    pub fn map_batch<U, F>(self, f: F) -> Pipeline<Transform<S, MapBatch<F>>>
+    pub fn map_batch<U, F>(self, f: F) -> Pipeline<Transform<Sealed<S, C>, MapBatch<F>>>
     where
-        F: FnMut(Vec<S::Record>) -> Vec<U> + Send + 'static,
+        F: FnMut(Vec<C::Out>) -> Vec<U> + Send + 'static,
         U: Send + 'static,
     {
         self.op("map_batch", MapBatch::new(f))
@@ -664,9 +688,9 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(out.to_vec(), vec![(0, 'a'), (1, 'b')]);
     /// # Ok(()) }
     /// ```
-    pub fn transform<Op>(self, op: Op) -> Pipeline<Transform<S, Op>>
+    pub fn transform<Op>(self, op: Op) -> Pipeline<Transform<Sealed<S, C>, Op>>
     where
-        Op: BatchOp<S::Record>,
+        Op: BatchOp<C::Out>,
         Op::Out: Send + 'static,
     {
         self.op("transform", op)
@@ -709,7 +733,7 @@ impl<S: Source> Pipeline<S> {
     /// ```
     pub fn through<U, F, S2>(mut self, f: F) -> Pipeline<Through<S2>>
     where
-        F: FnOnce(Counted<S>) -> S2,
+        F: FnOnce(Counted<Sealed<S, C>>) -> S2,
         S2: futures::Stream<Item = Result<Batch<U>>> + Send + 'static,
         U: Send + 'static,
     {
@@ -734,7 +758,7 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(out.to_vec(), vec![0, 1, 2, 3, 4, 5]);
     /// # Ok(()) }
     /// ```
-    pub fn take(self, n: u64) -> Pipeline<Transform<S, Take>> {
+    pub fn take(self, n: u64) -> Pipeline<Transform<Sealed<S, C>, Take>> {
         self.op("take", Take::new(n))
     }
 
@@ -761,7 +785,7 @@ impl<S: Source> Pipeline<S> {
     /// # Ok(()) }
     /// ```
     #[track_caller]
-    pub fn rebatch(mut self, size: usize) -> Pipeline<Rebatch<S, S::Record>> {
+    pub fn rebatch(mut self, size: usize) -> Pipeline<Rebatch<Sealed<S, C>, C::Out>> {
         assert!(size > 0, "rebatch: the batch size must be at least 1");
         let stage = self.add_stage("rebatch", RecordErrors::Never);
         self.with(|upstream| Rebatch::new(upstream, size, stage))
@@ -794,7 +818,7 @@ impl<S: Source> Pipeline<S> {
     /// # Ok(()) }
     /// ```
     #[track_caller]
-    pub fn buffer(mut self, capacity: usize) -> Pipeline<Buffer<S, S::Record>> {
+    pub fn buffer(mut self, capacity: usize) -> Pipeline<Buffer<Sealed<S, C>, C::Out>> {
         assert!(
             capacity > 0,
             "buffer: the capacity must be at least 1 batch"
@@ -834,9 +858,9 @@ impl<S: Source> Pipeline<S> {
         mut self,
         concurrency: usize,
         f: F,
-    ) -> Pipeline<MapAsync<S, S::Record, U, F>>
+    ) -> Pipeline<MapAsync<Sealed<S, C>, C::Out, U, F>>
     where
-        F: FnMut(S::Record) -> Fut + Send + 'static,
+        F: FnMut(C::Out) -> Fut + Send + 'static,
         Fut: Future<Output = U> + Send + 'static,
         U: Send + 'static,
     {
@@ -876,9 +900,9 @@ impl<S: Source> Pipeline<S> {
         mut self,
         concurrency: usize,
         f: F,
-    ) -> Pipeline<MapAsyncUnordered<S, S::Record, U, F>>
+    ) -> Pipeline<MapAsyncUnordered<Sealed<S, C>, C::Out, U, F>>
     where
-        F: FnMut(S::Record) -> Fut + Send + 'static,
+        F: FnMut(C::Out) -> Fut + Send + 'static,
         Fut: Future<Output = U> + Send + 'static,
         U: Send + 'static,
     {
@@ -915,7 +939,7 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(report.stage("filter#3").unwrap().records_out, 8);
     /// # Ok(()) }
     /// ```
-    pub fn boxed(self) -> Pipeline<BoxStream<'static, Result<Batch<S::Record>>>> {
+    pub fn boxed(self) -> Pipeline<BoxStream<'static, Result<Batch<C::Out>>>> {
         self.with(|upstream| upstream.boxed())
     }
 
@@ -941,16 +965,16 @@ impl<S: Source> Pipeline<S> {
     /// assert_eq!(sum.to_vec().last(), Some(&10));
     /// # Ok(()) }
     /// ```
-    pub fn to<K>(mut self, sink: K) -> Runnable<S, K>
+    pub fn to<K>(mut self, sink: K) -> Runnable<Sealed<S, C>, K>
     where
-        K: Sink<Batch<S::Record>, Error = Error> + Send + 'static,
+        K: Sink<Batch<C::Out>, Error = Error> + Send + 'static,
     {
         let stage = self.add_stage("sink", RecordErrors::Never);
-        Runnable::new(self, sink, stage)
+        Runnable::new(self.with(|sealed| sealed), sink, stage)
     }
 }
 
-impl<S> fmt::Debug for Pipeline<S> {
+impl<S, C> fmt::Debug for Pipeline<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<String> = self.stages.snapshot().into_iter().map(|s| s.name).collect();
         f.debug_struct("Pipeline")
