@@ -526,3 +526,64 @@ fn zip_refuses_two_branches_of_one_fan_out() {
     let [a, b] = Pipeline::from(source::iter(0..10u64)).tee();
     drop(a.zip(b.filter(|n| n % 2 == 0)));
 }
+
+/// A sink that takes everything and fails when closed (a commit refused).
+struct FailsOnClose;
+
+impl futures::Sink<Batch<u64>> for FailsOnClose {
+    type Error = Error;
+
+    fn poll_ready(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: std::pin::Pin<&mut Self>, _: Batch<u64>) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Error>> {
+        std::task::Poll::Ready(Err(Error::msg("commit refused")))
+    }
+}
+
+#[tokio::test]
+async fn an_isolated_branch_whose_sink_fails_to_close_is_abandoned_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let [main, side] = Pipeline::from(source::iter(0..100u64)).tee();
+    let report = main
+        .to(csv::write(dir.path().join("main.csv")))
+        .and(side.isolate().to(FailsOnClose))
+        .run()
+        .await
+        .unwrap();
+    assert!(report.has_errors());
+    assert!(
+        report.failed_branches()[0]
+            .to_string()
+            .contains("commit refused")
+    );
+    assert_eq!(entries(dir.path()), vec!["main.csv"]);
+
+    // Not isolated, the same failure fails the run and nothing is committed.
+    let [main, side] = Pipeline::from(source::iter(0..100u64)).tee();
+    let report = main
+        .to(csv::write(dir.path().join("other.csv")))
+        .and(side.to(FailsOnClose))
+        .run_to_report()
+        .await;
+    assert!(report.is_failed());
+    assert_eq!(entries(dir.path()), vec!["main.csv"]);
+}

@@ -185,7 +185,11 @@ where
     /// - a sink of your own gets `close` only after every branch drained and
     ///   every dead-letter sink succeeded, and never on failure (it is
     ///   dropped). A sink that writes as it goes (stdout, a file in append
-    ///   mode) cannot take back what it wrote.
+    ///   mode) cannot take back what it wrote. Branches' sinks are closed one
+    ///   after the other, in the order the branches were joined with
+    ///   [`and`](Runnable::and): join a sink of your own that commits on
+    ///   `close` last, after the file sinks (which only prepare then), so a
+    ///   file that fails to prepare stops the run before it commits.
     ///
     /// If one rename fails after another succeeded, the error names what was
     /// committed: there is no atomicity across files beyond that.
@@ -608,16 +612,23 @@ async fn drive_in(
     // 3. Prepare: the branches' sinks are closed last, once everything else
     // succeeded, one after the other.
     let result = match result {
-        Ok(mut done) if !cancelled => {
+        Ok(done) if !cancelled => {
             let mut closed = Ok(());
-            for leg in &mut done {
-                let role = role(context, &**leg);
-                closed = role.scope(leg.close()).await;
-                if closed.is_err() {
-                    break;
+            for mut leg in done {
+                let role = role(context, &*leg);
+                match role.scope(leg.close()).await {
+                    Ok(()) => {}
+                    Err(e) if leg.isolated() => {
+                        // Its output is not staged: the others still commit.
+                        tracing::warn!(error = %e, "an isolated branch failed to close");
+                        isolated.push(e.with_stage(leg.sink_name()));
+                    }
+                    Err(e) => {
+                        closed = Err(e);
+                        break;
+                    }
                 }
             }
-            drop(done);
             closed
         }
         other => other.map(drop),
