@@ -76,9 +76,11 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
     /// ended in a sink; the branches run together, joined with
     /// [`and`](crate::Runnable::and).
     ///
-    /// - **Emits** each batch to every branch, in order: a clone for each but
-    ///   the last branch, which gets the batch itself (`expanded` counts the
-    ///   copies).
+    /// - **Emits** each batch to every branch, in order, shared: a branch that
+    ///   only reads its records (a file sink) pays no copy; one that takes
+    ///   them (a `map`) copies them only if another branch still holds the
+    ///   batch (copy on write; hence `Clone + Sync`). `expanded` counts the
+    ///   copies as records, shared or not.
     /// - **Backpressures** when any branch is full (4 batches): the slowest
     ///   branch sets the pace, so nothing is lost and memory stays bounded.
     /// - **Completes** when its input ends: every branch then ends.
@@ -111,7 +113,7 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
     #[track_caller]
     pub fn tee<const N: usize>(self) -> [Pipeline<Branch<C::Out>>; N]
     where
-        C::Out: Clone,
+        C::Out: Clone + Sync,
     {
         assert!(N > 0, "tee: at least one branch is needed");
         self.fan_out("tee", RecordErrors::Never, Tee)
