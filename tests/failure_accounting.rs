@@ -4,7 +4,9 @@
 //! and the sink gets exactly what the same chain over a plain `Vec` gives, the
 //! failed records removed.
 
-use std::sync::OnceLock;
+mod support;
+
+use support::runtime;
 
 use dataflare::prelude::*;
 use dataflare::{Backoff, DeadLetters, Rejected};
@@ -191,18 +193,6 @@ fn add(pipeline: Boxed, op: &Op, rejects: &DeadLetters) -> Boxed {
         Op::Take(n) => pipeline.take(n).boxed(),
         Op::Buffer(n) => pipeline.buffer(n).boxed(),
     }
-}
-
-/// One runtime for every case, with real worker threads so buffers run in parallel.
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    })
 }
 
 proptest! {

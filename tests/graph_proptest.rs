@@ -4,7 +4,9 @@
 //! plain `Vec`; every stage balances, on failed runs too; nothing is lost
 //! between stages.
 
-use std::sync::OnceLock;
+mod support;
+
+use support::runtime;
 
 use dataflare::prelude::*;
 use futures::stream::BoxStream;
@@ -74,17 +76,6 @@ fn chain(mut records: Vec<u64>, ops: &[Op]) -> Option<Vec<u64>> {
         };
     }
     Some(records)
-}
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    })
 }
 
 fn sorted(mut v: Vec<u64>) -> Vec<u64> {

@@ -1,7 +1,9 @@
 //! Random chains of adapters over random data: a pipeline gives the same records,
 //! in the same order, as the same chain applied to a plain `Vec`.
 
-use std::sync::OnceLock;
+mod support;
+
+use support::runtime;
 
 use dataflare::prelude::*;
 use futures::stream::BoxStream;
@@ -61,18 +63,6 @@ fn add(pipeline: Boxed, op: &Op) -> Boxed {
         Op::Take(n) => pipeline.take(n).boxed(),
         Op::Buffer(n) => pipeline.buffer(n).boxed(),
     }
-}
-
-/// One runtime for every case, with real worker threads so buffers run in parallel.
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    })
 }
 
 proptest! {

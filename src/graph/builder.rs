@@ -7,6 +7,7 @@
 #![allow(clippy::type_complexity)]
 
 use std::fmt;
+use std::sync::Arc;
 
 use futures::FutureExt;
 
@@ -17,7 +18,7 @@ use super::tap::{Tap, tap};
 use super::tee::Tee;
 use super::zip::Zip;
 use crate::Pipeline;
-use crate::metrics::RecordErrors;
+use crate::metrics::{RecordErrors, StageMetrics};
 use crate::ops::{Pass, Sealed, Steps};
 use crate::source::Source;
 
@@ -289,7 +290,7 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
         S2: Source,
         C2: Steps<S2::Record, Out = C::Out>,
     {
-        self.fan_in("merge", other, false)
+        self.fan_in("merge", other, |a, b, stage| Merge::new(a, b, false, stage))
     }
 
     /// Reads this pipeline to its end, then `other`: the second source is
@@ -322,7 +323,7 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
         S2: Source,
         C2: Steps<S2::Record, Out = C::Out>,
     {
-        self.fan_in("chain", other, true)
+        self.fan_in("chain", other, |a, b, stage| Merge::new(a, b, true, stage))
     }
 
     /// Pairs each record with the record at the same position of `other`, an
@@ -368,38 +369,24 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
         S2: Source,
         C2: Steps<S2::Record>,
     {
-        let (this, other) = (self.with(|s| s), other.with(|s| s));
         assert!(
-            !this.stages.same_as(&other.stages),
+            !self.stages.same_as(&other.stages),
             "zip: both inputs belong to one graph (branches of one fan-out?); pairing them \
              by position could deadlock, so zip takes an independent pipeline (another \
              source); to join branches of one graph, use merge"
         );
-        this.stages.join(&other.stages);
-        let stage = this.stages.add(
-            "zip",
-            vec![this.last.clone(), other.last.clone()],
-            RecordErrors::Never,
-        );
-        let mut branches = this.branches;
-        branches.extend(other.branches);
-        Pipeline {
-            stream: Zip::new(this.stream, other.stream, stage.clone()),
-            steps: Pass,
-            stages: this.stages,
-            last: stage,
-            branches,
-            isolated: this.isolated || other.isolated,
-        }
+        self.fan_in("zip", other, Zip::new)
     }
 
+    /// Joins `other` into this pipeline through a stage of `kind` reading
+    /// both, its stream made by `make` from the two (sealed) streams.
     #[track_caller]
-    fn fan_in<S2, C2>(
+    fn fan_in<S2, C2, M>(
         self,
         kind: &'static str,
         other: Pipeline<S2, C2>,
-        in_order: bool,
-    ) -> Pipeline<Merge<Sealed<S, C>, Sealed<S2, C2>>>
+        make: impl FnOnce(Sealed<S, C>, Sealed<S2, C2>, Arc<StageMetrics>) -> M,
+    ) -> Pipeline<M>
     where
         S2: Source,
         C2: Steps<S2::Record>,
@@ -414,7 +401,7 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
         let mut branches = this.branches;
         branches.extend(other.branches);
         Pipeline {
-            stream: Merge::new(this.stream, other.stream, in_order, stage.clone()),
+            stream: make(this.stream, other.stream, stage.clone()),
             steps: Pass,
             stages: this.stages,
             last: stage,

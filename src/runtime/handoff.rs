@@ -106,35 +106,21 @@ impl<T> Giver<T> {
             wake(receiver);
             return Poll::Pending;
         }
-        state.items.push_back(item.take().expect("an item to give"));
-        let receiver = if state.items.len() >= state.capacity.div_ceil(2) {
-            state.receiver.take()
-        } else {
-            None
-        };
-        drop(state);
-        wake(receiver);
+        push(state, item.take().expect("an item to give"));
         Poll::Ready(Ok(()))
     }
 
     /// Queues the item if there is room, without waiting: `Err` gives it back,
     /// with whether the receiver is gone (rather than the channel full).
     pub(crate) fn try_give(&self, item: T) -> Result<(), (T, bool)> {
-        let mut state = self.shared.lock();
+        let state = self.shared.lock();
         if state.receiver_gone {
             return Err((item, true));
         }
         if state.items.len() == state.capacity {
             return Err((item, false));
         }
-        state.items.push_back(item);
-        let receiver = if state.items.len() >= state.capacity.div_ceil(2) {
-            state.receiver.take()
-        } else {
-            None
-        };
-        drop(state);
-        wake(receiver);
+        push(state, item);
         Ok(())
     }
 
@@ -150,6 +136,19 @@ impl<T> Giver<T> {
         drop(state);
         wake(receiver);
     }
+}
+
+/// Queues `item` (there is room), waking the receiver once half the capacity
+/// is queued.
+fn push<T>(mut state: MutexGuard<'_, State<T>>, item: T) {
+    state.items.push_back(item);
+    let receiver = if state.items.len() >= state.capacity.div_ceil(2) {
+        state.receiver.take()
+    } else {
+        None
+    };
+    drop(state);
+    wake(receiver);
 }
 
 impl<T> Drop for Giver<T> {

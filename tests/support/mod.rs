@@ -21,6 +21,19 @@ pub fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
+/// One runtime for every case of a property test, with real worker threads
+/// so branches and buffers run in parallel.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
 /// Counts how many things are running at once and remembers the most seen.
 #[derive(Debug, Clone, Default)]
 pub struct Gauge {
