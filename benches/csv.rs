@@ -18,36 +18,21 @@
 //! Then `typed` and `dynamic` run once more on a ~400 MB file to compare peak RSS.
 //!
 //! Run with `cargo bench --bench csv` (release build). Set `DATAFLARE_BENCH_MB`
-//! to change the size.
+//! to change the size. The file's generator, the job's steps and the
+//! child-process measurement are in `benches/common/mod.rs`, shared with
+//! `benches/tee.rs`.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
+use common::{Order, OwnedTotal, keep, keep_order, total};
 use dataflare::csv;
 use dataflare::prelude::*;
 use dataflare::record::{DataType, Record, Schema, Value};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-const KEEP: [&str; 5] = ["books", "garden", "toys", "music", "games"];
-const CATEGORIES: [&str; 10] = [
-    "books", "garden", "toys", "music", "games", "food", "tools", "sports", "auto", "health",
-];
-
-#[derive(Debug, Deserialize)]
-#[allow(dead_code)]
-struct Order {
-    id: u64,
-    ts: String,
-    user: String,
-    category: String,
-    amount: f64,
-    qty: u32,
-    note: String,
-}
+mod common;
 
 #[derive(Debug, Serialize)]
 struct Total<'a> {
@@ -55,67 +40,6 @@ struct Total<'a> {
     user: &'a str,
     category: &'a str,
     total: f64,
-}
-
-#[derive(Debug, Serialize)]
-struct OwnedTotal {
-    id: u64,
-    user: String,
-    category: String,
-    total: f64,
-}
-
-fn keep(category: &str, amount: f64) -> bool {
-    amount > 100.0 && KEEP.contains(&category)
-}
-
-/// A deterministic ~`mb` MB orders file; some notes quoted (commas, quotes).
-fn generate(path: &Path, mb: u64) {
-    if std::fs::metadata(path)
-        .map(|m| m.len() >= mb * 1_000_000)
-        .unwrap_or(false)
-    {
-        return;
-    }
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
-    writeln!(w, "id,ts,user,category,amount,qty,note").unwrap();
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let notes = [
-        "",
-        "",
-        "gift",
-        "\"express, fragile\"",
-        "\"said \"\"thanks\"\"\"",
-        "repeat customer",
-    ];
-    let mut written = 0u64;
-    let mut id = 0u64;
-    while written < mb * 1_000_000 {
-        id += 1;
-        let r = next();
-        let line = format!(
-            "{id},2026-{:02}-{:02}T{:02}:{:02}:00Z,user{:05},{},{}.{:02},{},{}\n",
-            1 + r % 12,
-            1 + (r >> 8) % 28,
-            (r >> 16) % 24,
-            (r >> 24) % 60,
-            (r >> 32) % 50_000,
-            CATEGORIES[((r >> 40) % 10) as usize],
-            (r >> 44) % 500,
-            (r >> 52) % 100,
-            1 + (r >> 56) % 5,
-            notes[((r >> 59) % 6) as usize],
-        );
-        written += line.len() as u64;
-        w.write_all(line.as_bytes()).unwrap();
-    }
-    w.flush().unwrap();
 }
 
 fn serde_loop(input: &Path, output: &Path) -> u64 {
@@ -165,13 +89,8 @@ fn byte_record_loop(input: &Path, output: &Path) -> u64 {
 
 async fn typed(input: &Path, output: &Path, buffered: bool) -> u64 {
     let p = Pipeline::from(csv::read::<Order>(input))
-        .filter(|o| keep(&o.category, o.amount))
-        .map(|o| OwnedTotal {
-            total: o.amount * f64::from(o.qty),
-            id: o.id,
-            user: o.user,
-            category: o.category,
-        });
+        .filter(keep_order)
+        .map(total);
     let report = if buffered {
         p.buffer(4).to(csv::write::<OwnedTotal>(output)).run().await
     } else {
@@ -228,34 +147,16 @@ async fn dynamic(input: &Path, output: &Path) -> u64 {
     report.records_out()
 }
 
-/// Peak resident set size of this process, in MB.
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-/// Child process: run one variant, print `records seconds peak_rss_mb cpu_seconds`.
-fn child(variant: &str, input: &Path, output: &Path) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let start = Instant::now();
-    let n = match variant {
+/// Child process: run one variant.
+fn child(rt: &tokio::runtime::Runtime, variant: &str, input: &Path, output: &Path) -> u64 {
+    match variant {
         "serde_loop" => serde_loop(input, output),
         "byte_record_loop" => byte_record_loop(input, output),
         "typed" => rt.block_on(typed(input, output, false)),
         "typed_buffered" => rt.block_on(typed(input, output, true)),
         "dynamic" => rt.block_on(dynamic(input, output)),
         other => panic!("unknown variant {other}"),
-    };
-    let secs = start.elapsed().as_secs_f64();
-    println!("{n} {secs} {} {}", peak_rss_mb(), cpu_secs());
+    }
 }
 
 struct Run {
@@ -271,21 +172,6 @@ struct Run {
 /// Rounds of runs of every variant.
 const ROUNDS: usize = 5;
 
-/// User + system time of this process so far, in seconds.
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The fields after the command name (which may hold spaces), from field 3.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-    // utime and stime are fields 14 and 15, in clock ticks of 1/100 s.
-    match (ticks(11), ticks(12)) {
-        (Some(user), Some(system)) => (user + system) / 100.0,
-        _ => f64::NAN,
-    }
-}
-
 /// FNV-1a of a file's bytes.
 fn digest(path: &Path) -> u64 {
     std::fs::read(path)
@@ -298,80 +184,43 @@ fn digest(path: &Path) -> u64 {
 
 fn run(variant: &str, input: &Path, dir: &Path) -> Run {
     let output = dir.join(format!("out-{variant}.csv"));
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--child", variant])
-        .arg(input)
-        .arg(&output)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{variant}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut parts = text.split_whitespace();
-    let mut next = || parts.next().unwrap().parse::<f64>().unwrap();
-    let (records, secs, rss_mb, cpu_secs) = (next() as u64, next(), next(), next());
+    let m = common::measure(variant, input, std::slice::from_ref(&output));
     let digest = digest(&output);
     let _ = std::fs::remove_file(output);
     Run {
-        records,
-        secs,
-        rss_mb,
+        records: m.records,
+        secs: m.secs,
+        rss_mb: m.rss_mb,
         digest,
-        cpu_secs,
+        cpu_secs: m.cpu_secs,
     }
 }
 
-/// The median run of each variant over `rounds` rounds, each running every
-/// variant once: a machine busy with something else for a while slows all
-/// variants alike, not only those that happened to run then.
+/// The median run of each variant over `rounds` interleaved rounds.
 fn medians<'v>(
     variants: &[&'v str],
     input: &Path,
     dir: &Path,
     rounds: usize,
 ) -> Vec<(&'v str, Run)> {
-    let mut runs: Vec<Vec<Run>> = variants.iter().map(|_| Vec::new()).collect();
-    for _ in 0..rounds {
-        for (v, runs) in variants.iter().zip(&mut runs) {
-            runs.push(run(v, input, dir));
-        }
-    }
+    let runs = common::interleaved(variants, rounds, |v| run(v, input, dir), |_| {});
     variants
         .iter()
         .zip(runs)
-        .map(|(v, mut runs)| {
-            runs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
-            (*v, runs.swap_remove(rounds / 2))
-        })
+        .map(|(v, runs)| (*v, common::median(runs, |r| r.secs)))
         .collect()
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--child") {
-        child(
-            &args[i + 1],
-            Path::new(&args[i + 2]),
-            Path::new(&args[i + 3]),
-        );
+    if common::child_or_list(|rt, variant, input, outputs| child(rt, variant, input, &outputs[0])) {
         return;
     }
-    if args.iter().any(|a| a == "--list") {
-        return; // `cargo bench -- --list` and friends: nothing to list
-    }
-    let mb: u64 = std::env::var("DATAFLARE_BENCH_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
-    std::fs::create_dir_all(&dir).unwrap();
-    let input = dir.join(format!("orders-{mb}mb.csv"));
-    generate(&input, mb);
-    let size_mb = std::fs::metadata(&input).unwrap().len() as f64 / 1e6;
-    println!("input: {} ({size_mb:.0} MB)", input.display());
+    let common::Setup {
+        dir,
+        mb,
+        input,
+        size_mb,
+    } = common::setup();
 
     let variants = [
         "serde_loop",
@@ -432,7 +281,7 @@ fn main() {
     );
 
     let big = dir.join(format!("orders-{}mb.csv", mb * 4));
-    generate(&big, mb * 4);
+    common::generate(&big, mb * 4);
     for v in ["typed", "dynamic"] {
         let small = results.iter().find(|(n, _)| *n == v).unwrap().1.rss_mb;
         let large = run(v, &big, &dir).rss_mb;
