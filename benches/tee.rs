@@ -16,10 +16,11 @@
 //! - `linear_copy`: the copy job alone, one linear pipeline;
 //! - `tee`: both jobs in one run reading the file once: `let [a, b] =
 //!   Pipeline::from(csv::read(..)).tee();`, `a` filtering to CSV, `b` copying
-//!   to JSON Lines, run with `a.to(..).and(b.to(..)).run()`. `a` gets a clone
-//!   of every batch, `b` the batch itself;
+//!   to JSON Lines, run with `a.to(..).and(b.to(..)).run()`. Both branches
+//!   share each batch: `b`'s sink only reads it, `a`'s filter runs on the
+//!   shared records and copies only those it keeps;
 //! - `tee_discard_copy`: `tee` with the copy branch ending in `sink::discard()`:
-//!   what the fan-out itself costs (its driver task, the batch clones, the
+//!   what the fan-out itself costs (its driver task, the copies, the
 //!   hand-offs) over `linear_filter`.
 //!
 //! They run in interleaved rounds (5 by default, `DATAFLARE_BENCH_ROUNDS` to
@@ -290,7 +291,7 @@ fn main() {
         tee.cpu_secs / (filter.cpu_secs + copy.cpu_secs)
     );
     println!(
-        "  tee_discard_copy - linear_filter: {:+.3} s wall, {:+.2} s cpu (the fan-out: driver, clones, hand-offs)",
+        "  tee_discard_copy - linear_filter: {:+.3} s wall, {:+.2} s cpu (the fan-out: driver, copies, hand-offs)",
         discard.secs - filter.secs,
         discard.cpu_secs - filter.cpu_secs
     );

@@ -46,6 +46,8 @@ trait SharedRecords<T>: Send + Sync {
     fn copy(&self) -> Vec<T>;
     /// The records themselves, for the last holder.
     fn take(&mut self) -> Vec<T>;
+    /// A copy of record `i`.
+    fn clone_at(&self, i: usize) -> T;
 }
 
 impl<T: Clone + Send + Sync> SharedRecords<T> for Vec<T> {
@@ -59,6 +61,24 @@ impl<T: Clone + Send + Sync> SharedRecords<T> for Vec<T> {
 
     fn take(&mut self) -> Vec<T> {
         std::mem::take(self)
+    }
+
+    fn clone_at(&self, i: usize) -> T {
+        self[i].clone()
+    }
+}
+
+/// The records of a batch still shared with other holders: read them, copy
+/// the ones to keep.
+pub(crate) struct SharedView<'a, T>(&'a dyn SharedRecords<T>);
+
+impl<T> SharedView<'_, T> {
+    pub(crate) fn records(&self) -> &[T] {
+        self.0.as_slice()
+    }
+
+    pub(crate) fn clone_at(&self, i: usize) -> T {
+        self.0.clone_at(i)
     }
 }
 
@@ -151,6 +171,15 @@ impl<T> Default for Batch<T> {
 }
 
 impl<T> Batch<T> {
+    /// The records, if they are shared with another holder still (taking them
+    /// would copy them all).
+    pub(crate) fn shared(&self) -> Option<SharedView<'_, T>> {
+        match &self.records {
+            Records::Shared(shared) if Arc::strong_count(shared) > 1 => Some(SharedView(&**shared)),
+            _ => None,
+        }
+    }
+
     /// A batch of the given records, with sequence number 0.
     pub fn new(records: Vec<T>) -> Self {
         Batch {

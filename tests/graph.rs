@@ -587,3 +587,46 @@ async fn an_isolated_branch_whose_sink_fails_to_close_is_abandoned_alone() {
     assert!(report.is_failed());
     assert_eq!(entries(dir.path()), vec!["main.csv"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_filter_behind_a_tee_sees_every_record_once_while_another_branch_holds_them() {
+    let out = Collected::new();
+    let [slow, filtered] = Pipeline::from(source::iter(0..2_000u64).batch_size(50)).tee();
+    // The slow branch holds each batch a while, so the filter's batches are
+    // still shared when it runs.
+    let (slow_sink, probe) = dataflare::testkit::slow_sink(Duration::from_millis(5));
+    let seen = Arc::new(AtomicU64::new(0));
+    let s = seen.clone();
+    let report = slow
+        .to(slow_sink)
+        .and(
+            filtered
+                .filter(move |n| {
+                    s.fetch_add(1, SeqCst);
+                    n % 7 == 0
+                })
+                .map(|n| n * 10)
+                .to(sink::collect(&out)),
+        )
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(
+        seen.load(SeqCst),
+        2_000,
+        "the predicate ran once per record"
+    );
+    assert_eq!(
+        out.to_vec(),
+        (0..2_000)
+            .filter(|n| n % 7 == 0)
+            .map(|n| n * 10)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(probe.record_count(), 2_000);
+    let filter = report.stage("filter#3").unwrap();
+    assert_eq!((filter.records_in, filter.records_out), (2_000, 286));
+    let map = report.stage("map#4").unwrap();
+    assert_eq!((map.records_in, map.records_out), (286, 286));
+    report.check_accounting().unwrap();
+}

@@ -95,6 +95,21 @@ proptest! {
         diamond in any::<bool>(),
         after in proptest::collection::vec(op(), 0..3),
     ) {
+        // A take after a failing step decides how much of its input the
+        // step sees (batch by batch, or none for take(0)): no failure there.
+        let branches: Vec<Vec<Op>> = branches
+            .into_iter()
+            .map(|ops| {
+                let last_take = ops.iter().rposition(|op| matches!(op, Op::Take(_)));
+                ops.into_iter()
+                    .enumerate()
+                    .map(|(i, op)| match op {
+                        Op::FailAt(_) if last_take.is_some_and(|t| i < t) => Op::Map(0),
+                        op => op,
+                    })
+                    .collect()
+            })
+            .collect();
         // After a merge, which records a take keeps depends on the
         // interleaving, and so would what follows it: no take there (and no
         // failure, kept to the branches).

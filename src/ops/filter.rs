@@ -40,6 +40,27 @@ where
         })
     }
 
+    fn starts_with_filter(&self) -> bool {
+        true
+    }
+
+    fn admit(&mut self, record: &T) -> bool {
+        let (f, state) = (&mut self.f, &self.state);
+        let keep = state.call(|| f(record));
+        state.count::<true>(keep as usize);
+        keep
+    }
+
+    fn apply_after_filter<'a, const COUNT: bool, I>(
+        &'a mut self,
+        records: I,
+    ) -> impl Iterator<Item = T> + 'a
+    where
+        I: Iterator<Item = T> + 'a,
+    {
+        records
+    }
+
     step_bookkeeping!(changes_count);
 }
 

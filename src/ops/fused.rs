@@ -65,6 +65,34 @@ pub trait Step<T>: sealed::Sealed + Send + 'static {
     /// abandoned by the first stage, and returns its name.
     #[doc(hidden)]
     fn lose_pass(&self, records: usize) -> String;
+
+    /// True if the pass starts with a `filter`, which can look at records
+    /// shared with other branches by reference, so only the records it keeps
+    /// are copied.
+    #[doc(hidden)]
+    fn starts_with_filter(&self) -> bool {
+        false
+    }
+
+    /// Runs the leading `filter` on a record by reference (counting what it
+    /// keeps): whether it keeps the record.
+    #[doc(hidden)]
+    fn admit(&mut self, _record: &T) -> bool {
+        true
+    }
+
+    /// This step's records, as [`apply`](Step::apply) gives them, but for a
+    /// leading `filter`, which already ran on them by [`admit`](Step::admit).
+    #[doc(hidden)]
+    fn apply_after_filter<'a, const COUNT: bool, I>(
+        &'a mut self,
+        records: I,
+    ) -> impl Iterator<Item = Self::Out> + 'a
+    where
+        I: Iterator<Item = T> + 'a,
+    {
+        self.apply::<COUNT, _>(records)
+    }
 }
 
 /// Two fused steps, `A` then `B`.
@@ -111,6 +139,25 @@ where
 
     fn lose_pass(&self, records: usize) -> String {
         self.a.lose_pass(records)
+    }
+
+    fn starts_with_filter(&self) -> bool {
+        self.a.starts_with_filter()
+    }
+
+    fn admit(&mut self, record: &T) -> bool {
+        self.a.admit(record)
+    }
+
+    fn apply_after_filter<'a, const COUNT: bool, I>(
+        &'a mut self,
+        records: I,
+    ) -> impl Iterator<Item = B::Out> + 'a
+    where
+        I: Iterator<Item = T> + 'a,
+    {
+        self.b
+            .apply::<COUNT, _>(self.a.apply_after_filter::<COUNT, _>(records))
     }
 }
 
@@ -290,8 +337,28 @@ pub struct Fused<S, C> {
 /// measured 0.56x of the hand-written batch loop with the pass inside
 /// `poll_next` and 0.68–0.71x with it here, same source otherwise. Re-measure
 /// (`cargo bench --bench pipeline`) after changing anything around it.
+///
+/// A batch shared with other branches of a `tee` is copied when its records
+/// are taken; a pass that starts with a `filter` runs it on the shared
+/// records first and copies only those it keeps.
 #[inline(never)]
 fn run_pass<T, C: Step<T>>(steps: &mut C, batch: Batch<T>, counting: bool) -> Vec<C::Out> {
+    if steps.starts_with_filter()
+        && let Some(shared) = batch.shared()
+    {
+        let kept: Vec<T> = shared
+            .records()
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| steps.admit(r))
+            .map(|(i, _)| shared.clone_at(i))
+            .collect();
+        // The rest of the pass; each step counts what it passes on, as the
+        // filter did.
+        return steps
+            .apply_after_filter::<true, _>(kept.into_iter())
+            .collect();
+    }
     let records = batch.into_records().into_iter();
     // One `collect` of one iterator chain: std collects it in place when the
     // record types have the same layout.
@@ -331,6 +398,8 @@ where
             let start = Instant::now();
             let steps = &mut *this.steps;
             let counting = *this.counting;
+            // The shared path counts at every step, as a counting pass does.
+            let counting = counting || (steps.starts_with_filter() && batch.shared().is_some());
             let pass = catch_unwind(AssertUnwindSafe(|| run_pass(steps, batch, counting)));
             this.steps.time_pass(start);
             let records = match pass {
