@@ -11,6 +11,7 @@ use pin_project::pin_project;
 
 use crate::metrics::StageMetrics;
 use crate::source::Source;
+use crate::batch::SharedView;
 use crate::{Batch, Error, Result};
 
 mod sealed {
@@ -337,28 +338,8 @@ pub struct Fused<S, C> {
 /// measured 0.56x of the hand-written batch loop with the pass inside
 /// `poll_next` and 0.68–0.71x with it here, same source otherwise. Re-measure
 /// (`cargo bench --bench pipeline`) after changing anything around it.
-///
-/// A batch shared with other branches of a `tee` is copied when its records
-/// are taken; a pass that starts with a `filter` runs it on the shared
-/// records first and copies only those it keeps.
 #[inline(never)]
 fn run_pass<T, C: Step<T>>(steps: &mut C, batch: Batch<T>, counting: bool) -> Vec<C::Out> {
-    if steps.starts_with_filter()
-        && let Some(shared) = batch.shared()
-    {
-        let kept: Vec<T> = shared
-            .records()
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| steps.admit(r))
-            .map(|(i, _)| shared.clone_at(i))
-            .collect();
-        // The rest of the pass; each step counts what it passes on, as the
-        // filter did.
-        return steps
-            .apply_after_filter::<true, _>(kept.into_iter())
-            .collect();
-    }
     let records = batch.into_records().into_iter();
     // One `collect` of one iterator chain: std collects it in place when the
     // record types have the same layout.
@@ -367,6 +348,23 @@ fn run_pass<T, C: Step<T>>(steps: &mut C, batch: Batch<T>, counting: bool) -> Ve
     } else {
         steps.apply::<false, _>(records).collect()
     }
+}
+
+/// A pass over a batch a `tee` shares with other branches that still hold it
+/// (taking its records would copy them all), for steps that start with a
+/// `filter`: the filter runs on the shared records, only those it keeps are
+/// copied, and the rest of the pass runs on them. Every step counts what it
+/// passes on, as in a counting pass.
+#[inline(never)]
+fn run_shared_pass<T, C: Step<T>>(steps: &mut C, shared: SharedView<'_, T>) -> Vec<C::Out> {
+    let kept: Vec<T> = shared
+        .records()
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| steps.admit(r))
+        .map(|(i, _)| shared.clone_at(i))
+        .collect();
+    steps.apply_after_filter::<true, _>(kept.into_iter()).collect()
 }
 
 impl<S, C> Stream for Fused<S, C>
@@ -398,9 +396,13 @@ where
             let start = Instant::now();
             let steps = &mut *this.steps;
             let counting = *this.counting;
-            // The shared path counts at every step, as a counting pass does.
-            let counting = counting || (steps.starts_with_filter() && batch.shared().is_some());
-            let pass = catch_unwind(AssertUnwindSafe(|| run_pass(steps, batch, counting)));
+            let shared = steps.starts_with_filter() && batch.shared().is_some();
+            // The shared pass counts at every step, as a counting pass does.
+            let counting = counting || shared;
+            let pass = catch_unwind(AssertUnwindSafe(|| match batch.shared() {
+                Some(view) if shared => run_shared_pass(steps, view),
+                _ => run_pass(steps, batch, counting),
+            }));
             this.steps.time_pass(start);
             let records = match pass {
                 Ok(records) => records,
