@@ -9,9 +9,9 @@ use std::time::Instant;
 use futures::Stream;
 use pin_project::pin_project;
 
+use crate::batch::SharedView;
 use crate::metrics::StageMetrics;
 use crate::source::Source;
-use crate::batch::SharedView;
 use crate::{Batch, Error, Result};
 
 mod sealed {
@@ -364,7 +364,9 @@ fn run_shared_pass<T, C: Step<T>>(steps: &mut C, shared: SharedView<'_, T>) -> V
         .filter(|(_, r)| steps.admit(r))
         .map(|(i, _)| shared.clone_at(i))
         .collect();
-    steps.apply_after_filter::<true, _>(kept.into_iter()).collect()
+    steps
+        .apply_after_filter::<true, _>(kept.into_iter())
+        .collect()
 }
 
 impl<S, C> Stream for Fused<S, C>
