@@ -54,6 +54,7 @@ pub mod record;
 mod runtime;
 pub mod sink;
 pub mod source;
+pub mod state;
 #[cfg(feature = "test-util")]
 pub mod testkit;
 

@@ -166,6 +166,17 @@ impl StageMetrics {
         self.keep(error);
     }
 
+    /// Counts a record behind the watermark dropped under
+    /// [`ErrorPolicy::Skip`] (as `late`), logged at the same bounded rate.
+    pub(crate) fn skip_late(&self, error: Error) {
+        self.counters.late(1);
+        let n = self.counters.late.load(Relaxed);
+        if n <= 10 || n.is_multiple_of(1000) {
+            tracing::warn!(stage = %self.name(), late = n, %error, "late record skipped");
+        }
+        self.keep(error);
+    }
+
     /// Counts a record sent to dead letters.
     pub(crate) fn dead_letter(&self, error: Error) {
         let n = self.counters.dead_lettered.fetch_add(1, Relaxed) + 1;
@@ -193,6 +204,12 @@ impl StageMetrics {
             retried: c.retried.load(Relaxed),
             dropped: c.dropped.load(Relaxed),
             combined: c.combined.load(Relaxed),
+            absorbed: c.absorbed.load(Relaxed),
+            late: c.late.load(Relaxed),
+            duplicates: c.duplicates.load(Relaxed),
+            unmatched: c.unmatched.load(Relaxed),
+            state_keys: c.state_keys.load(Relaxed),
+            state_bytes: c.state_bytes.load(Relaxed),
             abandoned: c.abandoned.load(Relaxed),
             busy: Duration::from_nanos(c.busy_nanos.load(Relaxed)),
         }
@@ -223,7 +240,14 @@ pub(crate) struct Counters {
     retried: AtomicU64,
     dropped: AtomicU64,
     combined: AtomicU64,
+    absorbed: AtomicU64,
+    late: AtomicU64,
+    duplicates: AtomicU64,
+    unmatched: AtomicU64,
     abandoned: AtomicU64,
+    /// Gauges, set (not added to) by stateful stages.
+    state_keys: AtomicU64,
+    state_bytes: AtomicU64,
     busy_nanos: AtomicU64,
 }
 
@@ -281,6 +305,43 @@ impl Counters {
         }
     }
 
+    /// Counts records taken into a stateful stage's state (an aggregate's
+    /// group, a window): they go on only as part of what it emits later.
+    pub(crate) fn absorb(&self, records: usize) {
+        if records > 0 {
+            self.absorbed.fetch_add(records as u64, Relaxed);
+        }
+    }
+
+    /// Counts records behind the watermark that the stage's policy skipped.
+    pub(crate) fn late(&self, records: usize) {
+        if records > 0 {
+            self.late.fetch_add(records as u64, Relaxed);
+        }
+    }
+
+    /// Counts records a dedup dropped as duplicates.
+    #[allow(dead_code)] // for the dedup operator
+    pub(crate) fn duplicate(&self, records: usize) {
+        if records > 0 {
+            self.duplicates.fetch_add(records as u64, Relaxed);
+        }
+    }
+
+    /// Counts records a join dropped for want of a match.
+    #[allow(dead_code)] // for the join operators
+    pub(crate) fn unmatched(&self, records: usize) {
+        if records > 0 {
+            self.unmatched.fetch_add(records as u64, Relaxed);
+        }
+    }
+
+    /// Sets the size of a stateful stage's state.
+    pub(crate) fn set_state(&self, keys: u64, bytes: u64) {
+        self.state_keys.store(keys, Relaxed);
+        self.state_bytes.store(bytes, Relaxed);
+    }
+
     /// Counts records a lossy output (a `tap`) dropped because it was full.
     pub(crate) fn drop_records(&self, records: usize) {
         if records > 0 {
@@ -300,6 +361,10 @@ impl Counters {
             + self.dead_lettered.load(Relaxed)
             + self.dropped.load(Relaxed)
             + self.combined.load(Relaxed)
+            + self.absorbed.load(Relaxed)
+            + self.late.load(Relaxed)
+            + self.duplicates.load(Relaxed)
+            + self.unmatched.load(Relaxed)
             + self.abandoned.load(Relaxed);
         if took > gone {
             let held = took - gone;
@@ -333,11 +398,15 @@ impl Counters {
 /// What one stage did during a run.
 ///
 /// Every record a stage receives is accounted for:
-/// `records_in + expanded == records_out + filtered + skipped + dead_lettered + dropped + combined + abandoned`
+/// `records_in + expanded == records_out + filtered + skipped + dead_lettered +
+/// dropped + combined + absorbed + late + duplicates + unmatched + abandoned`
 /// once the run has returned (see [`in_flight`](StageStats::in_flight)). `busy` is the time spent in the stage's own work
 /// (user closures included), not time spent waiting for input or for room
 /// downstream.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serialized (with serde) under these field names, which are stable; `busy`
+/// as `busy_secs`, a float.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct StageStats {
     /// The stage's id: its place among the run's stages, from 0. Stable for a
@@ -380,6 +449,15 @@ pub struct StageStats {
     /// Records combined into another record that went on: the second of each
     /// pair a [`zip`](crate::Pipeline::zip) makes.
     pub combined: u64,
+    /// Records taken into a stateful stage's state (an aggregate's group, a
+    /// window); what the stage emits from its state counts as `expanded`.
+    pub absorbed: u64,
+    /// Records behind the watermark, skipped under the stage's policy.
+    pub late: u64,
+    /// Records a dedup dropped as duplicates.
+    pub duplicates: u64,
+    /// Records a join dropped for want of a match.
+    pub unmatched: u64,
     /// Records the stage still held when the run ended early: a downstream
     /// `take` had its count, the run failed, or it was cancelled.
     pub abandoned: u64,
@@ -387,7 +465,17 @@ pub struct StageStats {
     /// `filter`, `filter_map`, `flat_map`, `inspect`) run fused, in one pass
     /// over each batch, and cannot be timed apart: the pass's time is counted
     /// on the first of them, and the others show none.
+    #[serde(rename = "busy_secs", serialize_with = "secs")]
     pub busy: Duration,
+    /// Keys a stateful stage holds (groups, windows, seen keys, join rows),
+    /// when the run ended (or now, for a live snapshot); 0 for other stages.
+    pub state_keys: u64,
+    /// Estimated bytes of a stateful stage's state.
+    pub state_bytes: u64,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 impl StageStats {
@@ -405,6 +493,10 @@ impl StageStats {
             - self.dead_lettered as i64
             - self.dropped as i64
             - self.combined as i64
+            - self.absorbed as i64
+            - self.late as i64
+            - self.duplicates as i64
+            - self.unmatched as i64
             - self.abandoned as i64
     }
 }

@@ -37,6 +37,20 @@ impl Failures {
         retryable: bool,
         record: impl FnOnce() -> Option<String>,
     ) -> Outcome {
+        self.handle_as(stage, error, attempts, retryable, record, false)
+    }
+
+    /// As [`handle`](Failures::handle), for a record behind the watermark
+    /// when `late`: skipped, it counts as `late` rather than `skipped`.
+    pub(crate) fn handle_as(
+        &mut self,
+        stage: &StageMetrics,
+        error: Error,
+        attempts: u32,
+        retryable: bool,
+        record: impl FnOnce() -> Option<String>,
+        late: bool,
+    ) -> Outcome {
         let error = error.with_stage(stage.name()).with_attempts(attempts);
         if !error.is_record_level() {
             return Outcome::Abort(error);
@@ -46,6 +60,10 @@ impl Failures {
         loop {
             match policy {
                 ErrorPolicy::Abort => return Outcome::Abort(error),
+                ErrorPolicy::Skip if late => {
+                    stage.skip_late(error);
+                    return Outcome::Dropped;
+                }
                 ErrorPolicy::Skip => {
                     stage.skip(error);
                     return Outcome::Dropped;

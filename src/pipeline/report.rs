@@ -114,7 +114,7 @@ impl Report {
         match self.stages.iter().find(|s| s.in_flight() != 0) {
             None => Ok(()),
             Some(s) => Err(format!(
-                "stage {:?} does not balance: {} in + {} expanded != {} out + {} filtered + {} skipped + {} dead-lettered + {} dropped + {} combined + {} abandoned",
+                "stage {:?} does not balance: {} in + {} expanded != {} out + {} filtered + {} skipped + {} dead-lettered + {} dropped + {} combined + {} absorbed + {} late + {} duplicates + {} unmatched + {} abandoned",
                 s.name,
                 s.records_in,
                 s.expanded,
@@ -124,6 +124,10 @@ impl Report {
                 s.dead_lettered,
                 s.dropped,
                 s.combined,
+                s.absorbed,
+                s.late,
+                s.duplicates,
+                s.unmatched,
                 s.abandoned
             )),
         }

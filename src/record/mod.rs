@@ -22,10 +22,12 @@ mod date;
 mod record;
 mod schema;
 mod text;
+mod timestamp;
 mod value;
 
 pub use date::Date;
 pub use record::Record;
 pub use schema::{DataType, Field, Schema};
 pub use text::Text;
+pub use timestamp::Timestamp;
 pub use value::Value;

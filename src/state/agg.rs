@@ -1,0 +1,410 @@
+//! Aggregates: what a keyed stage computes over each group's records.
+//!
+//! Ready-made over typed records (each takes a closure reading the value from
+//! a record): [`count`], [`sum`], [`min`], [`max`], [`mean`], [`first`],
+//! [`last`], [`count_distinct`]; a tuple of aggregates is an aggregate of
+//! their tuple. Over dynamic [`Record`](crate::record::Record)s, by column
+//! name: [`column`]. [`fold`] and [`reduce`] make one of a closure.
+
+use std::collections::HashSet;
+use std::hash::Hash;
+use std::marker::PhantomData;
+
+use super::StateSize;
+
+/// An aggregate over records of type `T`: an accumulator per group, updated
+/// with each record, turned into the group's result at the end.
+pub trait Aggregate<T>: Send + 'static {
+    /// The running state of one group.
+    type Acc: Send + 'static;
+    /// The group's result.
+    type Out: Send + 'static;
+
+    /// A new group's accumulator.
+    fn init(&mut self) -> Self::Acc;
+    /// Takes `record` into the group's accumulator.
+    fn update(&mut self, acc: &mut Self::Acc, record: &T);
+    /// The group's result.
+    fn finish(&mut self, acc: Self::Acc) -> Self::Out;
+    /// Heap bytes the accumulator owns (for `state_bytes`; 0 by default).
+    fn acc_heap(&self, _acc: &Self::Acc) -> usize {
+        0
+    }
+}
+
+/// The number of records.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dataflare::Result<()> {
+/// use dataflare::prelude::*;
+/// use dataflare::state::agg;
+///
+/// let out = Collected::new();
+/// Pipeline::from(source::iter(vec!["a", "b", "a"]))
+///     .key_by(|s: &&str| s.to_string())
+///     .aggregate(agg::count())
+///     .to(sink::collect(&out))
+///     .run()
+///     .await?;
+/// assert_eq!(out.to_vec(), vec![("a".to_string(), 2), ("b".to_string(), 1)]);
+/// # Ok(()) }
+/// ```
+pub fn count() -> Count {
+    Count
+}
+
+/// Made by [`count`].
+#[derive(Debug, Clone, Copy)]
+pub struct Count;
+
+impl<T> Aggregate<T> for Count {
+    type Acc = u64;
+    type Out = u64;
+
+    fn init(&mut self) -> u64 {
+        0
+    }
+
+    fn update(&mut self, acc: &mut u64, _record: &T) {
+        *acc += 1;
+    }
+
+    fn finish(&mut self, acc: u64) -> u64 {
+        acc
+    }
+}
+
+/// A closure reading a value from a record, for the aggregates that take one.
+#[derive(Debug, Clone, Copy)]
+pub struct Of<F, V> {
+    f: F,
+    value: PhantomData<fn() -> V>,
+}
+
+fn of<F, V>(f: F) -> Of<F, V> {
+    Of {
+        f,
+        value: PhantomData,
+    }
+}
+
+/// The sum of `f(record)`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dataflare::Result<()> {
+/// use dataflare::prelude::*;
+/// use dataflare::state::agg;
+///
+/// let out = Collected::new();
+/// Pipeline::from(source::iter(vec![("a", 1.5), ("b", 2.0), ("a", 3.0)]))
+///     .key_by(|r: &(&'static str, f64)| r.0)
+///     .aggregate((agg::sum(|r: &(&'static str, f64)| r.1), agg::mean(|r: &(&'static str, f64)| r.1)))
+///     .to(sink::collect(&out))
+///     .run()
+///     .await?;
+/// assert_eq!(out.to_vec(), vec![("a", (4.5, 2.25)), ("b", (2.0, 2.0))]);
+/// # Ok(()) }
+/// ```
+pub fn sum<T, V, F>(f: F) -> Sum<F, V>
+where
+    F: FnMut(&T) -> V,
+{
+    Sum(of(f))
+}
+
+/// Made by [`sum`].
+#[derive(Debug, Clone, Copy)]
+pub struct Sum<F, V>(Of<F, V>);
+
+impl<T, V, F> Aggregate<T> for Sum<F, V>
+where
+    F: FnMut(&T) -> V + Send + 'static,
+    V: std::ops::AddAssign + Default + Send + 'static,
+{
+    type Acc = V;
+    type Out = V;
+
+    fn init(&mut self) -> V {
+        V::default()
+    }
+
+    fn update(&mut self, acc: &mut V, record: &T) {
+        *acc += (self.0.f)(record);
+    }
+
+    fn finish(&mut self, acc: V) -> V {
+        acc
+    }
+}
+
+/// The mean of `f(record)`, as `f64`.
+pub fn mean<T, V, F>(f: F) -> Mean<F, V>
+where
+    F: FnMut(&T) -> V,
+{
+    Mean(of(f))
+}
+
+/// Made by [`mean`].
+#[derive(Debug, Clone, Copy)]
+pub struct Mean<F, V>(Of<F, V>);
+
+impl<T, V, F> Aggregate<T> for Mean<F, V>
+where
+    F: FnMut(&T) -> V + Send + 'static,
+    V: Into<f64> + 'static,
+{
+    type Acc = (f64, u64);
+    type Out = f64;
+
+    fn init(&mut self) -> (f64, u64) {
+        (0.0, 0)
+    }
+
+    fn update(&mut self, acc: &mut (f64, u64), record: &T) {
+        acc.0 += (self.0.f)(record).into();
+        acc.1 += 1;
+    }
+
+    fn finish(&mut self, (sum, n): (f64, u64)) -> f64 {
+        sum / n as f64
+    }
+}
+
+macro_rules! extreme {
+    ($(#[$doc:meta])* $fn:ident, $ty:ident, $keep:expr) => {
+        $(#[$doc])*
+        pub fn $fn<T, V, F>(f: F) -> $ty<F, V>
+        where
+            F: FnMut(&T) -> V,
+        {
+            $ty(of(f))
+        }
+
+        #[doc = concat!("Made by [`", stringify!($fn), "`].")]
+        #[derive(Debug, Clone, Copy)]
+        pub struct $ty<F, V>(Of<F, V>);
+
+        impl<T, V, F> Aggregate<T> for $ty<F, V>
+        where
+            F: FnMut(&T) -> V + Send + 'static,
+            V: PartialOrd + StateSize + Send + 'static,
+        {
+            type Acc = Option<V>;
+            type Out = V;
+
+            fn init(&mut self) -> Option<V> {
+                None
+            }
+
+            fn update(&mut self, acc: &mut Option<V>, record: &T) {
+                let v = (self.0.f)(record);
+                let keep: fn(&V, &V) -> bool = $keep;
+                match acc {
+                    Some(held) if !keep(&v, held) => {}
+                    _ => *acc = Some(v),
+                }
+            }
+
+            fn finish(&mut self, acc: Option<V>) -> V {
+                acc.expect("a group holds one record at least")
+            }
+
+            fn acc_heap(&self, acc: &Option<V>) -> usize {
+                acc.heap_bytes()
+            }
+        }
+    };
+}
+
+extreme!(
+    /// The least `f(record)` (the first of equals; values that do not
+    /// compare, such as `NaN`, never replace another).
+    min, Min, |v, held| v < held
+);
+extreme!(
+    /// The greatest `f(record)` (the first of equals).
+    max, Max, |v, held| v > held
+);
+extreme!(
+    /// `f` of the group's first record.
+    first, First, |_, _| false
+);
+extreme!(
+    /// `f` of the group's last record.
+    last, Last, |_, _| true
+);
+
+/// The number of distinct values of `f(record)`. Its state grows with the
+/// values seen: it counts in the stage's `state_bytes`.
+pub fn count_distinct<T, V, F>(f: F) -> CountDistinct<F, V>
+where
+    F: FnMut(&T) -> V,
+{
+    CountDistinct(of(f))
+}
+
+/// Made by [`count_distinct`].
+#[derive(Debug, Clone, Copy)]
+pub struct CountDistinct<F, V>(Of<F, V>);
+
+impl<T, V, F> Aggregate<T> for CountDistinct<F, V>
+where
+    F: FnMut(&T) -> V + Send + 'static,
+    V: Hash + Eq + StateSize + Send + 'static,
+{
+    type Acc = HashSet<V>;
+    type Out = u64;
+
+    fn init(&mut self) -> HashSet<V> {
+        HashSet::new()
+    }
+
+    fn update(&mut self, acc: &mut HashSet<V>, record: &T) {
+        acc.insert((self.0.f)(record));
+    }
+
+    fn finish(&mut self, acc: HashSet<V>) -> u64 {
+        acc.len() as u64
+    }
+
+    fn acc_heap(&self, acc: &HashSet<V>) -> usize {
+        acc.heap_bytes()
+    }
+}
+
+/// An aggregate of a closure: each group starts at `init` (cloned) and
+/// `f(&mut acc, record)` takes each record in.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dataflare::Result<()> {
+/// use dataflare::prelude::*;
+///
+/// let out = Collected::new();
+/// Pipeline::from(source::iter(vec![("a", 3), ("b", 1), ("a", 4)]))
+///     .key_by(|r: &(&'static str, i32)| r.0)
+///     .fold(Vec::new(), |acc: &mut Vec<i32>, r: &(&'static str, i32)| acc.push(r.1))
+///     .to(sink::collect(&out))
+///     .run()
+///     .await?;
+/// assert_eq!(out.to_vec(), vec![("a", vec![3, 4]), ("b", vec![1])]);
+/// # Ok(()) }
+/// ```
+pub fn fold<T, A, F>(init: A, f: F) -> Fold<A, F>
+where
+    A: Clone,
+    F: FnMut(&mut A, &T),
+{
+    Fold { init, f }
+}
+
+/// Made by [`fold`].
+#[derive(Debug, Clone)]
+pub struct Fold<A, F> {
+    init: A,
+    f: F,
+}
+
+impl<T, A, F> Aggregate<T> for Fold<A, F>
+where
+    A: Clone + StateSize + Send + 'static,
+    F: FnMut(&mut A, &T) + Send + 'static,
+{
+    type Acc = A;
+    type Out = A;
+
+    fn init(&mut self) -> A {
+        self.init.clone()
+    }
+
+    fn update(&mut self, acc: &mut A, record: &T) {
+        (self.f)(acc, record);
+    }
+
+    fn finish(&mut self, acc: A) -> A {
+        acc
+    }
+
+    fn acc_heap(&self, acc: &A) -> usize {
+        acc.heap_bytes()
+    }
+}
+
+/// An aggregate combining a group's records two by two: the first record
+/// (cloned) is the start, `f(&mut acc, record)` takes each next one in.
+pub fn reduce<T, F>(f: F) -> Reduce<F>
+where
+    F: FnMut(&mut T, &T),
+{
+    Reduce(f)
+}
+
+/// Made by [`reduce`].
+#[derive(Debug, Clone)]
+pub struct Reduce<F>(F);
+
+impl<T, F> Aggregate<T> for Reduce<F>
+where
+    T: Clone + StateSize + Send + 'static,
+    F: FnMut(&mut T, &T) + Send + 'static,
+{
+    type Acc = Option<T>;
+    type Out = T;
+
+    fn init(&mut self) -> Option<T> {
+        None
+    }
+
+    fn update(&mut self, acc: &mut Option<T>, record: &T) {
+        match acc {
+            Some(held) => (self.0)(held, record),
+            None => *acc = Some(record.clone()),
+        }
+    }
+
+    fn finish(&mut self, acc: Option<T>) -> T {
+        acc.expect("a group holds one record at least")
+    }
+
+    fn acc_heap(&self, acc: &Option<T>) -> usize {
+        acc.heap_bytes()
+    }
+}
+
+macro_rules! tuple_aggregates {
+    ($(($($n:tt $a:ident),*)),*) => {$(
+        impl<T, $($a: Aggregate<T>),*> Aggregate<T> for ($($a,)*) {
+            type Acc = ($($a::Acc,)*);
+            type Out = ($($a::Out,)*);
+
+            fn init(&mut self) -> Self::Acc {
+                ($(self.$n.init(),)*)
+            }
+
+            fn update(&mut self, acc: &mut Self::Acc, record: &T) {
+                $(self.$n.update(&mut acc.$n, record);)*
+            }
+
+            fn finish(&mut self, acc: Self::Acc) -> Self::Out {
+                ($(self.$n.finish(acc.$n),)*)
+            }
+
+            fn acc_heap(&self, acc: &Self::Acc) -> usize {
+                0 $(+ self.$n.acc_heap(&acc.$n))*
+            }
+        }
+    )*};
+}
+tuple_aggregates!(
+    (0 A),
+    (0 A, 1 B),
+    (0 A, 1 B, 2 C),
+    (0 A, 1 B, 2 C, 3 D),
+    (0 A, 1 B, 2 C, 3 D, 4 E),
+    (0 A, 1 B, 2 C, 3 D, 4 E, 5 F),
+    (0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G),
+    (0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H)
+);

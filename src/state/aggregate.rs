@@ -1,0 +1,154 @@
+//! Keyed aggregation: one accumulator per key, results at the end of input.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use indexmap::IndexMap;
+use indexmap::map::Entry;
+
+use super::agg::Aggregate;
+use super::size::entry_bytes;
+use super::stage::{Emits, Reject, StatefulOp};
+use super::{KeyOf, StateSize};
+use crate::Result;
+use crate::metrics::StageMetrics;
+
+/// How a keyed stage's results become its output records.
+pub trait Output<K, V>: Send + 'static {
+    /// The output record.
+    type Out: Send + 'static;
+    /// The records for these `(key, result)` pairs, in their order.
+    fn make(&mut self, groups: Vec<(K, V)>) -> Vec<Self::Out>;
+}
+
+/// `(key, result)` pairs, as they are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pairs;
+
+impl<K: Send + 'static, V: Send + 'static> Output<K, V> for Pairs {
+    type Out = (K, V);
+
+    fn make(&mut self, groups: Vec<(K, V)>) -> Vec<(K, V)> {
+        groups
+    }
+}
+
+/// Groups records by key and runs an [`Aggregate`] over each group; emits one
+/// record per key at the end of the input, in the order the keys first
+/// appeared.
+pub struct Aggregation<T, KF, A, M>
+where
+    KF: KeyOf<T>,
+    A: Aggregate<T>,
+{
+    key: KF,
+    agg: A,
+    make: M,
+    groups: IndexMap<KF::Key, A::Acc>,
+    bytes: usize,
+    record: PhantomData<fn(T)>,
+}
+
+impl<T, KF, A, M> Aggregation<T, KF, A, M>
+where
+    KF: KeyOf<T>,
+    A: Aggregate<T>,
+{
+    pub(crate) fn new(key: KF, agg: A, make: M) -> Self {
+        Aggregation {
+            key,
+            agg,
+            make,
+            groups: IndexMap::new(),
+            bytes: 0,
+            record: PhantomData,
+        }
+    }
+}
+
+impl<T, KF, A, M> fmt::Debug for Aggregation<T, KF, A, M>
+where
+    KF: KeyOf<T>,
+    A: Aggregate<T>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Aggregation")
+            .field("keys", &self.groups.len())
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, KF, A, M> Emits for Aggregation<T, KF, A, M>
+where
+    KF: KeyOf<T>,
+    A: Aggregate<T>,
+    M: Output<KF::Key, A::Out>,
+{
+    type Out = M::Out;
+}
+
+impl<T, KF, A, M> StatefulOp<T> for Aggregation<T, KF, A, M>
+where
+    T: fmt::Debug + Send + 'static,
+    KF: KeyOf<T>,
+    A: Aggregate<T>,
+    M: Output<KF::Key, A::Out>,
+{
+    fn apply(
+        &mut self,
+        records: Vec<T>,
+        _out: &mut Vec<M::Out>,
+        rejects: &mut Vec<Reject>,
+        stage: &StageMetrics,
+    ) -> Result<()> {
+        let mut absorbed = 0;
+        for record in records {
+            let key = match self.key.key_of(&record) {
+                Ok(key) => key,
+                Err(error) => {
+                    rejects.push(Reject {
+                        error,
+                        record: Some(format!("{record:?}")),
+                        late: false,
+                    });
+                    continue;
+                }
+            };
+            let (agg, bytes) = (&mut self.agg, &mut self.bytes);
+            let acc = match self.groups.entry(key) {
+                Entry::Occupied(group) => group.into_mut(),
+                Entry::Vacant(group) => {
+                    *bytes += entry_bytes::<KF::Key, A::Acc>() + group.key().heap_bytes();
+                    let acc = agg.init();
+                    *bytes += agg.acc_heap(&acc);
+                    group.insert(acc)
+                }
+            };
+            let before = agg.acc_heap(acc);
+            agg.update(acc, &record);
+            *bytes = (*bytes + agg.acc_heap(acc)).saturating_sub(before);
+            absorbed += 1;
+        }
+        stage.absorb(absorbed);
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<M::Out>, stage: &StageMetrics) -> Result<()> {
+        let groups: Vec<(KF::Key, A::Out)> = std::mem::take(&mut self.groups)
+            .into_iter()
+            .map(|(key, acc)| (key, self.agg.finish(acc)))
+            .collect();
+        self.bytes = 0;
+        let made = self.make.make(groups);
+        stage.expand(made.len());
+        out.extend(made);
+        Ok(())
+    }
+
+    fn state_size(&self) -> (u64, u64) {
+        // The index map keeps a hash table of indices besides its entries.
+        let bytes = self.bytes + self.groups.capacity() * std::mem::size_of::<usize>() * 8 / 7;
+        (self.groups.len() as u64, bytes as u64)
+    }
+}

@@ -1,0 +1,280 @@
+//! Aggregates over dynamic records, by column name, and the records they
+//! make: the key columns, then one column per aggregate.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::Key;
+use super::agg::Aggregate;
+use super::aggregate::Output;
+use crate::record::{DataType, Record, Schema, Value};
+
+/// One aggregate over a column of dynamic records, for
+/// [`KeyBy::aggregate_columns`](super::KeyBy::aggregate_columns).
+///
+/// `Sum` of an integer column is an integer, of a float column a float;
+/// `Mean` is a float; `Min`, `Max`, `First`, `Last` keep the column's type;
+/// `Count` and `CountDistinct` are integers. Nulls are skipped (as in SQL):
+/// a group whose column is all null gets a null, `Count` counts records.
+/// A value that is no number under `Sum` / `Mean` is skipped too (and the
+/// column should be typed: see `infer_schema`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Agg {
+    /// The number of records.
+    Count,
+    /// The sum of the column.
+    Sum(Arc<str>),
+    /// The mean of the column.
+    Mean(Arc<str>),
+    /// The least value of the column.
+    Min(Arc<str>),
+    /// The greatest value of the column.
+    Max(Arc<str>),
+    /// The column's first non-null value.
+    First(Arc<str>),
+    /// The column's last non-null value.
+    Last(Arc<str>),
+    /// The number of distinct non-null values of the column.
+    CountDistinct(Arc<str>),
+}
+
+impl Agg {
+    /// [`Agg::Sum`] of `column`.
+    pub fn sum(column: &str) -> Agg {
+        Agg::Sum(column.into())
+    }
+    /// [`Agg::Mean`] of `column`.
+    pub fn mean(column: &str) -> Agg {
+        Agg::Mean(column.into())
+    }
+    /// [`Agg::Min`] of `column`.
+    pub fn min(column: &str) -> Agg {
+        Agg::Min(column.into())
+    }
+    /// [`Agg::Max`] of `column`.
+    pub fn max(column: &str) -> Agg {
+        Agg::Max(column.into())
+    }
+    /// [`Agg::First`] of `column`.
+    pub fn first(column: &str) -> Agg {
+        Agg::First(column.into())
+    }
+    /// [`Agg::Last`] of `column`.
+    pub fn last(column: &str) -> Agg {
+        Agg::Last(column.into())
+    }
+    /// [`Agg::CountDistinct`] of `column`.
+    pub fn count_distinct(column: &str) -> Agg {
+        Agg::CountDistinct(column.into())
+    }
+
+    fn column(&self) -> Option<&str> {
+        match self {
+            Agg::Count => None,
+            Agg::Sum(c)
+            | Agg::Mean(c)
+            | Agg::Min(c)
+            | Agg::Max(c)
+            | Agg::First(c)
+            | Agg::Last(c)
+            | Agg::CountDistinct(c) => Some(c),
+        }
+    }
+}
+
+/// The running state of one [`Agg`] for one group.
+#[derive(Debug)]
+pub enum AggState {
+    /// Records counted.
+    Count(u64),
+    /// An integer sum (while every value was an integer), or a float one.
+    Sum(Option<Value>),
+    /// Sum and count of the values.
+    Mean(f64, u64),
+    /// The value kept (min, max, first, last).
+    Held(Option<Value>),
+    /// The distinct values.
+    Distinct(HashSet<super::Key>),
+}
+
+/// The [`Agg`]s of a dynamic aggregation, together an [`Aggregate`] over
+/// [`Record`]s whose result is one value per aggregate.
+#[derive(Debug)]
+pub struct ColumnAggregates {
+    aggs: Vec<Agg>,
+    /// Each aggregate's column index in the last schema seen.
+    indices: Option<(Arc<Schema>, Vec<Option<usize>>)>,
+}
+
+impl ColumnAggregates {
+    pub(crate) fn new(aggs: Vec<Agg>) -> Self {
+        ColumnAggregates {
+            aggs,
+            indices: None,
+        }
+    }
+}
+
+impl Aggregate<Record> for ColumnAggregates {
+    type Acc = Vec<AggState>;
+    type Out = Vec<Value>;
+
+    fn init(&mut self) -> Vec<AggState> {
+        self.aggs
+            .iter()
+            .map(|a| match a {
+                Agg::Count => AggState::Count(0),
+                Agg::Sum(_) => AggState::Sum(None),
+                Agg::Mean(_) => AggState::Mean(0.0, 0),
+                Agg::Min(_) | Agg::Max(_) | Agg::First(_) | Agg::Last(_) => AggState::Held(None),
+                Agg::CountDistinct(_) => AggState::Distinct(HashSet::new()),
+            })
+            .collect()
+    }
+
+    fn update(&mut self, acc: &mut Vec<AggState>, record: &Record) {
+        let schema = record.schema();
+        if !matches!(&self.indices, Some((s, _)) if Arc::ptr_eq(s, schema)) {
+            let indices = self
+                .aggs
+                .iter()
+                .map(|a| a.column().and_then(|c| schema.index_of(c)))
+                .collect();
+            self.indices = Some((schema.clone(), indices));
+        }
+        let (_, indices) = self.indices.as_ref().expect("set above");
+        for ((agg, state), index) in self.aggs.iter().zip(acc.iter_mut()).zip(indices) {
+            let value = index
+                .and_then(|i| record.get_index(i))
+                .filter(|v| !v.is_null());
+            match (agg, state) {
+                (Agg::Count, AggState::Count(n)) => *n += 1,
+                (_, _) if value.is_none() => {}
+                (Agg::Sum(_), AggState::Sum(sum)) => {
+                    let v = value.expect("checked");
+                    *sum = match (sum.take(), v) {
+                        (None, Value::Int(i)) => Some(Value::Int(*i)),
+                        (None, v) => v.as_f64().map(Value::Float),
+                        (Some(Value::Int(a)), Value::Int(b)) => Some(match a.checked_add(*b) {
+                            Some(s) => Value::Int(s),
+                            None => Value::Float(a as f64 + *b as f64),
+                        }),
+                        (Some(s), v) => match (s.as_f64(), v.as_f64()) {
+                            (Some(a), Some(b)) => Some(Value::Float(a + b)),
+                            (a, _) => a.map(Value::Float),
+                        },
+                    };
+                }
+                (Agg::Mean(_), AggState::Mean(sum, n)) => {
+                    if let Some(x) = value.and_then(Value::as_f64) {
+                        *sum += x;
+                        *n += 1;
+                    }
+                }
+                (Agg::Min(_), AggState::Held(held)) => keep(held, value, less),
+                (Agg::Max(_), AggState::Held(held)) => keep(held, value, |v, h| less(h, v)),
+                (Agg::First(_), AggState::Held(held)) => keep(held, value, |_, _| false),
+                (Agg::Last(_), AggState::Held(held)) => keep(held, value, |_, _| true),
+                (Agg::CountDistinct(_), AggState::Distinct(seen)) => {
+                    seen.insert(Key::new(vec![value.expect("checked").clone()]));
+                }
+                _ => unreachable!("states are made by init, in the aggregates' order"),
+            }
+        }
+    }
+
+    fn finish(&mut self, acc: Vec<AggState>) -> Vec<Value> {
+        acc.into_iter()
+            .map(|state| match state {
+                AggState::Count(n) => Value::Int(n as i64),
+                AggState::Sum(sum) => sum.unwrap_or(Value::Null),
+                AggState::Mean(_, 0) => Value::Null,
+                AggState::Mean(sum, n) => Value::Float(sum / n as f64),
+                AggState::Held(v) => v.unwrap_or(Value::Null),
+                AggState::Distinct(seen) => Value::Int(seen.len() as i64),
+            })
+            .collect()
+    }
+
+    fn acc_heap(&self, acc: &Vec<AggState>) -> usize {
+        use super::StateSize;
+        acc.capacity() * std::mem::size_of::<AggState>()
+            + acc
+                .iter()
+                .map(|s| match s {
+                    AggState::Held(v) | AggState::Sum(v) => v.heap_bytes(),
+                    AggState::Distinct(seen) => seen.heap_bytes(),
+                    _ => 0,
+                })
+                .sum::<usize>()
+    }
+}
+
+/// Replaces the held value with `value` when there is none yet or
+/// `replace(value, held)` says so.
+fn keep(held: &mut Option<Value>, value: Option<&Value>, replace: impl Fn(&Value, &Value) -> bool) {
+    if let Some(v) = value {
+        match held {
+            Some(h) if !replace(v, h) => {}
+            _ => *held = Some(v.clone()),
+        }
+    }
+}
+
+/// `a < b` for values of one type (numbers compare across int and float,
+/// text by bytes, dates by day); values that do not compare never are less.
+fn less(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => x < y,
+        (Value::Str(x), Value::Str(y)) => x.as_str() < y.as_str(),
+        (Value::Date(x), Value::Date(y)) => x < y,
+        (Value::Bool(x), Value::Bool(y)) => x < y,
+        (x, y) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x < y,
+            _ => false,
+        },
+    }
+}
+
+impl super::StateSize for AggState {}
+
+/// Records of dynamic aggregation results: the key columns (named as the
+/// key's [`Columns`](super::Columns)) then one column per aggregate, each
+/// typed from its values (text if all are null).
+#[derive(Debug)]
+pub struct Rows {
+    names: Vec<Arc<str>>,
+}
+
+impl Rows {
+    pub(crate) fn new(key_names: &[Arc<str>], agg_names: Vec<Arc<str>>) -> Self {
+        let mut names = key_names.to_vec();
+        names.extend(agg_names);
+        Rows { names }
+    }
+}
+
+impl Output<Key, Vec<Value>> for Rows {
+    type Out = Record;
+
+    fn make(&mut self, groups: Vec<(Key, Vec<Value>)>) -> Vec<Record> {
+        let rows: Vec<Vec<Value>> = groups
+            .into_iter()
+            .map(|(key, values)| {
+                let mut row = key.into_values();
+                row.extend(values);
+                row
+            })
+            .collect();
+        let types = self.names.iter().enumerate().map(|(i, _)| {
+            rows.iter()
+                .find_map(|r| r.get(i).and_then(Value::data_type))
+                .unwrap_or(DataType::Str)
+        });
+        let schema = Arc::new(Schema::new(self.names.iter().cloned().zip(types)));
+        rows.into_iter()
+            .map(|values| Record::new(schema.clone(), values))
+            .collect()
+    }
+}
