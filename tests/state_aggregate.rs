@@ -124,7 +124,15 @@ async fn dynamic_records_aggregate_by_column_with_typed_result_columns() {
     let names: Vec<&str> = rows[0].schema().names().collect();
     assert_eq!(
         names,
-        ["category", "orders", "revenue", "items", "mean_amount", "users", "largest"]
+        [
+            "category",
+            "orders",
+            "revenue",
+            "items",
+            "mean_amount",
+            "users",
+            "largest"
+        ]
     );
     let books = &rows[0];
     assert_eq!(books.get("category"), Some(&Value::from("books")));
@@ -174,7 +182,10 @@ async fn a_record_without_the_key_column_is_a_record_error_under_the_policy() {
         .run_to_report()
         .await;
     let error = report.error().expect("fails");
-    assert!(error.to_string().contains("no column \"category\""), "{error}");
+    assert!(
+        error.to_string().contains("no column \"category\""),
+        "{error}"
+    );
     assert_eq!(error.stage(), Some("aggregate#1"));
     report.check_accounting().unwrap();
 
@@ -190,7 +201,13 @@ async fn a_record_without_the_key_column_is_a_record_error_under_the_policy() {
         .await
         .unwrap();
     assert_eq!(rejects.len(), 1);
-    assert!(rejects.to_vec()[0].record.as_deref().unwrap().contains("x-1"));
+    assert!(
+        rejects.to_vec()[0]
+            .record
+            .as_deref()
+            .unwrap()
+            .contains("x-1")
+    );
     assert_eq!(out.to_vec()[0].get("n"), Some(&Value::Int(2)));
     assert_eq!(report.dead_lettered(), 1);
     report.check_accounting().unwrap();
@@ -210,7 +227,10 @@ async fn too_many_keys_fail_the_run_naming_the_stage_and_the_limit() {
     assert!(message.contains("over its max_keys (5000)"), "{message}");
     // Stopped soon after the limit: not the whole input read.
     let stage = report.stage("aggregate#1").unwrap();
-    assert!(stage.state_keys > 5_000 && stage.state_keys <= 6_000, "{stage:?}");
+    assert!(
+        stage.state_keys > 5_000 && stage.state_keys <= 6_000,
+        "{stage:?}"
+    );
     assert!(report.records_in() < 100_000);
     report.check_accounting().unwrap();
 }
@@ -226,7 +246,10 @@ async fn too_many_state_bytes_fail_the_run_and_the_estimate_counts_key_text() {
         .run_to_report()
         .await;
     let message = report.error().expect("fails").to_string();
-    assert!(message.contains("over its max_state_bytes (100000)"), "{message}");
+    assert!(
+        message.contains("over its max_state_bytes (100000)"),
+        "{message}"
+    );
     let stage = report.stage("aggregate#1").unwrap();
     // At least the keys' text: 200+ bytes a key.
     assert!(stage.state_bytes >= stage.state_keys * 200, "{stage:?}");

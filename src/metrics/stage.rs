@@ -210,6 +210,8 @@ impl StageMetrics {
             unmatched: c.unmatched.load(Relaxed),
             state_keys: c.state_keys.load(Relaxed),
             state_bytes: c.state_bytes.load(Relaxed),
+            peak_state_keys: c.peak_state_keys.load(Relaxed),
+            peak_state_bytes: c.peak_state_bytes.load(Relaxed),
             abandoned: c.abandoned.load(Relaxed),
             busy: Duration::from_nanos(c.busy_nanos.load(Relaxed)),
         }
@@ -248,6 +250,8 @@ pub(crate) struct Counters {
     /// Gauges, set (not added to) by stateful stages.
     state_keys: AtomicU64,
     state_bytes: AtomicU64,
+    peak_state_keys: AtomicU64,
+    peak_state_bytes: AtomicU64,
     busy_nanos: AtomicU64,
 }
 
@@ -340,6 +344,8 @@ impl Counters {
     pub(crate) fn set_state(&self, keys: u64, bytes: u64) {
         self.state_keys.store(keys, Relaxed);
         self.state_bytes.store(bytes, Relaxed);
+        self.peak_state_keys.fetch_max(keys, Relaxed);
+        self.peak_state_bytes.fetch_max(bytes, Relaxed);
     }
 
     /// Counts records a lossy output (a `tap`) dropped because it was full.
@@ -472,6 +478,10 @@ pub struct StageStats {
     pub state_keys: u64,
     /// Estimated bytes of a stateful stage's state.
     pub state_bytes: u64,
+    /// The most keys the stage held at once during the run.
+    pub peak_state_keys: u64,
+    /// The most estimated bytes the stage held at once during the run.
+    pub peak_state_bytes: u64,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -255,24 +255,39 @@ where
     F: FnMut(&T) -> V + Send + 'static,
     V: Hash + Eq + StateSize + Send + 'static,
 {
-    type Acc = HashSet<V>;
+    type Acc = Distinct<V>;
     type Out = u64;
 
-    fn init(&mut self) -> HashSet<V> {
-        HashSet::new()
+    fn init(&mut self) -> Distinct<V> {
+        Distinct {
+            seen: HashSet::new(),
+            heap: 0,
+        }
     }
 
-    fn update(&mut self, acc: &mut HashSet<V>, record: &T) {
-        acc.insert((self.0.f)(record));
+    fn update(&mut self, acc: &mut Distinct<V>, record: &T) {
+        let v = (self.0.f)(record);
+        let heap = v.heap_bytes();
+        if acc.seen.insert(v) {
+            acc.heap += heap;
+        }
     }
 
-    fn finish(&mut self, acc: HashSet<V>) -> u64 {
-        acc.len() as u64
+    fn finish(&mut self, acc: Distinct<V>) -> u64 {
+        acc.seen.len() as u64
     }
 
-    fn acc_heap(&self, acc: &HashSet<V>) -> usize {
-        acc.heap_bytes()
+    fn acc_heap(&self, acc: &Distinct<V>) -> usize {
+        acc.seen.capacity() * (std::mem::size_of::<V>() + 1) * 8 / 7 + acc.heap
     }
+}
+
+/// The state of a [`count_distinct`]: the values seen, and the heap bytes
+/// they own (kept as they come, so the estimate costs nothing).
+#[derive(Debug)]
+pub struct Distinct<V> {
+    seen: HashSet<V>,
+    heap: usize,
 }
 
 /// An aggregate of a closure: each group starts at `init` (cloned) and

@@ -102,10 +102,13 @@ impl<T: StateSize> StateSize for Option<T> {
     }
 }
 
+/// Collections are estimated in constant time (a stage asks after every
+/// update): their slots, and their length times the heap data of one sample
+/// element (the first).
 impl<T: StateSize> StateSize for Vec<T> {
     fn heap_bytes(&self) -> usize {
         self.capacity() * std::mem::size_of::<T>()
-            + self.iter().map(StateSize::heap_bytes).sum::<usize>()
+            + self.len() * self.first().map_or(0, StateSize::heap_bytes)
     }
 }
 
@@ -119,7 +122,7 @@ impl<T: StateSize + Hash + Eq> StateSize for HashSet<T> {
     fn heap_bytes(&self) -> usize {
         // hashbrown: a slot and a control byte per bucket, ~7/8 full.
         self.capacity() * (std::mem::size_of::<T>() + 1) * 8 / 7
-            + self.iter().map(StateSize::heap_bytes).sum::<usize>()
+            + self.len() * self.iter().next().map_or(0, StateSize::heap_bytes)
     }
 }
 
