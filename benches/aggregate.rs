@@ -185,8 +185,8 @@ fn main() {
     );
     println!("per round (wall s):");
     let mut ratios = Vec::new();
-    for round in 0..rounds {
-        let (l, t) = (runs[0][round].secs, runs[1][round].secs);
+    for (round, (l, t)) in runs[0].iter().zip(&runs[1]).enumerate() {
+        let (l, t) = (l.secs, t.secs);
         ratios.push(l / t);
         println!(
             "  round {}: loop {l:.3}  typed {t:.3}  loop / typed = {:.3}",

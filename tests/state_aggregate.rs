@@ -32,7 +32,8 @@ proptest! {
             }
             groups.entry(*k).or_default().push(*v);
         }
-        let want: Vec<(u8, (u64, i64, i64, i64, i64, i64, u64))> = order
+        type Row = (u8, (u64, i64, i64, i64, i64, i64, u64));
+        let want: Vec<Row> = order
             .iter()
             .map(|k| {
                 let vs = &groups[k];
