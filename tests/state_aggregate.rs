@@ -317,3 +317,25 @@ async fn fold_and_reduce_keep_first_appearance_order() {
         vec![('p', "peach"), ('a', "avocado"), ('f', "fig")]
     );
 }
+
+#[tokio::test]
+async fn the_report_says_what_went_into_state_and_how_large_it_grew() {
+    let report = Pipeline::from(source::iter(vec!["a", "b", "a", "c", "a", "b"]))
+        .key_by(|s: &&str| s.to_string())
+        .aggregate(agg::count())
+        .to(sink::discard())
+        .run()
+        .await
+        .unwrap();
+    let stage = report.stage("aggregate#1").unwrap();
+    assert_eq!((stage.peak_state_keys, stage.state_keys), (3, 0));
+    assert!(stage.peak_state_bytes > 0);
+    let text = report.to_string();
+    assert!(
+        text.contains("aggregate#1: 3 expanded (copies, extra records, results from state), 6 absorbed into state, peak state 3 keys"),
+        "{text}"
+    );
+    let json = serde_json::to_value(report.stages()).unwrap();
+    assert_eq!(json[1]["absorbed"], 6);
+    assert_eq!(json[1]["peak_state_keys"], 3);
+}

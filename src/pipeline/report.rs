@@ -321,6 +321,36 @@ impl fmt::Display for Report {
                 s.busy.as_secs_f64() * 1e3
             )?;
         }
+        // The ways a record leaves a stage that the table has no column for.
+        for s in &self.stages {
+            let parts: Vec<String> = [
+                (
+                    s.expanded,
+                    "expanded (copies, extra records, results from state)",
+                ),
+                (s.absorbed, "absorbed into state"),
+                (s.late, "late"),
+                (s.duplicates, "duplicates"),
+                (s.unmatched, "unmatched"),
+                (s.dropped, "dropped by a full tap"),
+                (s.combined, "combined"),
+            ]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+            let state = (s.peak_state_keys > 0).then(|| {
+                format!(
+                    "peak state {} keys, ~{:.1} MB",
+                    s.peak_state_keys,
+                    s.peak_state_bytes as f64 / 1e6
+                )
+            });
+            if !parts.is_empty() || state.is_some() {
+                let all: Vec<String> = parts.into_iter().chain(state).collect();
+                writeln!(f, "  {}: {}", s.name, all.join(", "))?;
+            }
+        }
         if put_aside > 0 {
             writeln!(f, "  errors ({put_aside}):")?;
             for e in self.errors.iter().take(SHOWN_ERRORS) {
