@@ -1,6 +1,13 @@
 //! Dynamic records: rows whose columns are known only at run time (files read
 //! without a struct, YAML workflows).
 //!
+//! Each column has a [`DataType`]: `bool`, `int`, `float`, `string`, `date`,
+//! `timestamp` ([`Timestamp`], an instant in UTC), `decimal` ([`Decimal`],
+//! exact, for money), `bytes` ([`Bytes`], base64 in text) and `json` (any JSON
+//! value). Each type is parsed from text and printed back in one place
+//! ([`DataType::parse`], [`Value`]'s `Display` and `Serialize`), which every
+//! connector uses: a value reads and writes alike in CSV and in JSON Lines.
+//!
 //! A [`Record`] is a row of [`Value`]s plus a shared [`Schema`] (`Arc`): the
 //! column names and types are stored once per source, not once per row. Values
 //! are small (24 bytes) and cheap to clone: text up to 22 bytes is kept inline
@@ -17,7 +24,9 @@
 //! assert_eq!(row.get("id").and_then(Value::as_i64), Some(7));
 //! ```
 
+mod bytes;
 mod date;
+mod decimal;
 #[allow(clippy::module_inception)]
 mod record;
 mod schema;
@@ -25,9 +34,20 @@ mod text;
 mod timestamp;
 mod value;
 
+pub use bytes::{Bytes, ParseBytesError};
 pub use date::Date;
+pub use decimal::{Decimal, ParseDecimalError};
 pub use record::Record;
-pub use schema::{DataType, Field, Schema};
+pub use schema::{DataType, Field, ParseDataTypeError, Schema};
 pub use text::Text;
-pub use timestamp::Timestamp;
+pub use timestamp::{ParseTimestampError, Timestamp};
 pub use value::Value;
+
+/// `text` quoted for an error message, cut short when long.
+pub(crate) fn excerpt(text: &str) -> String {
+    const MAX: usize = 40;
+    match text.char_indices().nth(MAX) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}...", &text[..cut]),
+    }
+}

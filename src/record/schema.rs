@@ -1,10 +1,23 @@
 use std::collections::HashMap;
 use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
 
-use super::{Date, Value};
+use super::{Bytes, Date, Decimal, Timestamp, Value, excerpt};
 
 /// The type of a column.
+///
+/// Its name (as [`Display`](fmt::Display) writes it and [`FromStr`] reads it)
+/// is one of `bool`, `int`, `float`, `string`, `date`, `timestamp`,
+/// `decimal`, `bytes`, `json`.
+///
+/// ```
+/// use dataflare::record::DataType;
+///
+/// assert_eq!("timestamp".parse::<DataType>(), Ok(DataType::Timestamp));
+/// assert_eq!(DataType::Decimal.to_string(), "decimal");
+/// assert!("money".parse::<DataType>().is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DataType {
@@ -18,18 +31,44 @@ pub enum DataType {
     Str,
     /// A calendar date, `YYYY-MM-DD`.
     Date,
+    /// An instant in UTC, RFC 3339 text: see [`Timestamp`] for what parses.
+    Timestamp,
+    /// An exact decimal number: see [`Decimal`].
+    Decimal,
+    /// Binary data, base64 in text: see [`Bytes`].
+    Bytes,
+    /// Any JSON value.
+    Json,
 }
 
 impl DataType {
-    /// Parses `text` as a value of this type. Empty text is [`Value::Null`].
+    /// Parses `text` as a value of this type. Empty text is [`Value::Null`],
+    /// and so is the JSON text `null` for [`DataType::Json`]. An error names
+    /// the text and what was expected.
+    ///
+    /// - [`Timestamp`]: RFC 3339, with `Z` or an offset (converted to UTC);
+    ///   a time without a zone is refused;
+    /// - [`Decimal`]: `-12.50`, `1e3`, exact (refused rather than rounded);
+    /// - [`Bytes`]: base64 (standard alphabet, padded), or `\x` and hex;
+    /// - [`Json`](DataType::Json): any JSON text.
     ///
     /// ```
-    /// use dataflare::record::{DataType, Value};
+    /// use dataflare::record::{DataType, Decimal, Value};
     ///
     /// assert_eq!(DataType::Int.parse("42"), Ok(Value::Int(42)));
     /// assert_eq!(DataType::Bool.parse("TRUE"), Ok(Value::Bool(true)));
     /// assert_eq!(DataType::Float.parse(""), Ok(Value::Null));
     /// assert!(DataType::Int.parse("4x2").is_err());
+    ///
+    /// let at = DataType::Timestamp.parse("2026-11-30T17:04:05+02:00").unwrap();
+    /// assert_eq!(at.to_string(), "2026-11-30T15:04:05Z");
+    /// assert_eq!(
+    ///     DataType::Timestamp.parse("2026-13-01T00:00:00Z"),
+    ///     Err(r#""2026-13-01T00:00:00Z" is not a timestamp: month 13"#.to_string())
+    /// );
+    /// assert_eq!(DataType::Decimal.parse("12.50"), Ok(Value::Decimal(Decimal::new(1250, 2))));
+    /// assert_eq!(DataType::Bytes.parse("aGkh").unwrap().as_bytes(), Some(&b"hi!"[..]));
+    /// assert_eq!(DataType::Json.parse("[1, 2]").unwrap().to_string(), "[1,2]");
     /// ```
     pub fn parse(self, text: &str) -> Result<Value, String> {
         if text.is_empty() {
@@ -54,6 +93,21 @@ impl DataType {
                 .parse::<Date>()
                 .map(Value::Date)
                 .map_err(|e| e.to_string()),
+            DataType::Timestamp => text
+                .parse::<Timestamp>()
+                .map(Value::Timestamp)
+                .map_err(|e| e.to_string()),
+            DataType::Decimal => text
+                .parse::<Decimal>()
+                .map(Value::Decimal)
+                .map_err(|e| e.to_string()),
+            DataType::Bytes => text
+                .parse::<Bytes>()
+                .map(Value::Bytes)
+                .map_err(|e| e.to_string()),
+            DataType::Json => serde_json::from_str::<serde_json::Value>(text)
+                .map(Value::from)
+                .map_err(|e| format!("{} is not JSON: {e}", excerpt(text))),
         }
     }
 }
@@ -66,6 +120,37 @@ impl fmt::Display for DataType {
             DataType::Float => "float",
             DataType::Str => "string",
             DataType::Date => "date",
+            DataType::Timestamp => "timestamp",
+            DataType::Decimal => "decimal",
+            DataType::Bytes => "bytes",
+            DataType::Json => "json",
+        })
+    }
+}
+
+/// The error for a name that is not a [`DataType`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown type {0:?}: expected bool, int, float, string, date, timestamp, decimal, bytes or json"
+)]
+pub struct ParseDataTypeError(String);
+
+/// The type named as [`Display`](fmt::Display) writes it.
+impl FromStr for DataType {
+    type Err = ParseDataTypeError;
+
+    fn from_str(s: &str) -> Result<DataType, ParseDataTypeError> {
+        Ok(match s {
+            "bool" => DataType::Bool,
+            "int" => DataType::Int,
+            "float" => DataType::Float,
+            "string" => DataType::Str,
+            "date" => DataType::Date,
+            "timestamp" => DataType::Timestamp,
+            "decimal" => DataType::Decimal,
+            "bytes" => DataType::Bytes,
+            "json" => DataType::Json,
+            _ => return Err(ParseDataTypeError(s.to_string())),
         })
     }
 }
@@ -171,5 +256,73 @@ impl fmt::Debug for Schema {
         f.debug_map()
             .entries(self.fields.iter().map(|c| (c.name(), c.data_type)))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [DataType; 9] = [
+        DataType::Bool,
+        DataType::Int,
+        DataType::Float,
+        DataType::Str,
+        DataType::Date,
+        DataType::Timestamp,
+        DataType::Decimal,
+        DataType::Bytes,
+        DataType::Json,
+    ];
+
+    #[test]
+    fn names_read_back() {
+        for t in ALL {
+            assert_eq!(t.to_string().parse::<DataType>(), Ok(t));
+        }
+    }
+
+    #[test]
+    fn every_type_prints_what_it_parses() {
+        for (t, text) in [
+            (DataType::Bool, "true"),
+            (DataType::Int, "-7"),
+            (DataType::Float, "2.5"),
+            (DataType::Str, "a, \"b\""),
+            (DataType::Date, "2024-02-29"),
+            (DataType::Timestamp, "2026-11-30T15:04:05.000001Z"),
+            (DataType::Decimal, "-12.50"),
+            (DataType::Bytes, "aGkhAA=="),
+            (DataType::Json, r#"{"a":[1,"x",null,true,2.5],"b":{}}"#),
+            (DataType::Json, "\"text\""),
+            (DataType::Json, "12"),
+        ] {
+            let value = t.parse(text).unwrap();
+            assert_eq!(value.data_type(), Some(t), "{text}");
+            assert_eq!(value.to_string(), text);
+            assert_eq!(t.parse(&value.to_string()), Ok(value));
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_type() {
+        for (t, text, message) in [
+            (
+                DataType::Timestamp,
+                "2026-11-30T15:04:05",
+                "is not a timestamp: no time zone",
+            ),
+            (DataType::Decimal, "1.2.3", "is not a decimal"),
+            (DataType::Bytes, "abc", "is not base64"),
+            (DataType::Json, "{a:1}", "is not JSON: key must be a string"),
+        ] {
+            let e = t.parse(text).unwrap_err();
+            assert!(e.starts_with(&format!("{text:?} {message}")), "{e}");
+        }
+        assert_eq!(DataType::Json.parse("null"), Ok(Value::Null));
+        assert_eq!(
+            DataType::Json.parse("  [1] "),
+            Ok(Value::from(serde_json::json!([1])))
+        );
     }
 }

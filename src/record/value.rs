@@ -3,20 +3,39 @@ use std::sync::Arc;
 
 use serde::ser::{Serialize, Serializer};
 
-use super::{DataType, Date, Text};
+use super::{Bytes, DataType, Date, Decimal, Text, Timestamp};
 
 /// One cell of a [`Record`](super::Record).
 ///
 /// 24 bytes; cloning copies at most 24 bytes (short text is kept inline, longer
-/// text shared: see [`Text`]).
+/// text, bytes and JSON are shared: see [`Text`]).
+///
+/// Printed ([`Display`](fmt::Display), as in a CSV field) and serialized (as in
+/// JSON Lines) the way [`DataType::parse`] and the JSON Lines reader read it
+/// back: a timestamp as RFC 3339 text in UTC, a decimal as its exact text (a
+/// JSON string, so that no reader rounds it through a float), bytes as base64
+/// text, JSON as itself (nested in JSON output, its compact text in a CSV
+/// field).
+///
+/// Equal when of the same variant and equal value: decimals by value
+/// (`1.50 == 1.5`), floats as `f64`s (`NaN` is not equal to itself), but
+/// `Int(1) != Float(1.0)` and `Decimal(1) != Int(1)`.
 ///
 /// ```
-/// use dataflare::record::Value;
+/// use dataflare::record::{Decimal, Timestamp, Value};
 ///
 /// assert_eq!(Value::from(3).to_string(), "3");
 /// assert_eq!(Value::from(2.5).as_f64(), Some(2.5));
 /// assert_eq!(Value::Int(2).as_f64(), Some(2.0)); // ints widen to floats
 /// assert!(Value::Null.is_null());
+///
+/// let at = Value::from(Timestamp::from_secs(1_700_000_000));
+/// assert_eq!(at.to_string(), "2023-11-14T22:13:20Z");
+/// let amount = Value::from("12.50".parse::<Decimal>().unwrap());
+/// assert_eq!(serde_json::to_string(&amount).unwrap(), r#""12.50""#);
+/// assert_eq!(amount, Value::from(Decimal::new(125, 1)));
+/// let doc = Value::from(serde_json::json!({"tags": ["a", "b"]}));
+/// assert_eq!(doc.to_string(), r#"{"tags":["a","b"]}"#);
 /// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
@@ -34,6 +53,15 @@ pub enum Value {
     Str(Text),
     /// A calendar date.
     Date(Date),
+    /// An instant, in UTC to the microsecond.
+    Timestamp(Timestamp),
+    /// An exact decimal number.
+    Decimal(Decimal),
+    /// Binary data, shared.
+    Bytes(Bytes),
+    /// Any JSON value (a nested object or array of a JSON Lines record),
+    /// shared. The reader makes JSON `null` [`Value::Null`], not this.
+    Json(Arc<serde_json::Value>),
 }
 
 impl Value {
@@ -46,6 +74,10 @@ impl Value {
             Value::Float(_) => DataType::Float,
             Value::Str(_) => DataType::Str,
             Value::Date(_) => DataType::Date,
+            Value::Timestamp(_) => DataType::Timestamp,
+            Value::Decimal(_) => DataType::Decimal,
+            Value::Bytes(_) => DataType::Bytes,
+            Value::Json(_) => DataType::Json,
         })
     }
 
@@ -70,7 +102,10 @@ impl Value {
         }
     }
 
-    /// The number of a [`Value::Float`] or [`Value::Int`].
+    /// The number of a [`Value::Float`] or [`Value::Int`]. Not of a
+    /// [`Value::Decimal`], which a float would round: take
+    /// [`as_decimal`](Value::as_decimal) and [`Decimal::to_f64`] to round on
+    /// purpose.
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Value::Float(f) => Some(*f),
@@ -94,9 +129,71 @@ impl Value {
             _ => None,
         }
     }
+
+    /// The instant of a [`Value::Timestamp`].
+    ///
+    /// ```
+    /// use dataflare::record::{DataType, Timestamp};
+    ///
+    /// let v = DataType::Timestamp.parse("2023-11-14T22:13:20Z").unwrap();
+    /// assert_eq!(v.as_timestamp(), Some(Timestamp::from_secs(1_700_000_000)));
+    /// ```
+    pub fn as_timestamp(&self) -> Option<Timestamp> {
+        match self {
+            Value::Timestamp(t) => Some(*t),
+            _ => None,
+        }
+    }
+
+    /// The number of a [`Value::Decimal`].
+    ///
+    /// ```
+    /// use dataflare::record::{DataType, Decimal};
+    ///
+    /// let v = DataType::Decimal.parse("12.50").unwrap();
+    /// assert_eq!(v.as_decimal(), Some(Decimal::new(1250, 2)));
+    /// ```
+    pub fn as_decimal(&self) -> Option<Decimal> {
+        match self {
+            Value::Decimal(d) => Some(*d),
+            _ => None,
+        }
+    }
+
+    /// The data of a [`Value::Bytes`].
+    ///
+    /// ```
+    /// use dataflare::record::DataType;
+    ///
+    /// let v = DataType::Bytes.parse("aGkh").unwrap();
+    /// assert_eq!(v.as_bytes(), Some(&b"hi!"[..]));
+    /// ```
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The JSON of a [`Value::Json`].
+    ///
+    /// ```
+    /// use dataflare::record::DataType;
+    ///
+    /// let v = DataType::Json.parse(r#"{"a":[1,2]}"#).unwrap();
+    /// assert_eq!(v.as_json().unwrap()["a"][1], 2);
+    /// ```
+    pub fn as_json(&self) -> Option<&serde_json::Value> {
+        match self {
+            Value::Json(j) => Some(j),
+            _ => None,
+        }
+    }
 }
 
-/// As text in a CSV field: `Null` is empty, floats in their shortest exact form.
+/// As text in a CSV field: `Null` is empty, floats in their shortest exact form,
+/// timestamps in RFC 3339 (UTC), decimals with their scale, bytes in base64,
+/// JSON as compact JSON text.
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -106,11 +203,16 @@ impl fmt::Display for Value {
             Value::Float(x) => write!(f, "{x}"),
             Value::Str(s) => f.write_str(s),
             Value::Date(d) => write!(f, "{d}"),
+            Value::Timestamp(t) => write!(f, "{t}"),
+            Value::Decimal(d) => write!(f, "{d}"),
+            Value::Bytes(b) => write!(f, "{b}"),
+            Value::Json(j) => write!(f, "{j}"),
         }
     }
 }
 
-/// As its natural JSON value; a date as its `YYYY-MM-DD` text.
+/// As its natural JSON value; a date as its `YYYY-MM-DD` text, a timestamp,
+/// a decimal and bytes as their text (strings), JSON as itself.
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -120,6 +222,10 @@ impl Serialize for Value {
             Value::Float(x) => s.serialize_f64(*x),
             Value::Str(t) => s.serialize_str(t),
             Value::Date(d) => s.collect_str(d),
+            Value::Timestamp(t) => t.serialize(s),
+            Value::Decimal(d) => d.serialize(s),
+            Value::Bytes(b) => b.serialize(s),
+            Value::Json(j) => j.serialize(s),
         }
     }
 }
@@ -135,7 +241,19 @@ macro_rules! from {
 }
 
 from!(bool => Bool, i64 => Int, i32 => Int, u32 => Int, f64 => Float, f32 => Float,
-      &str => Str, String => Str, Arc<str> => Str, Text => Str, Date => Date);
+      &str => Str, String => Str, Arc<str> => Str, Text => Str, Date => Date,
+      Timestamp => Timestamp, Decimal => Decimal, Bytes => Bytes, Vec<u8> => Bytes,
+      &[u8] => Bytes, Arc<serde_json::Value> => Json);
+
+/// [`Value::Json`], or [`Value::Null`] for JSON `null` (as the readers make it).
+impl From<serde_json::Value> for Value {
+    fn from(json: serde_json::Value) -> Value {
+        match json {
+            serde_json::Value::Null => Value::Null,
+            json => Value::Json(Arc::new(json)),
+        }
+    }
+}
 
 impl<T: Into<Value>> From<Option<T>> for Value {
     fn from(x: Option<T>) -> Value {

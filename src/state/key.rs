@@ -166,6 +166,11 @@ impl Hash for Key {
                 Value::Float(f) => f.to_bits().hash(state),
                 Value::Str(s) => s.as_str().hash(state),
                 Value::Date(d) => d.days_since_epoch().hash(state),
+                Value::Timestamp(t) => t.hash(state),
+                // By value, as they compare: 1.50 and 1.5 alike.
+                Value::Decimal(d) => d.hash(state),
+                Value::Bytes(b) => b.hash(state),
+                Value::Json(j) => j.hash(state),
             }
         }
     }

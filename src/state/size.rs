@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use crate::record::{Date, Record, Text, Timestamp, Value};
+use crate::record::{Bytes, Date, Decimal, Record, Text, Timestamp, Value};
 
 /// The heap bytes a value owns beyond its own size (`size_of`), for the
 /// estimate of a stateful stage's `state_bytes`. Keys and accumulators of
@@ -52,6 +52,7 @@ no_heap!(
     f64,
     Date,
     Timestamp,
+    Decimal,
     &'static str
 );
 
@@ -75,13 +76,38 @@ impl StateSize for Text {
     }
 }
 
+impl StateSize for Bytes {
+    fn heap_bytes(&self) -> usize {
+        // Shared: counted once per holder, an over-estimate at worst.
+        self.len()
+    }
+}
+
 impl StateSize for Value {
     fn heap_bytes(&self) -> usize {
         match self {
             Value::Str(t) => t.heap_bytes(),
+            Value::Bytes(b) => b.heap_bytes(),
+            Value::Json(j) => json_bytes(j),
             _ => 0,
         }
     }
+}
+
+/// A rough estimate of a JSON value's heap bytes: its parts' sizes and text.
+fn json_bytes(json: &serde_json::Value) -> usize {
+    use serde_json::Value as J;
+    std::mem::size_of::<J>()
+        + match json {
+            J::Null | J::Bool(_) | J::Number(_) => 0,
+            J::String(s) => s.capacity(),
+            J::Array(items) => items.iter().map(json_bytes).sum(),
+            // A B-tree node per entry or so: key, value and links.
+            J::Object(map) => map
+                .iter()
+                .map(|(k, v)| k.capacity() + 2 * std::mem::size_of::<usize>() + json_bytes(v))
+                .sum(),
+        }
 }
 
 impl StateSize for Record {

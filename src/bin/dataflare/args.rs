@@ -62,7 +62,7 @@ pub(crate) struct ConvertArgs {
     /// The input CSV has no header row (columns are named col0, col1, ...)
     #[arg(long, help_heading = "CSV input")]
     no_header: bool,
-    /// Type CSV columns (int, float, bool, date, text) from the first N rows; a
+    /// Type CSV columns (int, float, date, timestamp, bool, text) from the first N rows; a
     /// later value that does not fit its column's type is a bad row
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "CSV input")]
     infer_schema: Option<u64>,

@@ -1,15 +1,19 @@
 //! Schema inference for dynamic CSV records: a column gets a type only when
 //! every value seen reads back as the same text (or, for floats, the same
-//! number), so inference never changes a value. See
+//! number; for timestamps, the same instant in the same zone), so inference
+//! never changes a value. See
 //! [`CsvSource::infer_schema`](super::CsvSource::infer_schema).
 
 use ::csv::StringRecord;
 
-use crate::record::{DataType, Date, Value};
+use crate::record::{DataType, Date, Timestamp, Value};
 
-/// The type of column `c` in the sample: the first of int, float, date and
-/// bool that every non-empty value fits [`exact`]ly; text otherwise, and for
-/// a column with no value.
+/// The type of column `c` in the sample: the first of int, float, date,
+/// timestamp and bool that every non-empty value fits [`exact`]ly; text
+/// otherwise, and for a column with no value. Decimal, bytes and JSON are
+/// never inferred: a decimal column's numbers are already kept exactly as
+/// floats or ints (or as text); any short word is valid base64 and `1` valid
+/// JSON, so only a schema can say a column holds those.
 pub(super) fn infer(sample: &[StringRecord], c: usize) -> DataType {
     let values = || {
         sample
@@ -24,6 +28,7 @@ pub(super) fn infer(sample: &[StringRecord], c: usize) -> DataType {
         DataType::Int,
         DataType::Float,
         DataType::Date,
+        DataType::Timestamp,
         DataType::Bool,
     ]
     .into_iter()
@@ -35,8 +40,14 @@ pub(super) fn infer(sample: &[StringRecord], c: usize) -> DataType {
 /// leading zeros that fits `i64` (`-0` is not one: its sign would be lost);
 /// a decimal number, without leading zeros, whose digits a float holds
 /// exactly (trailing zeros after the point aside; exponents allowed:
-/// `1e5` is 100000); a `YYYY-MM-DD` date; `true` or `false` as written.
-/// Empty text is [`Value::Null`].
+/// `1e5` is 100000); a `YYYY-MM-DD` date; a timestamp in UTC written with `T`
+/// and `Z` (`2026-11-30T15:04:05Z`, a fraction of up to six digits, or more
+/// zeros): it prints back as the same instant in the same zone, only its
+/// fraction's digit count may change (`.5Z` prints `.500000Z`, as a float's
+/// `150.00` prints `150`) — not with an offset (`+02:00`), which printing in
+/// UTC would lose, nor lower-case or with a space; `true` or `false` as
+/// written. Empty text is [`Value::Null`]. Decimal, bytes and JSON are never
+/// inferred, and never exact here.
 pub(super) fn exact(data_type: DataType, text: &str) -> Option<Value> {
     if text.is_empty() {
         return Some(Value::Null);
@@ -50,11 +61,20 @@ pub(super) fn exact(data_type: DataType, text: &str) -> Option<Value> {
             // The parser takes exactly `YYYY-MM-DD`, which prints back the same.
             Some(Value::Date(date))
         }
+        DataType::Timestamp => {
+            // The parser takes only `T` or `t` or a space at byte 10, and a
+            // text that ends with `Z` has that zone (an offset ends with a digit).
+            if text.as_bytes().get(10) != Some(&b'T') || !text.ends_with('Z') {
+                return None;
+            }
+            text.parse::<Timestamp>().ok().map(Value::Timestamp)
+        }
         DataType::Bool => match text {
             "true" => Some(Value::Bool(true)),
             "false" => Some(Value::Bool(false)),
             _ => None,
         },
+        DataType::Decimal | DataType::Bytes | DataType::Json => None,
     }
 }
 
@@ -325,5 +345,37 @@ mod tests {
         }
         assert!(exact(DataType::Date, "2024-02-29").is_some());
         assert!(exact(DataType::Date, "2024-2-29").is_none());
+    }
+
+    #[test]
+    fn timestamps_in_utc_as_written() {
+        let micros = |text: &str| match exact(DataType::Timestamp, text) {
+            Some(Value::Timestamp(t)) => Some(t.micros()),
+            _ => None,
+        };
+        assert_eq!(micros("2023-11-14T22:13:20Z"), Some(1_700_000_000_000_000));
+        assert_eq!(
+            micros("2023-11-14T22:13:20.5Z"),
+            Some(1_700_000_000_500_000)
+        );
+        assert_eq!(
+            micros("2023-11-14T22:13:20.123456000Z"),
+            Some(1_700_000_000_123_456)
+        );
+        for not in [
+            "2023-11-15T00:13:20+02:00",
+            "2023-11-14T22:13:20z",
+            "2023-11-14t22:13:20Z",
+            "2023-11-14 22:13:20Z",
+            "2023-11-14T22:13:20",
+            "2023-11-14T22:13:20.1234567Z",
+            "2023-11-14",
+            "Z",
+        ] {
+            assert_eq!(micros(not), None, "{not}");
+        }
+        for t in [DataType::Decimal, DataType::Bytes, DataType::Json] {
+            assert_eq!(exact(t, "1"), None);
+        }
     }
 }

@@ -658,9 +658,21 @@ impl CsvSource<Record> {
     ///   writes), but `12345678901234567890` (20 significant digits) is not,
     ///   and `nan` or `inf` are words;
     /// - else [`DataType::Date`] if every value is a `YYYY-MM-DD` date;
+    /// - else [`DataType::Timestamp`] if every value is an RFC 3339 timestamp
+    ///   in UTC written with `T` and `Z` (`2026-11-30T15:04:05Z`, with a
+    ///   fraction of up to 6 digits): it prints back the same instant in the
+    ///   same zone, only the fraction's digit count may change (`.5Z` prints
+    ///   `.500000Z`, as `150.00` prints `150`). A timestamp with an offset
+    ///   (`+02:00`) stays text: printed in UTC it would lose the offset; give
+    ///   the column [`DataType::Timestamp`] in a [`schema`](CsvSource::schema)
+    ///   to convert it;
     /// - else [`DataType::Bool`] if every value is `true` or `false`, as
     ///   written (`TRUE`, `yes` or `t` would print back as `true`);
     /// - else [`DataType::Str`], as is a column with no value.
+    ///
+    /// [`DataType::Decimal`], [`DataType::Bytes`] and [`DataType::Json`] are
+    /// never inferred (amounts are kept exactly as floats when they can be,
+    /// any short word is base64 and `1` is JSON): give them in a schema.
     ///
     /// Names are as without a schema. The rows are kept in memory until the
     /// types are known. Later values are held to the same rule: one that its
@@ -680,7 +692,9 @@ impl CsvSource<Record> {
     /// use dataflare::prelude::*;
     /// use dataflare::record::DataType;
     ///
-    /// let input = "id,price,day,ok,zip\n1,2.5,2024-01-31,true,00501\n2,3,2024-02-01,false,10001\n";
+    /// let input = "id,price,day,ok,zip,at\n\
+    ///              1,2.5,2024-01-31,true,00501,2024-01-31T08:00:00Z\n\
+    ///              2,3,2024-02-01,false,10001,2024-02-01T09:30:00.25Z\n";
     /// let out = Collected::new();
     /// Pipeline::from(csv::read_records_from(input.as_bytes()).infer_schema(100))
     ///     .to(sink::collect(&out))
@@ -689,7 +703,10 @@ impl CsvSource<Record> {
     /// let types: Vec<DataType> =
     ///     out.to_vec()[0].schema().fields().iter().map(|f| f.data_type()).collect();
     /// // The zip codes stay text: 00501 is not the integer 501.
-    /// assert_eq!(types, [DataType::Int, DataType::Float, DataType::Date, DataType::Bool, DataType::Str]);
+    /// assert_eq!(
+    ///     types,
+    ///     [DataType::Int, DataType::Float, DataType::Date, DataType::Bool, DataType::Str, DataType::Timestamp]
+    /// );
     /// # Ok(()) }
     /// ```
     #[track_caller]

@@ -5,7 +5,10 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
+use serde::Deserialize;
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 use crate::record::{DataType, Field, Record, Schema, Value};
 
@@ -196,18 +199,25 @@ impl<'de> Visitor<'de> for Object<'_> {
                     self.failed_field,
                 ));
             }
-            let value = match map.next_value_seed(JsonValue) {
-                Ok(value) => value,
+            let data_type = self.schema.fields()[i].data_type();
+            let read = match (self.convert, data_type) {
+                // Any JSON, as it is.
+                (true, DataType::Json) => map
+                    .next_value::<serde_json::Value>()
+                    .map(|j| Ok(Value::from(j))),
+                // A number from its text, not through a float.
+                (true, DataType::Decimal) => map.next_value::<&RawValue>().map(decimal),
+                (true, _) => map
+                    .next_value_seed(JsonValue)
+                    .map(|value| convert(value, data_type)),
+                (false, _) => map.next_value_seed(JsonValue).map(Ok),
+            };
+            let value = match read {
+                Ok(converted) => converted.map_err(|m| fail(m, self.failed_field))?,
                 Err(e) => {
                     *self.failed_field = Some(key.to_string());
                     return Err(e);
                 }
-            };
-            let value = if self.convert {
-                let data_type = self.schema.fields()[i].data_type();
-                convert(value, data_type).map_err(|m| fail(m, self.failed_field))?
-            } else {
-                value
             };
             self.slots[i] = Some(value);
         }
@@ -215,18 +225,38 @@ impl<'de> Visitor<'de> for Object<'_> {
     }
 }
 
-/// Converts a JSON value to a column's type.
+/// Converts a JSON value to a column's type: an integer to a float; a string
+/// to a date, a timestamp or bytes, as [`DataType::parse`] reads text.
 fn convert(value: Value, data_type: DataType) -> std::result::Result<Value, String> {
     Ok(match (value, data_type) {
         (Value::Null, _) => Value::Null,
         (Value::Int(i), DataType::Float) => Value::Float(i as f64),
-        (Value::Str(s), DataType::Date) => data_type.parse(&s)?,
+        (Value::Str(s), DataType::Date | DataType::Timestamp | DataType::Bytes) => {
+            data_type.parse(&s)?
+        }
         (v, t) if v.data_type() == Some(t) => v,
         (v, t) => {
             let json = serde_json::to_string(&v).unwrap_or_default();
             return Err(format!("expected {t}, found {json}"));
         }
     })
+}
+
+/// A decimal column's value, from its JSON text: a number exactly as written
+/// (`12.50` keeps its scale; one a float would round is read exactly, or
+/// refused if it does not fit 28 digits), or a string as [`DataType::parse`]
+/// reads it.
+fn decimal(raw: &RawValue) -> std::result::Result<Value, String> {
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'-' | b'0'..=b'9') => DataType::Decimal.parse(text),
+        Some(b'"') => {
+            let s: String = serde_json::from_str(text).map_err(|e| e.to_string())?;
+            DataType::Decimal.parse(&s)
+        }
+        Some(b'n') => Ok(Value::Null),
+        _ => Err(format!("expected decimal, found {text}")),
+    }
 }
 
 /// An object key, borrowed from the line when it has no escapes.
@@ -266,7 +296,7 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
     }
 }
 
-/// A scalar JSON value as a [`Value`].
+/// A JSON value as a [`Value`]: a nested array or object as [`Value::Json`].
 struct JsonValue;
 
 impl<'de> DeserializeSeed<'de> for JsonValue {
@@ -281,7 +311,7 @@ impl<'de> Visitor<'de> for JsonValue {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("null, a boolean, a number or a string")
+        f.write_str("a JSON value")
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
@@ -318,16 +348,13 @@ impl<'de> Visitor<'de> for JsonValue {
         Ok(Value::from(s))
     }
 
-    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
-        Err(de::Error::custom(
-            "nested arrays are not supported in records",
-        ))
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+        // As serde_json reads a `Value`.
+        serde_json::Value::deserialize(SeqAccessDeserializer::new(seq)).map(Value::from)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
-        Err(de::Error::custom(
-            "nested objects are not supported in records",
-        ))
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+        serde_json::Value::deserialize(MapAccessDeserializer::new(map)).map(Value::from)
     }
 }
 
@@ -355,7 +382,7 @@ mod tests {
                 r#"{"a":"y"}"#,
                 r#"{"a":"y","nope":1}"#,
                 r#"{"a":"y","a":"z"}"#,
-                r#"{"a":[1]}"#,
+                r#"{"a":[1,{"b":null}]}"#,
                 r#"[1,2]"#,
                 r#"{"z":1} x"#,
             ],
@@ -384,9 +411,12 @@ mod tests {
         assert!(e.message.contains("unknown key \"nope\""), "{e:?}");
         let e = out[3].as_ref().unwrap_err();
         assert!(e.message.contains("appears twice"), "{e:?}");
-        let e = out[4].as_ref().unwrap_err();
-        assert!(e.message.contains("nested arrays"), "{e:?}");
-        assert_eq!(e.field.as_deref(), Some("a"));
+        // A nested value is JSON (it was refused before there was a type for it).
+        let nested = out[4].as_ref().unwrap();
+        assert_eq!(
+            nested.get("a"),
+            Some(&Value::from(serde_json::json!([1, {"b": null}])))
+        );
         let e = out[5].as_ref().unwrap_err();
         assert!(e.message.contains("expected a JSON object"), "{e:?}");
         let e = out[6].as_ref().unwrap_err();
@@ -420,5 +450,87 @@ mod tests {
         assert!(e.message.contains("invalid date"), "{e:?}");
         let e = out[3].as_ref().unwrap_err();
         assert!(e.message.contains("does not fit in an i64"), "{e:?}");
+    }
+
+    #[test]
+    fn nested_values_of_the_first_object_are_json() {
+        let out = decode_all(
+            &[r#"{"id":1,"tags":["a","b"],"meta":{"z":1,"a":[]}}"#],
+            None,
+        );
+        let row = out[0].as_ref().unwrap();
+        let types: Vec<_> = row
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type())
+            .collect();
+        assert_eq!(types, [DataType::Int, DataType::Json, DataType::Json]);
+        assert_eq!(row.get("tags").unwrap().to_string(), r#"["a","b"]"#);
+        assert_eq!(row.get("meta").unwrap().as_json().unwrap()["z"], 1);
+    }
+
+    #[test]
+    fn a_given_schema_reads_the_new_types() {
+        use crate::record::{Decimal, Timestamp};
+        let schema = Arc::new(Schema::new([
+            ("at", DataType::Timestamp),
+            ("amount", DataType::Decimal),
+            ("blob", DataType::Bytes),
+            ("doc", DataType::Json),
+        ]));
+        let out = decode_all(
+            &[
+                r#"{"at":"2026-11-30T17:04:05+02:00","amount":12.50,"blob":"aGkh","doc":{"k":[1]}}"#,
+                r#"{"amount":"0.10000000000000000001","doc":"text"}"#,
+                r#"{"amount":0.10000000000000000001,"doc":null}"#,
+                r#"{"amount":1e2,"doc":2.5}"#,
+                r#"{"amount":null}"#,
+                r#"{"at":"2026-11-30T15:04:05"}"#,
+                r#"{"amount":true}"#,
+                r#"{"amount":1e40}"#,
+                r#"{"blob":"aGk"}"#,
+                r#"{"at":1700000000}"#,
+            ],
+            Some(schema),
+        );
+        let row = out[0].as_ref().unwrap();
+        assert_eq!(
+            row.get("at"),
+            Some(&Value::Timestamp(
+                "2026-11-30T15:04:05Z".parse::<Timestamp>().unwrap()
+            ))
+        );
+        assert_eq!(row.get("amount").unwrap().to_string(), "12.50");
+        assert_eq!(row.get("blob").unwrap().as_bytes(), Some(&b"hi!"[..]));
+        assert_eq!(row.get("doc").unwrap().to_string(), r#"{"k":[1]}"#);
+        let exact = Value::Decimal("0.10000000000000000001".parse::<Decimal>().unwrap());
+        let row = out[1].as_ref().unwrap();
+        assert_eq!(row.get("amount"), Some(&exact));
+        assert_eq!(
+            row.get("doc"),
+            Some(&Value::from(serde_json::json!("text")))
+        );
+        let row = out[2].as_ref().unwrap();
+        assert_eq!(row.get("amount"), Some(&exact));
+        assert_eq!(row.get("doc"), Some(&Value::Null));
+        let row = out[3].as_ref().unwrap();
+        assert_eq!(row.get("amount").unwrap().to_string(), "100");
+        assert_eq!(row.get("doc").unwrap().to_string(), "2.5");
+        assert_eq!(out[4].as_ref().unwrap().get("amount"), Some(&Value::Null));
+        let error = |i: usize, field: &str, text: &str| {
+            let e = out[i].as_ref().unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{e:?}");
+            assert!(e.message.contains(text), "{e:?}");
+        };
+        error(5, "at", "is not a timestamp: no time zone");
+        error(6, "amount", "expected decimal, found true");
+        error(
+            7,
+            "amount",
+            r#""1e40" is not a decimal: more than 28 significant digits"#,
+        );
+        error(8, "blob", r#""aGk" is not base64"#);
+        error(9, "at", "expected timestamp, found 1700000000");
     }
 }

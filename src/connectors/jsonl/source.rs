@@ -70,17 +70,19 @@ pub fn read<T: DeserializeOwned + Send + 'static>(path: impl AsRef<Path>) -> Jso
 /// with the types of its values (a `null` counts as a string) — unless a
 /// [`schema`](JsonlSource::schema) is given. JSON `null`, booleans, integers
 /// (that fit an `i64`), other numbers and strings become [`Value::Null`],
-/// [`Value::Bool`], [`Value::Int`], [`Value::Float`] and [`Value::Str`]; values
-/// are kept as they are, not converted to the first object's types. In later
-/// objects a missing key is [`Value::Null`]; an unknown or repeated key, a
-/// nested array or object, or a line that is not an object, is a record-level
-/// error naming the field. Otherwise as [`read`].
+/// [`Value::Bool`], [`Value::Int`], [`Value::Float`] and [`Value::Str`], and
+/// a nested array or object a [`Value::Json`] (whose objects keep their keys
+/// sorted, as `serde_json` does); values are kept as they are, not converted
+/// to the first object's types. In later objects a missing key is
+/// [`Value::Null`]; an unknown or repeated key, or a line that is not an
+/// object, is a record-level error naming the field. Otherwise as [`read`].
 ///
 /// [`Value::Null`]: crate::record::Value::Null
 /// [`Value::Bool`]: crate::record::Value::Bool
 /// [`Value::Int`]: crate::record::Value::Int
 /// [`Value::Float`]: crate::record::Value::Float
 /// [`Value::Str`]: crate::record::Value::Str
+/// [`Value::Json`]: crate::record::Value::Json
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -322,10 +324,14 @@ impl<T: Send + 'static> JsonlSource<T> {
 
 impl JsonlSource<Record> {
     /// Sets the columns instead of taking them from the first object. Each
-    /// value is then converted to its column's type: an integer to a float, a
-    /// `"YYYY-MM-DD"` string to a date; a value that does not fit (a string in
-    /// an int column, a float in an int column) is a record-level error naming
-    /// the field. `null` fits every type.
+    /// value is then converted to its column's type: an integer to a float; a
+    /// string to a date, a timestamp or bytes as
+    /// [`DataType::parse`](crate::record::DataType::parse) reads text (RFC
+    /// 3339, base64); a number *or* a string to a decimal, a number from its
+    /// text so that no float rounds it (`12.50` keeps its scale); any JSON
+    /// value to a json column. A value that does not fit (a string in an int
+    /// column, a float in an int column, a timestamp without a zone) is a
+    /// record-level error naming the field. `null` fits every type.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
