@@ -339,3 +339,52 @@ async fn the_report_says_what_went_into_state_and_how_large_it_grew() {
     assert_eq!(json[1]["absorbed"], 6);
     assert_eq!(json[1]["peak_state_keys"], 3);
 }
+
+#[tokio::test]
+async fn decimal_sums_are_exact_and_timestamps_order_by_instant() {
+    use dataflare::record::{Decimal, Timestamp};
+
+    let schema = Arc::new(Schema::new([
+        ("k", DataType::Str),
+        ("amount", DataType::Decimal),
+        ("at", DataType::Timestamp),
+    ]));
+    let row = |amount: &str, at: i64| {
+        Record::new(
+            schema.clone(),
+            vec![
+                Value::from("x"),
+                Value::Decimal(amount.parse::<Decimal>().unwrap()),
+                Value::Timestamp(Timestamp::from_secs(at)),
+            ],
+        )
+    };
+    let out = Collected::new();
+    Pipeline::from(source::iter(vec![
+        row("0.10", 30),
+        row("0.20", 10),
+        row("100.05", 20),
+    ]))
+    .key_by(Columns::new(["k"]))
+    .aggregate_columns([
+        ("total", Agg::sum("amount")),
+        ("first_at", Agg::min("at")),
+        ("last_at", Agg::max("at")),
+        ("largest", Agg::max("amount")),
+    ])
+    .to(sink::collect(&out))
+    .run()
+    .await
+    .unwrap();
+    let r = &out.to_vec()[0];
+    assert_eq!(r.get("total").unwrap().to_string(), "100.35");
+    assert_eq!(
+        r.get("first_at"),
+        Some(&Value::Timestamp(Timestamp::from_secs(10)))
+    );
+    assert_eq!(
+        r.get("last_at"),
+        Some(&Value::Timestamp(Timestamp::from_secs(30)))
+    );
+    assert_eq!(r.get("largest").unwrap().to_string(), "100.05");
+}

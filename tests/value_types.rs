@@ -328,3 +328,31 @@ fn keys_group_decimals_by_value() {
     .collect();
     assert_eq!(keys.len(), 2);
 }
+
+#[tokio::test]
+async fn typed_records_read_timestamps_and_exact_decimals_from_csv() {
+    #[derive(Debug, Clone, serde::Deserialize)]
+    struct Payment {
+        at: Timestamp,
+        amount: Decimal,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("payments.csv");
+    std::fs::write(
+        &path,
+        "at,amount\n2026-11-30T10:00:00Z,12345678901234567890.10\n2026-11-30T11:30:00+01:00,0.20\n",
+    )
+    .unwrap();
+    let out = Collected::new();
+    Pipeline::from(dataflare::csv::read::<Payment>(&path))
+        .to(sink::collect(&out))
+        .run()
+        .await
+        .unwrap();
+    let rows = out.to_vec();
+    assert_eq!(rows[0].amount.to_string(), "12345678901234567890.10");
+    assert_eq!(rows[1].at.to_string(), "2026-11-30T10:30:00Z");
+    let total: Decimal = rows.iter().map(|r| r.amount).sum();
+    assert_eq!(total.to_string(), "12345678901234567890.30");
+    assert_eq!(rows[0].at, Timestamp::from_secs(1_796_032_800));
+}

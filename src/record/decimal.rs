@@ -451,6 +451,33 @@ pub struct ParseDecimalError {
     reason: &'static str,
 }
 
+/// Reads a decimal from its text (`"12.50"`, exactly, as [`FromStr`] does), so
+/// typed records can hold a `Decimal` read from CSV, or from JSON where it is
+/// a string (as DataFlare writes it). A JSON number is refused rather than
+/// read through a float, which would round it.
+impl<'de> serde::Deserialize<'de> for Decimal {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Decimal;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a decimal number as text")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Decimal, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Decimal, E> {
+                Ok(Decimal::from(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Decimal, E> {
+                Decimal::from_parts(i128::from(v), 0)
+                    .ok_or_else(|| E::custom("too many digits for a decimal"))
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
 impl FromStr for Decimal {
     type Err = ParseDecimalError;
 

@@ -147,6 +147,15 @@ pub struct ParseTimestampError {
     reason: String,
 }
 
+/// Reads RFC 3339 text (as [`FromStr`] does), so typed records can hold a
+/// `Timestamp` read from CSV or JSON.
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for Timestamp {
     type Err = ParseTimestampError;
 

@@ -12,7 +12,8 @@ use crate::record::{DataType, Record, Schema, Value};
 /// One aggregate over a column of dynamic records, for
 /// [`KeyBy::aggregate_columns`](super::KeyBy::aggregate_columns).
 ///
-/// `Sum` of an integer column is an integer, of a float column a float;
+/// `Sum` of an integer column is an integer, of a float column a float, of a
+/// decimal column an exact decimal (a float only if it outgrows 28 digits);
 /// `Mean` is a float; `Min`, `Max`, `First`, `Last` keep the column's type;
 /// `Count` and `CountDistinct` are integers. Nulls are skipped (as in SQL):
 /// a group whose column is all null gets a null, `Count` counts records.
@@ -155,6 +156,22 @@ impl Aggregate<Record> for ColumnAggregates {
                     let v = value.expect("checked");
                     *sum = match (sum.take(), v) {
                         (None, Value::Int(i)) => Some(Value::Int(*i)),
+                        (None, Value::Decimal(d)) => Some(Value::Decimal(*d)),
+                        // Exact while it fits; a sum too large for a decimal
+                        // goes on as a float rather than failing the run.
+                        (Some(Value::Decimal(a)), Value::Decimal(b)) => {
+                            Some(match a.checked_add(*b) {
+                                Some(s) => Value::Decimal(s),
+                                None => Value::Float(a.to_f64() + b.to_f64()),
+                            })
+                        }
+                        (Some(Value::Decimal(a)), Value::Int(b)) => {
+                            let b = crate::record::Decimal::from(*b);
+                            Some(match a.checked_add(b) {
+                                Some(s) => Value::Decimal(s),
+                                None => Value::Float(a.to_f64() + b.to_f64()),
+                            })
+                        }
                         (None, v) => v.as_f64().map(Value::Float),
                         (Some(Value::Int(a)), Value::Int(b)) => Some(match a.checked_add(*b) {
                             Some(s) => Value::Int(s),
@@ -167,7 +184,11 @@ impl Aggregate<Record> for ColumnAggregates {
                     };
                 }
                 (Agg::Mean(_), AggState::Mean(sum, n)) => {
-                    if let Some(x) = value.and_then(Value::as_f64) {
+                    let x = match value {
+                        Some(Value::Decimal(d)) => Some(d.to_f64()),
+                        v => v.and_then(Value::as_f64),
+                    };
+                    if let Some(x) = x {
                         *sum += x;
                         *n += 1;
                     }
@@ -229,6 +250,8 @@ fn less(a: &Value, b: &Value) -> bool {
         (Value::Int(x), Value::Int(y)) => x < y,
         (Value::Str(x), Value::Str(y)) => x.as_str() < y.as_str(),
         (Value::Date(x), Value::Date(y)) => x < y,
+        (Value::Timestamp(x), Value::Timestamp(y)) => x < y,
+        (Value::Decimal(x), Value::Decimal(y)) => x < y,
         (Value::Bool(x), Value::Bool(y)) => x < y,
         (x, y) => match (x.as_f64(), y.as_f64()) {
             (Some(x), Some(y)) => x < y,
