@@ -5,6 +5,10 @@
 //! [`last`], [`count_distinct`]; a tuple of aggregates is an aggregate of
 //! their tuple. Over dynamic [`Record`](crate::record::Record)s, by column
 //! name: [`column`]. [`fold`] and [`reduce`] make one of a closure.
+//!
+//! Session windows merge two sessions a record bridges, and with them their
+//! accumulators: they take aggregates that also implement [`Merge`] (all the
+//! ready-made ones but [`fold`], and tuples of them).
 
 use std::collections::HashSet;
 use std::hash::Hash;
@@ -30,6 +34,41 @@ pub trait Aggregate<T>: Send + 'static {
     fn acc_heap(&self, _acc: &Self::Acc) -> usize {
         0
     }
+}
+
+/// An [`Aggregate`] whose accumulators of one group can be combined: what
+/// session windows need, where a record may bridge two sessions of a key
+/// into one.
+///
+/// The window whose first record came first is `acc`, the other `other`;
+/// `other_has_last` says whether `other` holds the group's latest record.
+/// So order-sensitive aggregates stay exact: [`first`] keeps `acc`'s value,
+/// [`last`] takes `other`'s when `other_has_last`. Others combine as their
+/// nature allows: counts and sums add (floating-point sums may round
+/// differently than one running sum), [`min`] / [`max`] keep `acc`'s value
+/// on ties, [`reduce`] calls its closure with `other`'s result as the next
+/// record.
+///
+/// ```
+/// use dataflare::state::agg::{self, Aggregate, Merge};
+///
+/// let mut sum = agg::sum(|x: &i64| *x);
+/// let (mut a, mut b) = (sum.init(), sum.init());
+/// sum.update(&mut a, &2);
+/// sum.update(&mut b, &5);
+/// sum.merge(&mut a, b, true);
+/// assert_eq!(sum.finish(a), 7);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot merge two partial results, which session windows need",
+    label = "not mergeable",
+    note = "use the aggregates of `dataflare::state::agg` (all but `fold`; tuples of them), \
+            `reduce`, or implement `Merge` for your own aggregate"
+)]
+pub trait Merge<T>: Aggregate<T> {
+    /// Takes `other` into `acc`: `acc` holds the records that came first,
+    /// `other_has_last` says whether `other` holds the last one.
+    fn merge(&mut self, acc: &mut Self::Acc, other: Self::Acc, other_has_last: bool);
 }
 
 /// The number of records.
@@ -72,6 +111,12 @@ impl<T> Aggregate<T> for Count {
 
     fn finish(&mut self, acc: u64) -> u64 {
         acc
+    }
+}
+
+impl<T> Merge<T> for Count {
+    fn merge(&mut self, acc: &mut u64, other: u64, _other_has_last: bool) {
+        *acc += other;
     }
 }
 
@@ -139,6 +184,16 @@ where
     }
 }
 
+impl<T, V, F> Merge<T> for Sum<F, V>
+where
+    F: FnMut(&T) -> V + Send + 'static,
+    V: std::ops::AddAssign + Default + Send + 'static,
+{
+    fn merge(&mut self, acc: &mut V, other: V, _other_has_last: bool) {
+        *acc += other;
+    }
+}
+
 /// The mean of `f(record)`, as `f64`.
 pub fn mean<T, V, F>(f: F) -> Mean<F, V>
 where
@@ -173,8 +228,19 @@ where
     }
 }
 
+impl<T, V, F> Merge<T> for Mean<F, V>
+where
+    F: FnMut(&T) -> V + Send + 'static,
+    V: Into<f64> + 'static,
+{
+    fn merge(&mut self, acc: &mut (f64, u64), other: (f64, u64), _other_has_last: bool) {
+        acc.0 += other.0;
+        acc.1 += other.1;
+    }
+}
+
 macro_rules! extreme {
-    ($(#[$doc:meta])* $fn:ident, $ty:ident, $keep:expr) => {
+    ($(#[$doc:meta])* $fn:ident, $ty:ident, $keep:expr, $merge:expr) => {
         $(#[$doc])*
         pub fn $fn<T, V, F>(f: F) -> $ty<F, V>
         where
@@ -216,25 +282,41 @@ macro_rules! extreme {
                 acc.heap_bytes()
             }
         }
+
+        impl<T, V, F> Merge<T> for $ty<F, V>
+        where
+            F: FnMut(&T) -> V + Send + 'static,
+            V: PartialOrd + StateSize + Send + 'static,
+        {
+            fn merge(&mut self, acc: &mut Option<V>, other: Option<V>, other_has_last: bool) {
+                let Some(v) = other else { return };
+                // Whether `other`'s value replaces `acc`'s.
+                let replace: fn(&V, &V, bool) -> bool = $merge;
+                match acc {
+                    Some(held) if !replace(&v, held, other_has_last) => {}
+                    _ => *acc = Some(v),
+                }
+            }
+        }
     };
 }
 
 extreme!(
     /// The least `f(record)` (the first of equals; values that do not
     /// compare, such as `NaN`, never replace another).
-    min, Min, |v, held| v < held
+    min, Min, |v, held| v < held, |v, held, _| v < held
 );
 extreme!(
     /// The greatest `f(record)` (the first of equals).
-    max, Max, |v, held| v > held
+    max, Max, |v, held| v > held, |v, held, _| v > held
 );
 extreme!(
     /// `f` of the group's first record.
-    first, First, |_, _| false
+    first, First, |_, _| false, |_, _, _| false
 );
 extreme!(
     /// `f` of the group's last record.
-    last, Last, |_, _| true
+    last, Last, |_, _| true, |_, _, other_has_last| other_has_last
 );
 
 /// The number of distinct values of `f(record)`. Its state grows with the
@@ -288,6 +370,45 @@ where
 pub struct Distinct<V> {
     seen: HashSet<V>,
     heap: usize,
+}
+
+impl<T, V, F> Merge<T> for CountDistinct<F, V>
+where
+    F: FnMut(&T) -> V + Send + 'static,
+    V: Hash + Eq + StateSize + Send + 'static,
+{
+    fn merge(&mut self, acc: &mut Distinct<V>, other: Distinct<V>, _other_has_last: bool) {
+        let (mut into, from) = if acc.seen.len() < other.seen.len() {
+            (
+                other,
+                std::mem::replace(
+                    acc,
+                    Distinct {
+                        seen: HashSet::new(),
+                        heap: 0,
+                    },
+                ),
+            )
+        } else {
+            (
+                std::mem::replace(
+                    acc,
+                    Distinct {
+                        seen: HashSet::new(),
+                        heap: 0,
+                    },
+                ),
+                other,
+            )
+        };
+        for v in from.seen {
+            let heap = v.heap_bytes();
+            if into.seen.insert(v) {
+                into.heap += heap;
+            }
+        }
+        *acc = into;
+    }
 }
 
 /// An aggregate of a closure: each group starts at `init` (cloned) and
@@ -389,6 +510,20 @@ where
     }
 }
 
+impl<T, F> Merge<T> for Reduce<F>
+where
+    T: Clone + StateSize + Send + 'static,
+    F: FnMut(&mut T, &T) + Send + 'static,
+{
+    fn merge(&mut self, acc: &mut Option<T>, other: Option<T>, _other_has_last: bool) {
+        match (acc.as_mut(), other) {
+            (Some(held), Some(other)) => (self.0)(held, &other),
+            (None, other) => *acc = other,
+            (Some(_), None) => {}
+        }
+    }
+}
+
 macro_rules! tuple_aggregates {
     ($(($($n:tt $a:ident),*)),*) => {$(
         impl<T, $($a: Aggregate<T>),*> Aggregate<T> for ($($a,)*) {
@@ -409,6 +544,12 @@ macro_rules! tuple_aggregates {
 
             fn acc_heap(&self, acc: &Self::Acc) -> usize {
                 0 $(+ self.$n.acc_heap(&acc.$n))*
+            }
+        }
+
+        impl<T, $($a: Merge<T>),*> Merge<T> for ($($a,)*) {
+            fn merge(&mut self, acc: &mut Self::Acc, other: Self::Acc, other_has_last: bool) {
+                $(self.$n.merge(&mut acc.$n, other.$n, other_has_last);)*
             }
         }
     )*};

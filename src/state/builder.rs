@@ -22,14 +22,21 @@ use crate::source::Source;
 /// [`Pipeline::key_by`]: say what to compute per key
 /// ([`aggregate`](KeyBy::aggregate), [`fold`](KeyBy::fold),
 /// [`reduce`](KeyBy::reduce), and for dynamic records
-/// [`aggregate_columns`](KeyBy::aggregate_columns)), and how much state it
-/// may hold ([`max_keys`](KeyBy::max_keys),
+/// [`aggregate_columns`](KeyBy::aggregate_columns)) or per key and window
+/// ([`window`](KeyBy::window)), and how much state it may hold
+/// ([`max_keys`](KeyBy::max_keys),
 /// [`max_state_bytes`](KeyBy::max_state_bytes)).
+///
+/// `E` is the clock the records keep: `()` for none, an
+/// [`EventClock`](super::EventClock)
+/// after [`event_time`](Pipeline::event_time) (whose pipelines are
+/// windowed, not aggregated whole).
 #[must_use = "a keyed pipeline does nothing until it is aggregated"]
-pub struct KeyBy<S, C, KF> {
-    pipeline: Pipeline<S, C>,
-    key: KF,
-    limits: StateLimits,
+pub struct KeyBy<S, C, KF, E = ()> {
+    pub(super) pipeline: Pipeline<S, C>,
+    pub(super) key: KF,
+    pub(super) limits: StateLimits,
+    pub(super) time: E,
 }
 
 impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
@@ -76,18 +83,20 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
             pipeline: self,
             key,
             limits: StateLimits::default(),
+            time: (),
         }
     }
 }
 
-impl<S, C, KF> KeyBy<S, C, KF>
+impl<S, C, KF, E> KeyBy<S, C, KF, E>
 where
     S: Source,
     C: Steps<S::Record>,
-    C::Out: fmt::Debug,
     KF: KeyOf<C::Out>,
 {
-    /// Sets the most keys the stage may hold (10 million by default).
+    /// Sets the most keys the stage may hold (10 million by default); for a
+    /// windowed stage, the most open windows (a key with three windows open
+    /// counts three).
     ///
     /// # Panics
     ///
@@ -126,7 +135,15 @@ where
         self.limits = self.limits.max_bytes(n);
         self
     }
+}
 
+impl<S, C, KF> KeyBy<S, C, KF>
+where
+    S: Source,
+    C: Steps<S::Record>,
+    C::Out: fmt::Debug,
+    KF: KeyOf<C::Out>,
+{
     /// Runs `agg` over each key's records: one `(key, result)` record per
     /// key, emitted at the end of the input in the order keys first
     /// appeared. See [`agg`](super::agg) for the ready-made aggregates; a
@@ -200,6 +217,7 @@ where
             mut pipeline,
             key,
             limits,
+            time: (),
         } = self;
         // A key a record lacks (a missing column) is its error, and it
         // cannot be asked for again.
@@ -261,11 +279,12 @@ where
     }
 }
 
-impl<S, C, KF> fmt::Debug for KeyBy<S, C, KF> {
+impl<S, C, KF, E: fmt::Debug> fmt::Debug for KeyBy<S, C, KF, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyBy")
             .field("pipeline", &self.pipeline)
             .field("limits", &self.limits)
+            .field("time", &self.time)
             .finish_non_exhaustive()
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::Key;
-use super::agg::Aggregate;
+use super::agg::{Aggregate, Merge};
 use super::aggregate::Output;
 use crate::record::{DataType, Record, Schema, Value};
 
@@ -93,8 +93,11 @@ pub enum AggState {
     Sum(Option<Value>),
     /// Sum and count of the values.
     Mean(f64, u64),
-    /// The value kept (min, max, first, last).
+    /// The value kept (min, max).
     Held(Option<Value>),
+    /// The value kept (first, last) and when it came (the aggregate's count
+    /// of updates then), so that partial results merge in arrival order.
+    Stamped(Option<(u64, Value)>),
     /// The distinct values.
     Distinct(HashSet<super::Key>),
 }
@@ -106,6 +109,8 @@ pub struct ColumnAggregates {
     aggs: Vec<Agg>,
     /// Each aggregate's column index in the last schema seen.
     indices: Option<(Arc<Schema>, Vec<Option<usize>>)>,
+    /// Updates so far: the arrival order of first and last values.
+    updates: u64,
 }
 
 impl ColumnAggregates {
@@ -113,6 +118,7 @@ impl ColumnAggregates {
         ColumnAggregates {
             aggs,
             indices: None,
+            updates: 0,
         }
     }
 }
@@ -128,7 +134,8 @@ impl Aggregate<Record> for ColumnAggregates {
                 Agg::Count => AggState::Count(0),
                 Agg::Sum(_) => AggState::Sum(None),
                 Agg::Mean(_) => AggState::Mean(0.0, 0),
-                Agg::Min(_) | Agg::Max(_) | Agg::First(_) | Agg::Last(_) => AggState::Held(None),
+                Agg::Min(_) | Agg::Max(_) => AggState::Held(None),
+                Agg::First(_) | Agg::Last(_) => AggState::Stamped(None),
                 Agg::CountDistinct(_) => AggState::Distinct(HashSet::new()),
             })
             .collect()
@@ -145,6 +152,8 @@ impl Aggregate<Record> for ColumnAggregates {
             self.indices = Some((schema.clone(), indices));
         }
         let (_, indices) = self.indices.as_ref().expect("set above");
+        self.updates += 1;
+        let now = self.updates;
         for ((agg, state), index) in self.aggs.iter().zip(acc.iter_mut()).zip(indices) {
             let value = index
                 .and_then(|i| record.get_index(i))
@@ -153,35 +162,7 @@ impl Aggregate<Record> for ColumnAggregates {
                 (Agg::Count, AggState::Count(n)) => *n += 1,
                 (_, _) if value.is_none() => {}
                 (Agg::Sum(_), AggState::Sum(sum)) => {
-                    let v = value.expect("checked");
-                    *sum = match (sum.take(), v) {
-                        (None, Value::Int(i)) => Some(Value::Int(*i)),
-                        (None, Value::Decimal(d)) => Some(Value::Decimal(*d)),
-                        // Exact while it fits; a sum too large for a decimal
-                        // goes on as a float rather than failing the run.
-                        (Some(Value::Decimal(a)), Value::Decimal(b)) => {
-                            Some(match a.checked_add(*b) {
-                                Some(s) => Value::Decimal(s),
-                                None => Value::Float(a.to_f64() + b.to_f64()),
-                            })
-                        }
-                        (Some(Value::Decimal(a)), Value::Int(b)) => {
-                            let b = crate::record::Decimal::from(*b);
-                            Some(match a.checked_add(b) {
-                                Some(s) => Value::Decimal(s),
-                                None => Value::Float(a.to_f64() + b.to_f64()),
-                            })
-                        }
-                        (None, v) => v.as_f64().map(Value::Float),
-                        (Some(Value::Int(a)), Value::Int(b)) => Some(match a.checked_add(*b) {
-                            Some(s) => Value::Int(s),
-                            None => Value::Float(a as f64 + *b as f64),
-                        }),
-                        (Some(s), v) => match (s.as_f64(), v.as_f64()) {
-                            (Some(a), Some(b)) => Some(Value::Float(a + b)),
-                            (a, _) => a.map(Value::Float),
-                        },
-                    };
+                    *sum = add(sum.take(), value.expect("checked"));
                 }
                 (Agg::Mean(_), AggState::Mean(sum, n)) => {
                     let x = match value {
@@ -195,8 +176,14 @@ impl Aggregate<Record> for ColumnAggregates {
                 }
                 (Agg::Min(_), AggState::Held(held)) => keep(held, value, less),
                 (Agg::Max(_), AggState::Held(held)) => keep(held, value, |v, h| less(h, v)),
-                (Agg::First(_), AggState::Held(held)) => keep(held, value, |_, _| false),
-                (Agg::Last(_), AggState::Held(held)) => keep(held, value, |_, _| true),
+                (Agg::First(_), AggState::Stamped(held)) => {
+                    if held.is_none() {
+                        *held = value.map(|v| (now, v.clone()));
+                    }
+                }
+                (Agg::Last(_), AggState::Stamped(held)) => {
+                    *held = value.map(|v| (now, v.clone()));
+                }
                 (Agg::CountDistinct(_), AggState::Distinct(seen)) => {
                     seen.insert(Key::new(vec![value.expect("checked").clone()]));
                 }
@@ -213,6 +200,7 @@ impl Aggregate<Record> for ColumnAggregates {
                 AggState::Mean(_, 0) => Value::Null,
                 AggState::Mean(sum, n) => Value::Float(sum / n as f64),
                 AggState::Held(v) => v.unwrap_or(Value::Null),
+                AggState::Stamped(v) => v.map_or(Value::Null, |(_, v)| v),
                 AggState::Distinct(seen) => Value::Int(seen.len() as i64),
             })
             .collect()
@@ -225,10 +213,80 @@ impl Aggregate<Record> for ColumnAggregates {
                 .iter()
                 .map(|s| match s {
                     AggState::Held(v) | AggState::Sum(v) => v.heap_bytes(),
+                    AggState::Stamped(v) => v.as_ref().map_or(0, |(_, v)| v.heap_bytes()),
                     AggState::Distinct(seen) => seen.heap_bytes(),
                     _ => 0,
                 })
                 .sum::<usize>()
+    }
+}
+
+impl Merge<Record> for ColumnAggregates {
+    fn merge(&mut self, acc: &mut Vec<AggState>, other: Vec<AggState>, _other_has_last: bool) {
+        for ((agg, state), other) in self.aggs.iter().zip(acc.iter_mut()).zip(other) {
+            match (agg, state, other) {
+                (Agg::Count, AggState::Count(n), AggState::Count(m)) => *n += m,
+                (Agg::Sum(_), AggState::Sum(sum), AggState::Sum(Some(v))) => {
+                    *sum = add(sum.take(), &v);
+                }
+                (Agg::Mean(_), AggState::Mean(sum, n), AggState::Mean(s, m)) => {
+                    *sum += s;
+                    *n += m;
+                }
+                (Agg::Min(_), AggState::Held(held), AggState::Held(v)) => {
+                    keep(held, v.as_ref(), less);
+                }
+                (Agg::Max(_), AggState::Held(held), AggState::Held(v)) => {
+                    keep(held, v.as_ref(), |v, h| less(h, v));
+                }
+                (Agg::First(_), AggState::Stamped(held), AggState::Stamped(Some(v))) => {
+                    if held.as_ref().is_none_or(|h| v.0 < h.0) {
+                        *held = Some(v);
+                    }
+                }
+                (Agg::Last(_), AggState::Stamped(held), AggState::Stamped(Some(v))) => {
+                    if held.as_ref().is_none_or(|h| v.0 > h.0) {
+                        *held = Some(v);
+                    }
+                }
+                (Agg::CountDistinct(_), AggState::Distinct(seen), AggState::Distinct(more)) => {
+                    seen.extend(more);
+                }
+                (_, _, AggState::Sum(None) | AggState::Stamped(None)) => {}
+                _ => unreachable!("states are made by init, in the aggregates' order"),
+            }
+        }
+    }
+}
+
+/// A running sum with `v` added: integers while every value is one (a float
+/// past `i64`), floats otherwise; a value that is no number is skipped.
+fn add(sum: Option<Value>, v: &Value) -> Option<Value> {
+    match (sum, v) {
+        (None, Value::Int(i)) => Some(Value::Int(*i)),
+        (None, Value::Decimal(d)) => Some(Value::Decimal(*d)),
+        // Exact while it fits; a sum too large for a decimal goes on as a
+        // float rather than failing the run.
+        (Some(Value::Decimal(a)), Value::Decimal(b)) => Some(match a.checked_add(*b) {
+            Some(s) => Value::Decimal(s),
+            None => Value::Float(a.to_f64() + b.to_f64()),
+        }),
+        (Some(Value::Decimal(a)), Value::Int(b)) => {
+            let b = crate::record::Decimal::from(*b);
+            Some(match a.checked_add(b) {
+                Some(s) => Value::Decimal(s),
+                None => Value::Float(a.to_f64() + b.to_f64()),
+            })
+        }
+        (None, v) => v.as_f64().map(Value::Float),
+        (Some(Value::Int(a)), Value::Int(b)) => Some(match a.checked_add(*b) {
+            Some(s) => Value::Int(s),
+            None => Value::Float(a as f64 + *b as f64),
+        }),
+        (Some(s), v) => match (s.as_f64(), v.as_f64()) {
+            (Some(a), Some(b)) => Some(Value::Float(a + b)),
+            (a, _) => a.map(Value::Float),
+        },
     }
 }
 

@@ -1,6 +1,13 @@
-//! Stateful operators: keyed aggregation (and, built on the same adapter,
-//! windows, dedup and joins), with state that is bounded, counted and
+//! Stateful operators: keyed aggregation and windows (and, built on the
+//! same adapter, dedup and joins), with state that is bounded, counted and
 //! visible.
+//!
+//! Windows: [`Pipeline::event_time`](crate::Pipeline::event_time) gives the
+//! records a timestamp and a watermark, then `key_by(..).window(..)` groups
+//! them by key and [`Window`] (tumbling, sliding, session; by processing
+//! time with [`Window::processing_time`]; or [`Window::count`]). A record
+//! behind the watermark is late: a record error under the stage's policy,
+//! counted as `late` when skipped.
 //!
 //! Batch-first semantics: the end of a bounded input is the final watermark,
 //! so every group is flushed when the input ends. Every stateful stage
@@ -17,15 +24,25 @@ pub mod agg;
 mod aggregate;
 mod builder;
 mod columns;
+mod event_time;
 mod key;
 mod limits;
 mod size;
 mod stage;
+mod watermark;
+mod window;
+mod window_builder;
+mod windowing;
 
 pub use aggregate::{Aggregation, Output, Pairs};
 pub use builder::KeyBy;
 pub use columns::{Agg, AggState, ColumnAggregates, Rows};
+pub use event_time::{EventTime, TimeOf, TryTime, try_time};
 pub use key::{Columns, Key, KeyOf};
 pub use limits::StateLimits;
 pub use size::StateSize;
 pub use stage::{Emits, Stateful};
+pub use watermark::{EventClock, ProcessingClock};
+pub use window::{CountWindow, ProcessingTime, SessionWindow, Timed, Window, WindowOf, Windowed};
+pub use window_builder::{Plan, PlanRows, WindowBy};
+pub use windowing::{AsWindowed, CountWindows, TimeWindows, WindowOutput, WindowRows};
