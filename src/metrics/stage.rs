@@ -208,6 +208,8 @@ impl StageMetrics {
             late: c.late.load(Relaxed),
             duplicates: c.duplicates.load(Relaxed),
             unmatched: c.unmatched.load(Relaxed),
+            evicted: c.evicted.load(Relaxed),
+            expired: c.expired.load(Relaxed),
             state_keys: c.state_keys.load(Relaxed),
             state_bytes: c.state_bytes.load(Relaxed),
             abandoned: c.abandoned.load(Relaxed),
@@ -245,6 +247,9 @@ pub(crate) struct Counters {
     duplicates: AtomicU64,
     unmatched: AtomicU64,
     abandoned: AtomicU64,
+    /// Keys (not records) a bounded stage let go of.
+    evicted: AtomicU64,
+    expired: AtomicU64,
     /// Gauges, set (not added to) by stateful stages.
     state_keys: AtomicU64,
     state_bytes: AtomicU64,
@@ -321,7 +326,6 @@ impl Counters {
     }
 
     /// Counts records a dedup dropped as duplicates.
-    #[allow(dead_code)] // for the dedup operator
     pub(crate) fn duplicate(&self, records: usize) {
         if records > 0 {
             self.duplicates.fetch_add(records as u64, Relaxed);
@@ -333,6 +337,22 @@ impl Counters {
     pub(crate) fn unmatched(&self, records: usize) {
         if records > 0 {
             self.unmatched.fetch_add(records as u64, Relaxed);
+        }
+    }
+
+    /// Counts keys a bounded stage evicted to stay within its capacity (a
+    /// dedup's LRU): keys, not records, so outside the accounting.
+    pub(crate) fn evict(&self, keys: usize) {
+        if keys > 0 {
+            self.evicted.fetch_add(keys as u64, Relaxed);
+        }
+    }
+
+    /// Counts keys a stage let go of when their time-to-live ran out (a
+    /// dedup's TTL): keys, not records, so outside the accounting.
+    pub(crate) fn expire(&self, keys: usize) {
+        if keys > 0 {
+            self.expired.fetch_add(keys as u64, Relaxed);
         }
     }
 
@@ -472,6 +492,15 @@ pub struct StageStats {
     pub state_keys: u64,
     /// Estimated bytes of a stateful stage's state.
     pub state_bytes: u64,
+    /// Keys a bounded stateful stage evicted to stay within its capacity:
+    /// a dedup's [`Within::keys`](crate::state::Within::keys) (the least
+    /// recently seen key goes; seen again, its record passes again). Keys,
+    /// not records: outside the accounting.
+    pub evicted: u64,
+    /// Keys a stateful stage let go of when their time-to-live ran out: a
+    /// dedup's [`Within::time`](crate::state::Within::time). Keys, not
+    /// records: outside the accounting.
+    pub expired: u64,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -27,9 +27,9 @@ use crate::source::Source;
 /// [`max_state_bytes`](KeyBy::max_state_bytes)).
 #[must_use = "a keyed pipeline does nothing until it is aggregated"]
 pub struct KeyBy<S, C, KF> {
-    pipeline: Pipeline<S, C>,
-    key: KF,
-    limits: StateLimits,
+    pub(super) pipeline: Pipeline<S, C>,
+    pub(super) key: KF,
+    pub(super) limits: StateLimits,
 }
 
 impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {

@@ -1,6 +1,6 @@
-//! Stateful operators: keyed aggregation (and, built on the same adapter,
-//! windows, dedup and joins), with state that is bounded, counted and
-//! visible.
+//! Stateful operators: keyed aggregation and dedup (`dedup_by`,
+//! `key_by(..).dedup(within)`) (and, built on the same adapter, windows and
+//! joins), with state that is bounded, counted and visible.
 //!
 //! Batch-first semantics: the end of a bounded input is the final watermark,
 //! so every group is flushed when the input ends. Every stateful stage
@@ -17,6 +17,8 @@ pub mod agg;
 mod aggregate;
 mod builder;
 mod columns;
+mod dedup;
+mod dedup_builder;
 mod key;
 mod limits;
 mod size;
@@ -25,6 +27,7 @@ mod stage;
 pub use aggregate::{Aggregation, Output, Pairs};
 pub use builder::KeyBy;
 pub use columns::{Agg, AggState, ColumnAggregates, Rows};
+pub use dedup::{Dedup, NoTime, TimeOf, Within};
 pub use key::{Columns, Key, KeyOf};
 pub use limits::StateLimits;
 pub use size::StateSize;
