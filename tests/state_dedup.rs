@@ -334,6 +334,8 @@ async fn dynamic_records_dedup_by_columns_and_a_missing_column_is_a_record_error
         .await;
     let error = report.error().expect("aborts");
     assert_eq!(error.stage(), Some("dedup#1"));
+    assert!(error.to_string().contains("no column \"id\""), "{error}");
+    assert_eq!(error.record_text(), Some("{\"other\": Str(\"x\")}"));
     report.check_accounting().unwrap();
 }
 

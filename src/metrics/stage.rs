@@ -333,7 +333,6 @@ impl Counters {
     }
 
     /// Counts records a join dropped for want of a match.
-    #[allow(dead_code)] // for the join operators
     pub(crate) fn unmatched(&self, records: usize) {
         if records > 0 {
             self.unmatched.fetch_add(records as u64, Relaxed);
@@ -476,7 +475,9 @@ pub struct StageStats {
     pub late: u64,
     /// Records a dedup dropped as duplicates.
     pub duplicates: u64,
-    /// Records a join dropped for want of a match.
+    /// Records a join dropped for want of a match (an inner join's misses
+    /// under [`Miss::Drop`](crate::state::Miss::Drop), table records whose
+    /// key has a null).
     pub unmatched: u64,
     /// Records the stage still held when the run ended early: a downstream
     /// `take` had its count, the run failed, or it was cancelled.

@@ -1,6 +1,7 @@
-//! Stateful operators: keyed aggregation and dedup (`dedup_by`,
-//! `key_by(..).dedup(within)`) (and, built on the same adapter, windows and
-//! joins), with state that is bounded, counted and visible.
+//! Stateful operators: keyed aggregation, dedup (`dedup_by`,
+//! `key_by(..).dedup(within)`), lookups and hash joins (`lookup`,
+//! `hash_join`), all on one adapter, with state that is bounded, counted and
+//! visible.
 //!
 //! Batch-first semantics: the end of a bounded input is the final watermark,
 //! so every group is flushed when the input ends. Every stateful stage
@@ -12,6 +13,12 @@
 //! Accounting: a record a stateful stage takes into its state counts as
 //! `absorbed`; what it emits from its state as `expanded`; records it drops
 //! for cause have their own counters (`late`, `duplicates`, `unmatched`).
+//! A dedup passes first sights one for one and counts the rest as
+//! `duplicates`; the keys a bounded one lets go of are counted apart
+//! (`evicted`, `expired`: keys, not records). A lookup or hash join has two
+//! inputs: the table's records are `absorbed`, the streamed records pass one
+//! for one with their first match (each further match is `expanded`), or
+//! are `unmatched`, or rejected under the stage's policy.
 
 pub mod agg;
 mod aggregate;
@@ -19,6 +26,8 @@ mod builder;
 mod columns;
 mod dedup;
 mod dedup_builder;
+mod join;
+mod join_builder;
 mod key;
 mod limits;
 mod size;
@@ -28,6 +37,10 @@ pub use aggregate::{Aggregation, Output, Pairs};
 pub use builder::KeyBy;
 pub use columns::{Agg, AggState, ColumnAggregates, Rows};
 pub use dedup::{Dedup, NoTime, TimeOf, Within};
+pub use join::{
+    BuildFirst, HashJoin, Inner, Left, MergedInner, MergedLeft, Miss, Multi, Side, Unique,
+};
+pub use join_builder::{Join, Joined};
 pub use key::{Columns, Key, KeyOf};
 pub use limits::StateLimits;
 pub use size::StateSize;

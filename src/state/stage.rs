@@ -170,9 +170,18 @@ where
                 let reject = this.rejects.remove(0);
                 let Reject {
                     error,
-                    record,
+                    mut record,
                     late,
                 } = reject;
+                // The record's text goes with its error, so an abort names
+                // the record too (a dead letter takes it from there).
+                let error = match record.take() {
+                    Some(text) if error.record_text().is_none() => error.with_record_text(text),
+                    text => {
+                        record = text;
+                        error
+                    }
+                };
                 match this
                     .failures
                     .handle_as(this.stage, error, 1, false, || record, late)
