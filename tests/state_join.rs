@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use dataflare::prelude::*;
 use dataflare::record::{DataType, Record, Schema, Value};
-use dataflare::state::{Columns, Miss, StateSize};
+use dataflare::state::{Columns, Interval, Miss, StateSize};
 use dataflare::testkit::failing_source;
 use dataflare::{DeadLetters, Rejected, csv};
 use proptest::prelude::*;
@@ -670,5 +670,236 @@ async fn a_lookup_after_a_tee_of_another_graph_waits_for_its_table() {
     assert_eq!((a_out.len(), b_out.len()), (2_000, 2_000));
     let expected: HashMap<u8, u32> = (0..9u8).map(|k| (k, k as u32 * 2)).collect();
     assert!(a_out.to_vec().iter().all(|(p, r)| expected[&p.0] == r.1));
+    report.check_accounting().unwrap();
+}
+
+// Interval joins.
+
+/// (key, timestamp in µs, index in its input)
+type Timed = (u8, i64, usize);
+
+fn at(r: &Timed) -> dataflare::record::Timestamp {
+    dataflare::record::Timestamp::from_micros(r.1)
+}
+
+fn timed_key(r: &Timed) -> u8 {
+    r.0
+}
+
+/// Records whose timestamps rise with a disorder of at most `disorder`:
+/// each is at least the greatest before it less `disorder`.
+fn timed(max_keys: u8, disorder: i64, len: usize) -> impl Strategy<Value = Vec<Timed>> {
+    prop::collection::vec((0..max_keys, 0..6i64, 0..=disorder), 0..len).prop_map(|raw| {
+        let mut base = 0;
+        raw.into_iter()
+            .enumerate()
+            .map(|(i, (k, step, jitter))| {
+                base += step;
+                (k, base + jitter, i)
+            })
+            .collect()
+    })
+}
+
+/// Every pair of the interval join, the slow way, sorted.
+fn interval_model(a: &[Timed], b: &[Timed], lower: i64, upper: i64) -> Vec<(usize, usize)> {
+    let mut pairs = Vec::new();
+    for x in a {
+        for y in b {
+            if x.0 == y.0 && y.1 - x.1 >= lower && y.1 - x.1 <= upper {
+                pairs.push((x.2, y.2));
+            }
+        }
+    }
+    pairs.sort();
+    pairs
+}
+
+fn interval(lower: i64, upper: i64, lateness: i64) -> Interval {
+    let us = |n: i64| std::time::Duration::from_micros(n.unsigned_abs());
+    let interval = match (lower >= 0, upper >= 0) {
+        (true, _) => Interval::after(us(lower), us(upper)),
+        (false, true) => Interval::around(us(lower), us(upper)),
+        (false, false) => Interval::before(us(upper), us(lower)),
+    };
+    interval.lateness(us(lateness))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn an_interval_join_finds_every_pair_of_the_nested_loop(
+        a in timed(4, 8, 150),
+        b in timed(4, 8, 150),
+        (lower, width) in (-12..12i64, 0..15i64),
+        batches in (1..20usize, 1..20usize),
+    ) {
+        let upper = lower + width;
+        let out = Collected::new();
+        let report = runtime().block_on(
+            Pipeline::from(source::iter(a.clone()).batch_size(batches.0))
+                .key_by(timed_key)
+                .interval_join(
+                    Pipeline::from(source::iter(b.clone()).batch_size(batches.1)).key_by(timed_key),
+                    at,
+                    at,
+                    // The lateness covers each input's disorder: nothing is late.
+                    interval(lower, upper, 8),
+                )
+                .to(sink::collect(&out))
+                .run(),
+        ).unwrap();
+        let mut got: Vec<(usize, usize)> = out.to_vec().iter().map(|(x, y)| (x.2, y.2)).collect();
+        got.sort();
+        prop_assert_eq!(&got, &interval_model(&a, &b, lower, upper));
+        let stage = report.stage("interval_join#2").unwrap();
+        prop_assert_eq!(stage.absorbed, (a.len() + b.len()) as u64);
+        prop_assert_eq!(stage.expanded, got.len() as u64);
+        prop_assert_eq!((stage.late, stage.state_keys), (0, 0));
+        report.check_accounting().unwrap();
+    }
+
+    #[test]
+    fn an_interval_self_join_of_a_tee_matches_the_model(
+        a in timed(3, 4, 120),
+        (lower, width) in (-6..6i64, 0..8i64),
+        batch in 1..16usize,
+    ) {
+        let upper = lower + width;
+        let out = Collected::new();
+        let [x, y] = Pipeline::from(source::iter(a.clone()).batch_size(batch)).tee();
+        let report = runtime().block_on(
+            x.key_by(timed_key)
+                .interval_join(y.key_by(timed_key), at, at, interval(lower, upper, 4))
+                .to(sink::collect(&out))
+                .run(),
+        ).unwrap();
+        let mut got: Vec<(usize, usize)> = out.to_vec().iter().map(|(x, y)| (x.2, y.2)).collect();
+        got.sort();
+        prop_assert_eq!(got, interval_model(&a, &a, lower, upper));
+        report.check_accounting().unwrap();
+    }
+}
+
+fn in_order(n: usize, keys: u8) -> Vec<Timed> {
+    (0..n)
+        .map(|i| ((i % keys as usize) as u8, i as i64, i))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_interval_join_lets_go_of_what_the_watermark_passed() {
+    // 20 000 records a side, in order: held only within the interval, far
+    // under the limit of 200 rows.
+    let out = Collected::new();
+    let report = Pipeline::from(source::iter(in_order(20_000, 7)).batch_size(50))
+        .key_by(timed_key)
+        .max_keys(200)
+        .interval_join(
+            Pipeline::from(source::iter(in_order(20_000, 7)).batch_size(30)).key_by(timed_key),
+            at,
+            at,
+            interval(-10, 10, 0),
+        )
+        .to(sink::collect(&out))
+        .run()
+        .await
+        .unwrap();
+    // Each record matches its own index and those 7 away either way (same
+    // key, within ±10 µs), but near the ends.
+    assert_eq!(out.len(), 20_000 + 2 * (20_000 - 7));
+    let stage = report.stage("interval_join#2").unwrap();
+    assert!(stage.expired > 39_000, "{}", stage.expired);
+    report.check_accounting().unwrap();
+}
+
+#[tokio::test]
+async fn an_interval_join_without_expiry_would_hit_max_keys() {
+    // The same, but one input's timestamps never move: nothing expires.
+    let stuck: Vec<Timed> = (0..5_000).map(|i| (0, 0, i)).collect();
+    let report = Pipeline::from(source::iter(in_order(5_000, 1)).batch_size(50))
+        .key_by(timed_key)
+        .interval_join(
+            Pipeline::from(source::iter(stuck).batch_size(50))
+                .key_by(timed_key)
+                .max_keys(500),
+            at,
+            at,
+            interval(-10, 10, 0),
+        )
+        .to(sink::discard())
+        .run_to_report()
+        .await;
+    let message = report.error().expect("over the limit").to_string();
+    assert!(message.contains("over its max_keys (500)"), "{message}");
+    report.check_accounting().unwrap();
+}
+
+#[tokio::test]
+async fn once_an_input_ends_the_other_holds_nothing() {
+    let short: Vec<Timed> = (0..5).map(|i| (0, i, i as usize)).collect();
+    let out = Collected::new();
+    let report = Pipeline::from(source::iter(short))
+        .key_by(timed_key)
+        .max_keys(1_000)
+        .interval_join(
+            // Timestamps stuck at 0: only the end of the other input lets
+            // the join hold none of them.
+            Pipeline::from(
+                source::iter((0..50_000).map(|i| (0u8, 0i64, i)).collect::<Vec<_>>())
+                    .batch_size(64),
+            )
+            .key_by(timed_key),
+            at,
+            at,
+            interval(-2, 2, 0),
+        )
+        .to(sink::collect(&out))
+        .run()
+        .await
+        .unwrap();
+    // Records 0, 1, 2 of the short input match every record at 0.
+    assert_eq!(out.len(), 3 * 50_000);
+    report.check_accounting().unwrap();
+}
+
+#[tokio::test]
+async fn a_late_record_is_a_record_error_counted_as_late_when_skipped() {
+    let a: Vec<Timed> = vec![(0, 100, 0), (0, 200, 1)];
+    // Read in one batch with the first input's: by then the watermark is 100 - 10.
+    let b: Vec<Timed> = vec![(0, 150, 0), (0, 50, 1), (0, 195, 2)];
+    let run = |policy: Option<ErrorPolicy>| {
+        let out = Collected::new();
+        let mut joined = Pipeline::from(source::iter(a.clone()))
+            .key_by(timed_key)
+            .interval_join(
+                Pipeline::from(source::iter(b.clone()).batch_size(1)).key_by(timed_key),
+                at,
+                at,
+                interval(-60, 60, 10),
+            )
+            .boxed();
+        if let Some(policy) = policy {
+            joined = joined.on_error(policy);
+        }
+        let runnable = joined.to(sink::collect(&out));
+        async move { (runnable.run_to_report().await, out) }
+    };
+    let (report, out) = run(Some(ErrorPolicy::Skip)).await;
+    let mut got: Vec<(usize, usize)> = out.to_vec().iter().map(|(x, y)| (x.2, y.2)).collect();
+    got.sort();
+    assert_eq!(got, vec![(0, 0), (1, 0), (1, 2)]);
+    let stage = report.stage("interval_join#2").unwrap();
+    assert_eq!((stage.late, stage.skipped), (1, 0));
+    report.check_accounting().unwrap();
+
+    let (report, _) = run(None).await;
+    let error = report.error().expect("a late record aborts by default");
+    assert!(
+        error.to_string().contains("behind the watermark"),
+        "{error}"
+    );
+    assert_eq!(error.record_text(), Some("(0, 50, 1)"));
     report.check_accounting().unwrap();
 }

@@ -347,8 +347,9 @@ impl Counters {
         }
     }
 
-    /// Counts keys a stage let go of when their time-to-live ran out (a
-    /// dedup's TTL): keys, not records, so outside the accounting.
+    /// Counts what a stage let go of as event time moved on (a dedup's keys
+    /// past their TTL, an interval join's records past the watermark):
+    /// counted when taken in, so outside the accounting.
     pub(crate) fn expire(&self, keys: usize) {
         if keys > 0 {
             self.expired.fetch_add(keys as u64, Relaxed);
@@ -498,9 +499,11 @@ pub struct StageStats {
     /// recently seen key goes; seen again, its record passes again). Keys,
     /// not records: outside the accounting.
     pub evicted: u64,
-    /// Keys a stateful stage let go of when their time-to-live ran out: a
-    /// dedup's [`Within::time`](crate::state::Within::time). Keys, not
-    /// records: outside the accounting.
+    /// What a stateful stage let go of as event time moved on: keys whose
+    /// time-to-live ran out (a dedup's
+    /// [`Within::time`](crate::state::Within::time)), records the watermark
+    /// passed (an [`interval_join`](crate::state::KeyBy::interval_join)'s).
+    /// Outside the accounting: those records were counted when taken in.
     pub expired: u64,
 }
 

@@ -1,7 +1,7 @@
 //! Stateful operators: keyed aggregation, dedup (`dedup_by`,
 //! `key_by(..).dedup(within)`), lookups and hash joins (`lookup`,
-//! `hash_join`), all on one adapter, with state that is bounded, counted and
-//! visible.
+//! `hash_join`) and interval joins (`key_by(..).interval_join(..)`), all on
+//! one adapter, with state that is bounded, counted and visible.
 //!
 //! Batch-first semantics: the end of a bounded input is the final watermark,
 //! so every group is flushed when the input ends. Every stateful stage
@@ -18,7 +18,9 @@
 //! (`evicted`, `expired`: keys, not records). A lookup or hash join has two
 //! inputs: the table's records are `absorbed`, the streamed records pass one
 //! for one with their first match (each further match is `expanded`), or
-//! are `unmatched`, or rejected under the stage's policy.
+//! are `unmatched`, or rejected under the stage's policy. An interval join
+//! absorbs every record it takes and counts every pair it emits as
+//! `expanded`.
 
 pub mod agg;
 mod aggregate;
@@ -26,6 +28,8 @@ mod builder;
 mod columns;
 mod dedup;
 mod dedup_builder;
+mod interval;
+mod interval_builder;
 mod join;
 mod join_builder;
 mod key;
@@ -37,6 +41,8 @@ pub use aggregate::{Aggregation, Output, Pairs};
 pub use builder::KeyBy;
 pub use columns::{Agg, AggState, ColumnAggregates, Rows};
 pub use dedup::{Dedup, NoTime, TimeOf, Within};
+pub use interval::{Interleave, Interval, IntervalJoin, Sides};
+pub use interval_builder::IntervalJoined;
 pub use join::{
     BuildFirst, HashJoin, Inner, Left, MergedInner, MergedLeft, Miss, Multi, Side, Unique,
 };

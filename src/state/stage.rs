@@ -38,6 +38,11 @@ pub(crate) trait Input {
     fn seq(&self) -> u64;
     /// The records, for the operator.
     fn into_records(self) -> Self::Records;
+    /// Whether this is no batch but news about an input (one of two ended):
+    /// not counted as a batch in.
+    fn is_marker(&self) -> bool {
+        false
+    }
 }
 
 impl<T> Input for Batch<T> {
@@ -253,9 +258,10 @@ where
                     continue;
                 }
             };
-            let records_in = batch.len();
-            this.stage.batch_in(records_in);
-            *this.seq = batch.seq();
+            if !batch.is_marker() {
+                this.stage.batch_in(batch.len());
+                *this.seq = batch.seq();
+            }
             let mut out = Vec::new();
             let (op, stage, rejects) = (&mut *this.op, &**this.stage, &mut *this.rejects);
             let result = run(stage, || {
