@@ -208,6 +208,8 @@ impl StageMetrics {
             late: c.late.load(Relaxed),
             duplicates: c.duplicates.load(Relaxed),
             unmatched: c.unmatched.load(Relaxed),
+            evicted: c.evicted.load(Relaxed),
+            expired: c.expired.load(Relaxed),
             state_keys: c.state_keys.load(Relaxed),
             state_bytes: c.state_bytes.load(Relaxed),
             peak_state_keys: c.peak_state_keys.load(Relaxed),
@@ -247,6 +249,9 @@ pub(crate) struct Counters {
     duplicates: AtomicU64,
     unmatched: AtomicU64,
     abandoned: AtomicU64,
+    /// Keys (not records) a bounded stage let go of.
+    evicted: AtomicU64,
+    expired: AtomicU64,
     /// Gauges, set (not added to) by stateful stages.
     state_keys: AtomicU64,
     state_bytes: AtomicU64,
@@ -325,7 +330,6 @@ impl Counters {
     }
 
     /// Counts records a dedup dropped as duplicates.
-    #[allow(dead_code)] // for the dedup operator
     pub(crate) fn duplicate(&self, records: usize) {
         if records > 0 {
             self.duplicates.fetch_add(records as u64, Relaxed);
@@ -333,10 +337,26 @@ impl Counters {
     }
 
     /// Counts records a join dropped for want of a match.
-    #[allow(dead_code)] // for the join operators
     pub(crate) fn unmatched(&self, records: usize) {
         if records > 0 {
             self.unmatched.fetch_add(records as u64, Relaxed);
+        }
+    }
+
+    /// Counts keys a bounded stage evicted to stay within its capacity (a
+    /// dedup's LRU): keys, not records, so outside the accounting.
+    pub(crate) fn evict(&self, keys: usize) {
+        if keys > 0 {
+            self.evicted.fetch_add(keys as u64, Relaxed);
+        }
+    }
+
+    /// Counts what a stage let go of as event time moved on (a dedup's keys
+    /// past their TTL, an interval join's records past the watermark):
+    /// counted when taken in, so outside the accounting.
+    pub(crate) fn expire(&self, keys: usize) {
+        if keys > 0 {
+            self.expired.fetch_add(keys as u64, Relaxed);
         }
     }
 
@@ -462,7 +482,9 @@ pub struct StageStats {
     pub late: u64,
     /// Records a dedup dropped as duplicates.
     pub duplicates: u64,
-    /// Records a join dropped for want of a match.
+    /// Records a join dropped for want of a match (an inner join's misses
+    /// under [`Miss::Drop`](crate::state::Miss::Drop), table records whose
+    /// key has a null).
     pub unmatched: u64,
     /// Records the stage still held when the run ended early: a downstream
     /// `take` had its count, the run failed, or it was cancelled.
@@ -482,6 +504,17 @@ pub struct StageStats {
     pub peak_state_keys: u64,
     /// The most estimated bytes the stage held at once during the run.
     pub peak_state_bytes: u64,
+    /// Keys a bounded stateful stage evicted to stay within its capacity:
+    /// a dedup's [`Within::keys`](crate::state::Within::keys) (the least
+    /// recently seen key goes; seen again, its record passes again). Keys,
+    /// not records: outside the accounting.
+    pub evicted: u64,
+    /// What a stateful stage let go of as event time moved on: keys whose
+    /// time-to-live ran out (a dedup's
+    /// [`Within::time`](crate::state::Within::time)), records the watermark
+    /// passed (an [`interval_join`](crate::state::KeyBy::interval_join)'s).
+    /// Outside the accounting: those records were counted when taken in.
+    pub expired: u64,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

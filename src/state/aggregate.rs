@@ -88,7 +88,7 @@ where
     type Out = M::Out;
 }
 
-impl<T, KF, A, M> StatefulOp<T> for Aggregation<T, KF, A, M>
+impl<T, KF, A, M> StatefulOp<Vec<T>> for Aggregation<T, KF, A, M>
 where
     T: fmt::Debug + Send + 'static,
     KF: KeyOf<T>,

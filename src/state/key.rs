@@ -27,6 +27,14 @@ pub trait KeyOf<T>: Send + 'static {
     fn names(&self) -> Option<&[Arc<str>]> {
         None
     }
+
+    /// Whether `key` has a null part (a dynamic record's null column): a
+    /// join matches such a key with nothing, as SQL does. False for a
+    /// closure's key (a `None` there is a value like any other).
+    fn has_null(&self, key: &Self::Key) -> bool {
+        let _ = key;
+        false
+    }
 }
 
 impl<T, K, F> KeyOf<T> for F
@@ -116,6 +124,10 @@ impl KeyOf<Record> for Columns {
 
     fn names(&self) -> Option<&[Arc<str>]> {
         Some(&self.names)
+    }
+
+    fn has_null(&self, key: &Key) -> bool {
+        key.0.iter().any(Value::is_null)
     }
 }
 

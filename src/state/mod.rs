@@ -1,6 +1,8 @@
-//! Stateful operators: keyed aggregation and windows (and, built on the
-//! same adapter, dedup and joins), with state that is bounded, counted and
-//! visible.
+//! Stateful operators: keyed aggregation, event-time windows (`event_time`,
+//! `key_by(..).window(..)`), dedup (`dedup_by`, `key_by(..).dedup(within)`),
+//! lookups and hash joins (`lookup`, `hash_join`) and interval joins
+//! (`key_by(..).interval_join(..)`), all on one adapter, with state that is
+//! bounded, counted and visible.
 //!
 //! Windows: [`Pipeline::event_time`](crate::Pipeline::event_time) gives the
 //! records a timestamp and a watermark, then `key_by(..).window(..)` groups
@@ -19,12 +21,26 @@
 //! Accounting: a record a stateful stage takes into its state counts as
 //! `absorbed`; what it emits from its state as `expanded`; records it drops
 //! for cause have their own counters (`late`, `duplicates`, `unmatched`).
+//! A dedup passes first sights one for one and counts the rest as
+//! `duplicates`; the keys a bounded one lets go of are counted apart
+//! (`evicted`, `expired`: keys, not records). A lookup or hash join has two
+//! inputs: the table's records are `absorbed`, the streamed records pass one
+//! for one with their first match (each further match is `expanded`), or
+//! are `unmatched`, or rejected under the stage's policy. An interval join
+//! absorbs every record it takes and counts every pair it emits as
+//! `expanded`.
 
 pub mod agg;
 mod aggregate;
 mod builder;
 mod columns;
+mod dedup;
+mod dedup_builder;
 mod event_time;
+mod interval;
+mod interval_builder;
+mod join;
+mod join_builder;
 mod key;
 mod limits;
 mod size;
@@ -37,7 +53,14 @@ mod windowing;
 pub use aggregate::{Aggregation, Output, Pairs};
 pub use builder::KeyBy;
 pub use columns::{Agg, AggState, ColumnAggregates, Rows};
+pub use dedup::{Dedup, DedupTime, NoTime, Within};
 pub use event_time::{EventTime, TimeOf, TryTime, try_time};
+pub use interval::{Interleave, Interval, IntervalJoin, Sides};
+pub use interval_builder::IntervalJoined;
+pub use join::{
+    BuildFirst, HashJoin, Inner, Left, MergedInner, MergedLeft, Miss, Multi, Side, Unique,
+};
+pub use join_builder::{Join, Joined};
 pub use key::{Columns, Key, KeyOf};
 pub use limits::StateLimits;
 pub use size::StateSize;

@@ -27,19 +27,54 @@ pub(crate) struct Reject {
     pub(crate) late: bool,
 }
 
+/// What a stateful stage reads at a time: a [`Batch`] of its one input, or
+/// (a join) a batch of either of its two inputs, told apart once per batch.
+pub(crate) trait Input {
+    /// What the operator is handed: the batch's records.
+    type Records;
+    /// How many records.
+    fn len(&self) -> usize;
+    /// The batch's sequence number, given to what the operator emits for it.
+    fn seq(&self) -> u64;
+    /// The records, for the operator.
+    fn into_records(self) -> Self::Records;
+    /// Whether this is no batch but news about an input (one of two ended):
+    /// not counted as a batch in.
+    fn is_marker(&self) -> bool {
+        false
+    }
+}
+
+impl<T> Input for Batch<T> {
+    type Records = Vec<T>;
+
+    fn len(&self) -> usize {
+        self.records().len()
+    }
+
+    fn seq(&self) -> u64 {
+        Batch::seq(self)
+    }
+
+    fn into_records(self) -> Vec<T> {
+        Batch::into_records(self)
+    }
+}
+
 /// An operator that holds state across batches: an aggregate, a window, a
-/// dedup, a join.
+/// dedup, a join. `In` is what it is handed per batch: `Vec<T>` for an
+/// operator of one input.
 ///
 /// The adapter counts records in and out; the operator counts, on `stage`,
 /// every other way a record leaves it: taken into its state (`absorb`),
 /// dropped as a duplicate or for want of a match, and what it emits from its
 /// state (`expand`). Records it cannot take go in `rejects`, for the stage's
 /// policy.
-pub(crate) trait StatefulOp<T>: Emits + Send + 'static {
+pub(crate) trait StatefulOp<In>: Emits + Send + 'static {
     /// Takes one batch's records; pushes what goes on onto `out`.
     fn apply(
         &mut self,
-        records: Vec<T>,
+        records: In,
         out: &mut Vec<Self::Out>,
         rejects: &mut Vec<Reject>,
         stage: &StageMetrics,
@@ -117,10 +152,11 @@ impl<S, Op: Emits> Stateful<S, Op> {
     }
 }
 
-impl<S, Op, T> Stream for Stateful<S, Op>
+impl<S, Op, I> Stream for Stateful<S, Op>
 where
-    S: Stream<Item = Result<Batch<T>>>,
-    Op: StatefulOp<T>,
+    S: Stream<Item = Result<I>>,
+    I: Input,
+    Op: StatefulOp<I::Records>,
 {
     type Item = Result<Batch<Op::Out>>;
 
@@ -139,9 +175,18 @@ where
                 let reject = this.rejects.remove(0);
                 let Reject {
                     error,
-                    record,
+                    mut record,
                     late,
                 } = reject;
+                // The record's text goes with its error, so an abort names
+                // the record too (a dead letter takes it from there).
+                let error = match record.take() {
+                    Some(text) if error.record_text().is_none() => error.with_record_text(text),
+                    text => {
+                        record = text;
+                        error
+                    }
+                };
                 match this
                     .failures
                     .handle_as(this.stage, error, 1, false, || record, late)
@@ -213,9 +258,10 @@ where
                     continue;
                 }
             };
-            let records_in = batch.len();
-            this.stage.batch_in(records_in);
-            *this.seq = batch.seq();
+            if !batch.is_marker() {
+                this.stage.batch_in(batch.len());
+                *this.seq = batch.seq();
+            }
             let mut out = Vec::new();
             let (op, stage, rejects) = (&mut *this.op, &**this.stage, &mut *this.rejects);
             let result = run(stage, || {
@@ -245,7 +291,7 @@ fn run(stage: &StageMetrics, f: impl FnOnce() -> Result<()>) -> Result<()> {
 }
 
 /// After a call: the state's size on the stage, checked against the limits.
-fn settle<T, Op: StatefulOp<T>>(
+fn settle<In, Op: StatefulOp<In>>(
     op: &Op,
     stage: &StageMetrics,
     limits: &StateLimits,

@@ -415,8 +415,8 @@ where
     /// let rows = out.to_vec();
     /// assert_eq!(rows.len(), 3);
     /// assert_eq!(rows[0].get("page"), Some(&Value::from("/")));
-    /// assert_eq!(rows[0].get("window_start"), Some(&Value::from("1970-01-01T00:00:00Z")));
-    /// assert_eq!(rows[0].get("window_end"), Some(&Value::from("1970-01-01T00:01:00Z")));
+    /// assert_eq!(rows[0].get("window_start"), Some(&Value::Timestamp(Timestamp::from_secs(0))));
+    /// assert_eq!(rows[0].get("window_end"), Some(&Value::Timestamp(Timestamp::from_secs(60))));
     /// assert_eq!(rows[0].get("hits"), Some(&Value::Int(2)));
     /// assert_eq!(rows[0].get("slowest"), Some(&Value::Int(30)));
     /// # Ok(()) }

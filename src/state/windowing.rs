@@ -430,7 +430,7 @@ where
     type Out = M::Out;
 }
 
-impl<T, KF, Clk, W, A, M> StatefulOp<T> for TimeWindows<T, KF, Clk, W, A, M>
+impl<T, KF, Clk, W, A, M> StatefulOp<Vec<T>> for TimeWindows<T, KF, Clk, W, A, M>
 where
     T: fmt::Debug + Send + 'static,
     KF: KeyOf<T>,
@@ -609,7 +609,7 @@ where
     type Out = M::Out;
 }
 
-impl<T, KF, A, M> StatefulOp<T> for CountWindows<T, KF, A, M>
+impl<T, KF, A, M> StatefulOp<Vec<T>> for CountWindows<T, KF, A, M>
 where
     T: fmt::Debug + Send + 'static,
     KF: KeyOf<T>,
