@@ -10,7 +10,7 @@
 //! accumulators: they take aggregates that also implement [`Merge`] (all the
 //! ready-made ones but [`fold`], and tuples of them).
 
-use std::collections::HashSet;
+use super::hash::HashSet;
 use std::hash::Hash;
 use std::marker::PhantomData;
 
@@ -342,7 +342,7 @@ where
 
     fn init(&mut self) -> Distinct<V> {
         Distinct {
-            seen: HashSet::new(),
+            seen: HashSet::default(),
             heap: 0,
         }
     }
@@ -361,6 +361,74 @@ where
 
     fn acc_heap(&self, acc: &Distinct<V>) -> usize {
         acc.seen.capacity() * (std::mem::size_of::<V>() + 1) * 8 / 7 + acc.heap
+    }
+}
+
+/// The number of distinct values of a field the record holds, looked up by
+/// reference: `count_distinct_ref(|o: &Order| o.user.as_str())` makes an
+/// owned value only for a value not seen before, where [`count_distinct`]
+/// with `o.user.clone()` makes one for every record.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dataflare::Result<()> {
+/// use dataflare::prelude::*;
+/// use dataflare::state::agg;
+///
+/// let out = Collected::new();
+/// let visits = vec![(1, "ana".to_string()), (1, "bo".to_string()), (1, "ana".to_string())];
+/// Pipeline::from(source::iter(visits))
+///     .key_by(|v: &(i32, String)| v.0)
+///     .aggregate(agg::count_distinct_ref(|v: &(i32, String)| v.1.as_str()))
+///     .to(sink::collect(&out))
+///     .run()
+///     .await?;
+/// assert_eq!(out.to_vec(), vec![(1, 2)]);
+/// # Ok(()) }
+/// ```
+pub fn count_distinct_ref<T, Q, F>(f: F) -> CountDistinctRef<F>
+where
+    F: for<'a> FnMut(&'a T) -> &'a Q,
+    Q: ?Sized,
+{
+    CountDistinctRef(f)
+}
+
+/// Made by [`count_distinct_ref`].
+#[derive(Debug, Clone, Copy)]
+pub struct CountDistinctRef<F>(F);
+
+impl<T, Q, F> Aggregate<T> for CountDistinctRef<F>
+where
+    F: for<'a> FnMut(&'a T) -> &'a Q + Send + 'static,
+    Q: ?Sized + Hash + Eq + ToOwned + 'static,
+    Q::Owned: Hash + Eq + StateSize + Send + 'static + std::borrow::Borrow<Q>,
+{
+    type Acc = Distinct<Q::Owned>;
+    type Out = u64;
+
+    fn init(&mut self) -> Distinct<Q::Owned> {
+        Distinct {
+            seen: HashSet::default(),
+            heap: 0,
+        }
+    }
+
+    fn update(&mut self, acc: &mut Distinct<Q::Owned>, record: &T) {
+        let v = (self.0)(record);
+        if !acc.seen.contains(v) {
+            let owned = v.to_owned();
+            acc.heap += owned.heap_bytes();
+            acc.seen.insert(owned);
+        }
+    }
+
+    fn finish(&mut self, acc: Distinct<Q::Owned>) -> u64 {
+        acc.seen.len() as u64
+    }
+
+    fn acc_heap(&self, acc: &Distinct<Q::Owned>) -> usize {
+        acc.seen.capacity() * (std::mem::size_of::<Q::Owned>() + 1) * 8 / 7 + acc.heap
     }
 }
 
@@ -384,7 +452,7 @@ where
                 std::mem::replace(
                     acc,
                     Distinct {
-                        seen: HashSet::new(),
+                        seen: HashSet::default(),
                         heap: 0,
                     },
                 ),
@@ -394,7 +462,7 @@ where
                 std::mem::replace(
                     acc,
                     Distinct {
-                        seen: HashSet::new(),
+                        seen: HashSet::default(),
                         heap: 0,
                     },
                 ),

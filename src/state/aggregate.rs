@@ -3,8 +3,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use indexmap::IndexMap;
-use indexmap::map::Entry;
+use super::hash::IndexMap;
 
 use super::agg::Aggregate;
 use super::size::entry_bytes;
@@ -59,7 +58,7 @@ where
             key,
             agg,
             make,
-            groups: IndexMap::new(),
+            groups: IndexMap::default(),
             bytes: 0,
             record: PhantomData,
         }
@@ -104,8 +103,11 @@ where
     ) -> Result<()> {
         let mut absorbed = 0;
         for record in records {
-            let key = match self.key.key_of(&record) {
-                Ok(key) => key,
+            // A key seen before is found by reference: an owned key is made
+            // only for a new one.
+            let groups = &self.groups;
+            let found = match self.key.with_key(&record, |k| groups.get_index_of(k)) {
+                Ok(found) => found,
                 Err(error) => {
                     rejects.push(Reject {
                         error,
@@ -116,13 +118,25 @@ where
                 }
             };
             let (agg, bytes) = (&mut self.agg, &mut self.bytes);
-            let acc = match self.groups.entry(key) {
-                Entry::Occupied(group) => group.into_mut(),
-                Entry::Vacant(group) => {
-                    *bytes += entry_bytes::<KF::Key, A::Acc>() + group.key().heap_bytes();
+            let acc = match found {
+                Some(i) => self.groups.get_index_mut(i).expect("found above").1,
+                None => {
+                    let key = match self.key.key_of(&record) {
+                        Ok(key) => key,
+                        Err(error) => {
+                            rejects.push(Reject {
+                                error,
+                                record: Some(format!("{record:?}")),
+                                late: false,
+                            });
+                            continue;
+                        }
+                    };
+                    *bytes += entry_bytes::<KF::Key, A::Acc>() + key.heap_bytes();
                     let acc = agg.init();
                     *bytes += agg.acc_heap(&acc);
-                    group.insert(acc)
+                    let (i, _) = self.groups.insert_full(key, acc);
+                    self.groups.get_index_mut(i).expect("inserted").1
                 }
             };
             let before = agg.acc_heap(acc);

@@ -1,7 +1,7 @@
 //! Aggregates over dynamic records, by column name, and the records they
 //! make: the key columns, then one column per aggregate.
 
-use std::collections::HashSet;
+use super::hash::HashSet;
 use std::sync::Arc;
 
 use super::Key;
@@ -136,7 +136,7 @@ impl Aggregate<Record> for ColumnAggregates {
                 Agg::Mean(_) => AggState::Mean(0.0, 0),
                 Agg::Min(_) | Agg::Max(_) => AggState::Held(None),
                 Agg::First(_) | Agg::Last(_) => AggState::Stamped(None),
-                Agg::CountDistinct(_) => AggState::Distinct(HashSet::new()),
+                Agg::CountDistinct(_) => AggState::Distinct(HashSet::default()),
             })
             .collect()
     }

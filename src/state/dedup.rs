@@ -2,7 +2,9 @@
 //! duplicates; over the whole input, or within a number of keys (LRU) and/or
 //! a time-to-live measured on the records' own timestamps.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::hash::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -306,7 +308,7 @@ struct Seen<K> {
 impl<K: std::hash::Hash + Eq + Clone + StateSize> Seen<K> {
     fn new(capacity: Option<usize>, ttl: Option<i64>) -> Self {
         Seen {
-            marks: HashMap::new(),
+            marks: HashMap::default(),
             order: BTreeMap::new(),
             expiries: BTreeSet::new(),
             capacity,
@@ -404,7 +406,7 @@ impl<K: std::hash::Hash + Eq + Clone + StateSize> Seen<K> {
     }
 
     fn clear(&mut self) {
-        self.marks = HashMap::new();
+        self.marks = HashMap::default();
         self.order = BTreeMap::new();
         self.expiries = BTreeSet::new();
         self.key_heap = 0;

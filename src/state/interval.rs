@@ -3,7 +3,9 @@
 //! around the first's; what neither input can match any more is let go of
 //! as the watermark passes it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use super::hash::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -287,7 +289,7 @@ struct Held<K, T> {
 impl<K, T> Held<K, T> {
     fn new() -> Self {
         Held {
-            by_key: HashMap::new(),
+            by_key: HashMap::default(),
             by_time: BTreeMap::new(),
             heap: 0,
         }
@@ -343,7 +345,7 @@ where
     }
 
     fn clear(&mut self) {
-        self.by_key = HashMap::new();
+        self.by_key = HashMap::default();
         self.by_time = BTreeMap::new();
         self.heap = 0;
     }

@@ -2,7 +2,7 @@
 //! streamed through it. A lookup is a hash join whose table holds one record
 //! per key.
 
-use std::collections::HashMap;
+use super::hash::HashMap;
 use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -164,7 +164,7 @@ pub struct Unique<K, V> {
 impl<K, V> Unique<K, V> {
     pub(crate) fn new() -> Self {
         Unique {
-            map: HashMap::new(),
+            map: HashMap::default(),
             keep_last: false,
             heap: 0,
         }
@@ -225,7 +225,7 @@ where
     }
 
     fn clear(&mut self) {
-        self.map = HashMap::new();
+        self.map = HashMap::default();
         self.heap = 0;
     }
 }
@@ -241,7 +241,7 @@ pub struct Multi<K, V> {
 impl<K, V> Multi<K, V> {
     pub(crate) fn new() -> Self {
         Multi {
-            map: HashMap::new(),
+            map: HashMap::default(),
             rows: 0,
             heap: 0,
         }
@@ -305,7 +305,7 @@ where
     }
 
     fn clear(&mut self) {
-        self.map = HashMap::new();
+        self.map = HashMap::default();
         self.rows = 0;
         self.heap = 0;
     }

@@ -1,6 +1,7 @@
 //! Keys of stateful stages: any `Hash + Eq` value a closure makes of a typed
 //! record, or the values of named columns of a dynamic [`Record`].
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -17,10 +18,20 @@ use crate::{Error, Result};
 /// record-level error under the stage's policy.
 pub trait KeyOf<T>: Send + 'static {
     /// The key.
-    type Key: Hash + Eq + Clone + StateSize + Send + 'static;
+    type Key: Hash + Eq + Clone + StateSize + Send + 'static + Borrow<Self::Borrowed>;
+    /// The key as a lookup borrows it: the key itself, or for [`by_ref`]
+    /// what the record holds (`str` for a `String` key).
+    type Borrowed: ?Sized + Hash + Eq;
 
     /// The key of `record`.
     fn key_of(&mut self, record: &T) -> Result<Self::Key>;
+
+    /// Calls `f` with the key of `record` as a lookup borrows it: with
+    /// [`by_ref`], without making an owned key (an aggregate makes one only
+    /// for a key it has not seen).
+    fn with_key<R>(&mut self, record: &T, f: impl FnOnce(&Self::Borrowed) -> R) -> Result<R> {
+        Ok(f(self.key_of(record)?.borrow()))
+    }
 
     /// Names for the key's parts, for output records of dynamic stages
     /// (`None` for a closure's key).
@@ -43,9 +54,61 @@ where
     K: Hash + Eq + Clone + StateSize + Send + 'static,
 {
     type Key = K;
+    type Borrowed = K;
 
     fn key_of(&mut self, record: &T) -> Result<K> {
         Ok(self(record))
+    }
+}
+
+/// A key the record holds, looked up by reference: `by_ref(|o: &Order|
+/// o.category.as_str())` groups by an owned `String` made only the first time
+/// a key is seen, where `|o: &Order| o.category.clone()` makes one for every
+/// record. For [`key_by`](crate::Pipeline::key_by).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dataflare::Result<()> {
+/// use dataflare::prelude::*;
+/// use dataflare::state::{agg, by_ref};
+///
+/// let out = Collected::new();
+/// Pipeline::from(source::iter(vec![("books".to_string(), 3), ("toys".to_string(), 1), ("books".to_string(), 2)]))
+///     .key_by(by_ref(|r: &(String, i32)| r.0.as_str()))
+///     .aggregate(agg::sum(|r: &(String, i32)| r.1))
+///     .to(sink::collect(&out))
+///     .run()
+///     .await?;
+/// assert_eq!(out.to_vec(), vec![("books".to_string(), 5), ("toys".to_string(), 1)]);
+/// # Ok(()) }
+/// ```
+pub fn by_ref<T, Q, F>(f: F) -> ByRef<F>
+where
+    F: for<'a> FnMut(&'a T) -> &'a Q,
+    Q: ?Sized,
+{
+    ByRef(f)
+}
+
+/// Made by [`by_ref`].
+#[derive(Debug, Clone, Copy)]
+pub struct ByRef<F>(F);
+
+impl<T, Q, F> KeyOf<T> for ByRef<F>
+where
+    F: for<'a> FnMut(&'a T) -> &'a Q + Send + 'static,
+    Q: ?Sized + Hash + Eq + ToOwned + 'static,
+    Q::Owned: Hash + Eq + Clone + StateSize + Send + 'static,
+{
+    type Key = Q::Owned;
+    type Borrowed = Q;
+
+    fn key_of(&mut self, record: &T) -> Result<Q::Owned> {
+        Ok((self.0)(record).to_owned())
+    }
+
+    fn with_key<R>(&mut self, record: &T, f: impl FnOnce(&Q) -> R) -> Result<R> {
+        Ok(f((self.0)(record)))
     }
 }
 
@@ -92,6 +155,7 @@ impl Columns {
 
 impl KeyOf<Record> for Columns {
     type Key = Key;
+    type Borrowed = Key;
 
     fn key_of(&mut self, record: &Record) -> Result<Key> {
         let schema = record.schema();

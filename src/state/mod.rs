@@ -37,6 +37,7 @@ mod columns;
 mod dedup;
 mod dedup_builder;
 mod event_time;
+mod hash;
 mod interval;
 mod interval_builder;
 mod join;
@@ -55,13 +56,14 @@ pub use builder::KeyBy;
 pub use columns::{Agg, AggState, ColumnAggregates, Rows};
 pub use dedup::{Dedup, DedupTime, NoTime, Within};
 pub use event_time::{EventTime, TimeOf, TryTime, try_time};
+pub use hash::StateHasher;
 pub use interval::{Interleave, Interval, IntervalJoin, Sides};
 pub use interval_builder::IntervalJoined;
 pub use join::{
     BuildFirst, HashJoin, Inner, Left, MergedInner, MergedLeft, Miss, Multi, Side, Unique,
 };
 pub use join_builder::{Join, Joined};
-pub use key::{Columns, Key, KeyOf};
+pub use key::{ByRef, Columns, Key, KeyOf, by_ref};
 pub use limits::StateLimits;
 pub use size::StateSize;
 pub use stage::{Emits, Stateful};

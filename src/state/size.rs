@@ -144,7 +144,7 @@ impl<T: StateSize> StateSize for Box<T> {
     }
 }
 
-impl<T: StateSize + Hash + Eq> StateSize for HashSet<T> {
+impl<T: StateSize + Hash + Eq, S> StateSize for HashSet<T, S> {
     fn heap_bytes(&self) -> usize {
         // hashbrown: a slot and a control byte per bucket, ~7/8 full.
         self.capacity() * (std::mem::size_of::<T>() + 1) * 8 / 7

@@ -2,15 +2,16 @@
 //! event or processing time) and count windows.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+
+use super::hash::{HashMap, IndexMap};
 use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::mem::size_of;
 use std::sync::Arc;
 
-use indexmap::IndexMap;
 use tokio::time::Instant;
 
 use super::agg::{Aggregate, Merge};
@@ -110,7 +111,7 @@ pub(crate) struct Open<K, Acc> {
 impl<K, Acc> Open<K, Acc> {
     fn new() -> Self {
         Open {
-            keys: IndexMap::new(),
+            keys: IndexMap::default(),
             windows: BTreeMap::new(),
             bytes: 0,
         }
@@ -572,7 +573,7 @@ where
             n,
             agg,
             make,
-            partial: HashMap::new(),
+            partial: HashMap::default(),
             seq: 0,
             bytes: 0,
             record: PhantomData,
