@@ -571,3 +571,60 @@ async fn dynamic_records_in_count_windows() {
         ]
     );
 }
+
+#[tokio::test]
+async fn csv_rows_windowed_by_an_inferred_timestamp_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clicks.csv");
+    std::fs::write(
+        &path,
+        "page,at\n/,2026-11-30T10:00:10Z\n/a,2026-11-30T10:00:20Z\n/,2026-11-30T10:01:05Z\n/,2026-11-30T10:00:50Z\n",
+    )
+    .unwrap();
+    let out = Collected::new();
+    let report = Pipeline::from(dataflare::csv::read_records(&path).infer_schema(100))
+        .event_time(dataflare::state::time_column("at"), Duration::from_secs(30))
+        .key_by(Columns::new(["page"]))
+        .window(Window::tumbling(Duration::from_secs(60)))
+        .aggregate_columns([("clicks", Agg::Count)])
+        .to(sink::collect(&out))
+        .run()
+        .await
+        .unwrap();
+    let rows: Vec<(String, String, i64)> = out
+        .to_vec()
+        .iter()
+        .map(|r| {
+            (
+                r.get("page").unwrap().to_string(),
+                r.get("window_start").unwrap().to_string(),
+                r.get("clicks").and_then(Value::as_i64).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("/".to_string(), "2026-11-30T10:00:00Z".to_string(), 2),
+            ("/a".to_string(), "2026-11-30T10:00:00Z".to_string(), 1),
+            ("/".to_string(), "2026-11-30T10:01:00Z".to_string(), 1),
+        ]
+    );
+    report.check_accounting().unwrap();
+
+    // A column that holds no timestamps is a record error naming it.
+    let report = Pipeline::from(dataflare::csv::read_records(&path))
+        .event_time(dataflare::state::time_column("page"), Duration::ZERO)
+        .key_by(Columns::new(["page"]))
+        .window(Window::tumbling(Duration::from_secs(60)))
+        .aggregate_columns([("clicks", Agg::Count)])
+        .to(sink::discard())
+        .run_to_report()
+        .await;
+    let message = report.error().expect("fails").to_string();
+    assert!(
+        message.contains("no event time in column \"page\""),
+        "{message}"
+    );
+    report.check_accounting().unwrap();
+}

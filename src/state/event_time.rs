@@ -56,6 +56,74 @@ where
     }
 }
 
+/// The event time of a dynamic record: the [`Timestamp`] in column `name`
+/// (typed `timestamp` by a schema, or inferred). A record without the column,
+/// with a null there or with another type is a record error under the
+/// stage's policy, naming the column and what it held.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dataflare::Result<()> {
+/// use dataflare::prelude::*;
+/// use dataflare::record::{DataType, Record, Schema, Timestamp, Value};
+/// use dataflare::state::{Agg, Columns, Window, time_column};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// let schema = Arc::new(Schema::new([("page", DataType::Str), ("at", DataType::Timestamp)]));
+/// let hit = |p: &str, s: i64| Record::new(schema.clone(), vec![Value::from(p), Value::Timestamp(Timestamp::from_secs(s))]);
+/// let out = Collected::new();
+/// Pipeline::from(source::iter(vec![hit("/", 10), hit("/", 70), hit("/", 20)]))
+///     .event_time(time_column("at"), Duration::from_secs(60))
+///     .key_by(Columns::new(["page"]))
+///     .window(Window::tumbling(Duration::from_secs(60)))
+///     .aggregate_columns([("hits", Agg::Count)])
+///     .to(sink::collect(&out))
+///     .run()
+///     .await?;
+/// let rows = out.to_vec();
+/// assert_eq!(rows[0].get("hits"), Some(&Value::Int(2)));
+/// assert_eq!(rows[1].get("window_start"), Some(&Value::Timestamp(Timestamp::from_secs(60))));
+/// # Ok(()) }
+/// ```
+pub fn time_column(name: &str) -> TimeColumn {
+    TimeColumn {
+        name: name.into(),
+        cached: None,
+    }
+}
+
+/// Made by [`time_column`].
+#[derive(Debug, Clone)]
+pub struct TimeColumn {
+    name: std::sync::Arc<str>,
+    /// The column's index in the last schema seen.
+    cached: Option<(std::sync::Arc<crate::record::Schema>, Option<usize>)>,
+}
+
+impl TimeOf<crate::record::Record> for TimeColumn {
+    fn time_of(&mut self, record: &crate::record::Record) -> Result<Timestamp> {
+        let schema = record.schema();
+        if !matches!(&self.cached, Some((s, _)) if std::sync::Arc::ptr_eq(s, schema)) {
+            self.cached = Some((schema.clone(), schema.index_of(&self.name)));
+        }
+        let index = self.cached.as_ref().and_then(|(_, i)| *i);
+        let problem = match index.and_then(|i| record.get_index(i)) {
+            Some(crate::record::Value::Timestamp(t)) => return Ok(*t),
+            None => "the record has no such column".to_string(),
+            Some(crate::record::Value::Null) => "it is empty".to_string(),
+            Some(other) => format!(
+                "it holds {other:?}, not a timestamp (type the column `timestamp` in the schema)"
+            ),
+        };
+        Err(Error::msg(format!(
+            "no event time in column {:?}: {problem}",
+            self.name
+        ))
+        .at_record_level())
+    }
+}
+
 /// Reads event times with a closure that may fail (a missing or malformed
 /// column of a dynamic record): its error is a record error under the
 /// windowed stage's policy.

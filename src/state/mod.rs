@@ -55,7 +55,7 @@ pub use aggregate::{Aggregation, Output, Pairs};
 pub use builder::KeyBy;
 pub use columns::{Agg, AggState, ColumnAggregates, Rows};
 pub use dedup::{Dedup, DedupTime, NoTime, Within};
-pub use event_time::{EventTime, TimeOf, TryTime, try_time};
+pub use event_time::{EventTime, TimeColumn, TimeOf, TryTime, time_column, try_time};
 pub use hash::StateHasher;
 pub use interval::{Interleave, Interval, IntervalJoin, Sides};
 pub use interval_builder::IntervalJoined;
