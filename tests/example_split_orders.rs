@@ -7,21 +7,8 @@ use std::process::Command;
 
 use support::entries;
 
-/// The example's binary, built by `cargo test` (or built here if not).
 fn example() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    let path = dir.join(format!("split_orders{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let built = Command::new(cargo)
-            .args(["build", "--example", "split_orders"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(built.success());
-    }
-    path
+    support::example_binary("split_orders")
 }
 
 fn orders() -> PathBuf {

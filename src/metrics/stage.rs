@@ -209,6 +209,7 @@ impl StageMetrics {
             duplicates: c.duplicates.load(Relaxed),
             unmatched: c.unmatched.load(Relaxed),
             evicted: c.evicted.load(Relaxed),
+            missed: c.missed.load(Relaxed),
             expired: c.expired.load(Relaxed),
             state_keys: c.state_keys.load(Relaxed),
             state_bytes: c.state_bytes.load(Relaxed),
@@ -251,6 +252,7 @@ pub(crate) struct Counters {
     abandoned: AtomicU64,
     /// Keys (not records) a bounded stage let go of.
     evicted: AtomicU64,
+    missed: AtomicU64,
     expired: AtomicU64,
     /// Gauges, set (not added to) by stateful stages.
     state_keys: AtomicU64,
@@ -340,6 +342,13 @@ impl Counters {
     pub(crate) fn unmatched(&self, records: usize) {
         if records > 0 {
             self.unmatched.fetch_add(records as u64, Relaxed);
+        }
+    }
+
+    /// Counts records a left join passed on without a match.
+    pub(crate) fn missed(&self, records: usize) {
+        if records > 0 {
+            self.missed.fetch_add(records as u64, Relaxed);
         }
     }
 
@@ -504,6 +513,10 @@ pub struct StageStats {
     pub peak_state_keys: u64,
     /// The most estimated bytes the stage held at once during the run.
     pub peak_state_bytes: u64,
+    /// Records a left join (or lookup) passed on without a match (with
+    /// `None`, or empty table columns). They went on: outside the
+    /// accounting.
+    pub missed: u64,
     /// Keys a bounded stateful stage evicted to stay within its capacity:
     /// a dedup's [`Within::keys`](crate::state::Within::keys) (the least
     /// recently seen key goes; seen again, its record passes again). Keys,

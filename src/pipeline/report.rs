@@ -332,6 +332,7 @@ impl fmt::Display for Report {
                 (s.late, "late"),
                 (s.duplicates, "duplicates"),
                 (s.unmatched, "unmatched"),
+                (s.missed, "passed without a match"),
                 (s.dropped, "dropped by a full tap"),
                 (s.combined, "combined"),
             ]

@@ -624,7 +624,7 @@ where
             }
             Side::Probe(records) => {
                 // Through the table.
-                let (mut expanded, mut unmatched) = (0, 0);
+                let (mut expanded, mut unmatched, mut missed) = (0, 0, 0);
                 out.reserve(records.len());
                 for record in records {
                     let key = match self.probe_key.key_of(&record) {
@@ -647,6 +647,7 @@ where
                         Probe::Matched(n) => expanded += n - 1,
                         Probe::Missed(record) if O::KEEPS_UNMATCHED => {
                             out.push(self.output.unmatched(record)?);
+                            missed += 1;
                         }
                         Probe::Missed(_) if self.miss == Miss::Drop => unmatched += 1,
                         Probe::Missed(record) => {
@@ -661,6 +662,7 @@ where
                 }
                 stage.expand(expanded);
                 stage.unmatched(unmatched);
+                stage.missed(missed);
             }
         }
         Ok(())

@@ -21,6 +21,24 @@ pub fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
+/// An example's binary, built by `cargo test` (or built here if it is not
+/// there: `cargo test --test ..` alone builds no example).
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let built = std::process::Command::new(cargo)
+            .args(["build", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(built.success());
+    }
+    path
+}
+
 /// One runtime for every case of a property test, with real worker threads
 /// so branches and buffers run in parallel.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
