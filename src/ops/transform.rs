@@ -9,6 +9,7 @@ use pin_project::pin_project;
 
 use super::guard;
 use crate::metrics::StageMetrics;
+use crate::runtime::OpTimer;
 use crate::{Batch, Result};
 
 /// Work done on the records of one batch at a time: the body of a batch-level
@@ -114,7 +115,7 @@ pub struct Transform<S, Op> {
     op: Op,
     stage: Arc<StageMetrics>,
     /// The op's timer, while it has one.
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    timer: OpTimer,
     /// The input has ended and `finish` was called.
     finished: bool,
     /// The sequence number of the last batch in, for the batches the op
@@ -129,7 +130,7 @@ impl<S, Op> Transform<S, Op> {
             upstream,
             op,
             stage,
-            timer: None,
+            timer: OpTimer::default(),
             finished: false,
             seq: 0,
             done: false,
@@ -156,27 +157,16 @@ where
                 let seq = *this.seq;
                 return Poll::Ready(finish(this.op, this.stage, seq, this.finished, this.done));
             }
-            if let Some(due) = this.op.next_timer() {
-                let timer = this
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-                if timer.deadline() != due {
-                    timer.as_mut().reset(due);
+            if this.timer.poll_due(this.op.next_timer(), cx) {
+                let op = &mut *this.op;
+                let now = tokio::time::Instant::now();
+                let start = Instant::now();
+                let result = guard(this.stage, || op.on_timer(now)).and_then(|r| r);
+                this.stage.busy_since(start);
+                match emit(this.stage, 0, result, *this.seq, this.done) {
+                    Some(item) => return Poll::Ready(Some(item)),
+                    None => continue,
                 }
-                if timer.as_mut().poll(cx).is_ready() {
-                    *this.timer = None;
-                    let op = &mut *this.op;
-                    let now = tokio::time::Instant::now();
-                    let start = Instant::now();
-                    let result = guard(this.stage, || op.on_timer(now)).and_then(|r| r);
-                    this.stage.busy_since(start);
-                    match emit(this.stage, 0, result, *this.seq, this.done) {
-                        Some(item) => return Poll::Ready(Some(item)),
-                        None => continue,
-                    }
-                }
-            } else {
-                *this.timer = None;
             }
             let batch = match ready!(this.upstream.as_mut().poll_next(cx)) {
                 None => {

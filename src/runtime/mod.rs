@@ -5,6 +5,7 @@ mod commit;
 mod context;
 mod edge;
 mod handoff;
+mod timer;
 
 pub(crate) use commit::Staged;
 pub(crate) use context::{
@@ -13,3 +14,4 @@ pub(crate) use context::{
 };
 pub(crate) use edge::bounded;
 pub(crate) use handoff::{Giver, Taker, handoff};
+pub(crate) use timer::OpTimer;

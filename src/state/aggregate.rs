@@ -109,11 +109,7 @@ where
             let found = match self.key.with_key(&record, |k| groups.get_index_of(k)) {
                 Ok(found) => found,
                 Err(error) => {
-                    rejects.push(Reject {
-                        error,
-                        record: Some(format!("{record:?}")),
-                        late: false,
-                    });
+                    rejects.push(Reject::of(error, &record));
                     continue;
                 }
             };
@@ -124,11 +120,7 @@ where
                     let key = match self.key.key_of(&record) {
                         Ok(key) => key,
                         Err(error) => {
-                            rejects.push(Reject {
-                                error,
-                                record: Some(format!("{record:?}")),
-                                late: false,
-                            });
+                            rejects.push(Reject::of(error, &record));
                             continue;
                         }
                     };

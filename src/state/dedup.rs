@@ -235,11 +235,7 @@ where
             let key = match self.key.key_of(&record) {
                 Ok(key) => key,
                 Err(error) => {
-                    rejects.push(Reject {
-                        error,
-                        record: Some(format!("{record:?}")),
-                        late: false,
-                    });
+                    rejects.push(Reject::of(error, &record));
                     continue;
                 }
             };

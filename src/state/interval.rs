@@ -473,7 +473,7 @@ where
                     let key = match self.key_a.key_of(&a) {
                         Ok(key) => key,
                         Err(error) => {
-                            rejects.push(reject(error, &a));
+                            rejects.push(Reject::of(error, &a));
                             continue;
                         }
                     };
@@ -506,7 +506,7 @@ where
                     let key = match self.key_b.key_of(&b) {
                         Ok(key) => key,
                         Err(error) => {
-                            rejects.push(reject(error, &b));
+                            rejects.push(Reject::of(error, &b));
                             continue;
                         }
                     };
@@ -590,13 +590,5 @@ where
         let expired = self.left.expire(watermark.saturating_sub(upper))
             + self.right.expire(watermark.saturating_add(lower));
         stage.expire(expired);
-    }
-}
-
-fn reject(error: Error, record: &impl fmt::Debug) -> Reject {
-    Reject {
-        error,
-        record: Some(format!("{record:?}")),
-        late: false,
     }
 }

@@ -595,7 +595,7 @@ where
                     let key = match self.build_key.key_of(&value) {
                         Ok(key) => key,
                         Err(error) => {
-                            rejects.push(reject(error, &value));
+                            rejects.push(Reject::of(error, &value));
                             continue;
                         }
                     };
@@ -615,7 +615,7 @@ where
                                 self.kind
                             ))
                             .at_record_level();
-                            rejects.push(reject(error, &value));
+                            rejects.push(Reject::of(error, &value));
                         }
                     }
                 }
@@ -630,7 +630,7 @@ where
                     let key = match self.probe_key.key_of(&record) {
                         Ok(key) => key,
                         Err(error) => {
-                            rejects.push(reject(error, &record));
+                            rejects.push(Reject::of(error, &record));
                             continue;
                         }
                     };
@@ -656,7 +656,7 @@ where
                                 self.kind
                             ))
                             .at_record_level();
-                            rejects.push(reject(error, &record));
+                            rejects.push(Reject::of(error, &record));
                         }
                     }
                 }
@@ -676,13 +676,5 @@ where
 
     fn state_size(&self) -> (u64, u64) {
         (self.table.rows() as u64, self.table.bytes() as u64)
-    }
-}
-
-fn reject(error: Error, record: &impl fmt::Debug) -> Reject {
-    Reject {
-        error,
-        record: Some(format!("{record:?}")),
-        late: false,
     }
 }

@@ -15,6 +15,7 @@ use super::StateLimits;
 use crate::metrics::StageMetrics;
 use crate::ops::failure::{Failures, Outcome};
 use crate::ops::guard;
+use crate::runtime::OpTimer;
 use crate::{Batch, Error, Result};
 
 /// A record a stateful operator could not take: its error (record-level) and
@@ -25,6 +26,17 @@ pub(crate) struct Reject {
     pub(crate) error: Error,
     pub(crate) record: Option<String>,
     pub(crate) late: bool,
+}
+
+impl Reject {
+    /// `record` (shown with `Debug`) failed with `error`.
+    pub(crate) fn of(error: Error, record: &impl std::fmt::Debug) -> Reject {
+        Reject {
+            error,
+            record: Some(format!("{record:?}")),
+            late: false,
+        }
+    }
 }
 
 /// What a stateful stage reads at a time: a [`Batch`] of its one input, or
@@ -128,7 +140,7 @@ pub struct Stateful<S, Op: Emits> {
     rejects: Vec<Reject>,
     /// Output waiting for the rejects before it to be handled.
     pending: Option<Vec<<Op as Emits>::Out>>,
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    timer: OpTimer,
     seq: u64,
     finished: bool,
     done: bool,
@@ -144,7 +156,7 @@ impl<S, Op: Emits> Stateful<S, Op> {
             failures: Failures::default(),
             rejects: Vec::new(),
             pending: None,
-            timer: None,
+            timer: OpTimer::default(),
             seq: 0,
             finished: false,
             done: false,
@@ -213,29 +225,18 @@ where
                 return Poll::Ready(None);
             }
             // The operator's timer.
-            if let Some(due) = this.op.next_timer() {
-                let timer = this
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-                if timer.deadline() != due {
-                    timer.as_mut().reset(due);
+            if this.timer.poll_due(this.op.next_timer(), cx) {
+                let now = tokio::time::Instant::now();
+                let mut out = Vec::new();
+                let (op, stage) = (&mut *this.op, &**this.stage);
+                let result = run(stage, || op.on_timer(now, &mut out, stage));
+                if let Err(e) = settle(this.op, this.stage, this.limits, result) {
+                    return fail(this.done, e);
                 }
-                if timer.as_mut().poll(cx).is_ready() {
-                    *this.timer = None;
-                    let now = tokio::time::Instant::now();
-                    let mut out = Vec::new();
-                    let (op, stage) = (&mut *this.op, &**this.stage);
-                    let result = run(stage, || op.on_timer(now, &mut out, stage));
-                    if let Err(e) = settle(this.op, this.stage, this.limits, result) {
-                        return fail(this.done, e);
-                    }
-                    if !out.is_empty() {
-                        *this.pending = Some(out);
-                    }
-                    continue;
+                if !out.is_empty() {
+                    *this.pending = Some(out);
                 }
-            } else {
-                *this.timer = None;
+                continue;
             }
             let batch = match ready!(this.upstream.as_mut().poll_next(cx)) {
                 Some(Ok(batch)) => batch,

@@ -469,14 +469,14 @@ where
                     continue;
                 }
                 Stamp::Failed(error) => {
-                    rejects.push(reject(error, &record));
+                    rejects.push(Reject::of(error, &record));
                     continue;
                 }
             };
             let key = match self.key.key_of(&record) {
                 Ok(key) => key,
                 Err(error) => {
-                    rejects.push(reject(error, &record));
+                    rejects.push(Reject::of(error, &record));
                     continue;
                 }
             };
@@ -515,15 +515,6 @@ where
 
     fn state_size(&self) -> (u64, u64) {
         (self.open.windows.len() as u64, self.open.bytes as u64)
-    }
-}
-
-/// A record's error, with the record, for the stage's policy.
-fn reject<T: fmt::Debug>(error: Error, record: &T) -> Reject {
-    Reject {
-        error,
-        record: Some(format!("{record:?}")),
-        late: false,
     }
 }
 
@@ -630,7 +621,7 @@ where
             let key = match self.key.key_of(&record) {
                 Ok(key) => key,
                 Err(error) => {
-                    rejects.push(reject(error, &record));
+                    rejects.push(Reject::of(error, &record));
                     continue;
                 }
             };
