@@ -303,17 +303,39 @@ impl fmt::Display for Timestamp {
         let in_day = self.micros.rem_euclid(MICROS_PER_DAY);
         let secs = in_day / MICROS_PER_SEC;
         let fraction = in_day % MICROS_PER_SEC;
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60
-        )?;
-        if fraction != 0 {
-            write!(f, ".{fraction:06}")?;
+        let (hh, mm, ss) = (secs / 3600, secs / 60 % 60, secs % 60);
+        if !(0..=9999).contains(&y) {
+            write!(f, "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}")?;
+            if fraction != 0 {
+                write!(f, ".{fraction:06}")?;
+            }
+            return f.write_str("Z");
         }
-        f.write_str("Z")
+        // The common case by hand: `write!` with padded fields cost a
+        // CSV-to-JSON-Lines job with a timestamp column 4% of its work.
+        let mut buf = *b"0000-00-00T00:00:00.000000Z";
+        digits(&mut buf[0..4], y as u32);
+        digits(&mut buf[5..7], m);
+        digits(&mut buf[8..10], d);
+        digits(&mut buf[11..13], hh as u32);
+        digits(&mut buf[14..16], mm as u32);
+        digits(&mut buf[17..19], ss as u32);
+        let len = if fraction == 0 {
+            buf[19] = b'Z';
+            20
+        } else {
+            digits(&mut buf[20..26], fraction as u32);
+            27
+        };
+        f.write_str(std::str::from_utf8(&buf[..len]).expect("ASCII digits"))
+    }
+}
+
+/// Writes `n` in decimal into `out`, zero-padded to its length.
+fn digits(out: &mut [u8], mut n: u32) {
+    for b in out.iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
     }
 }
 
