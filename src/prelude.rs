@@ -2,5 +2,5 @@
 
 pub use crate::sink::Collected;
 pub use crate::{
-    Batch, Error, ErrorPolicy, Pipeline, Report, Result, Source, Status, sink, source,
+    Batch, Error, ErrorPolicy, Pipeline, Report, Result, RunStatus, Source, Status, sink, source,
 };

@@ -2,14 +2,18 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use tokio::time::Sleep;
 
 use futures::Stream;
 use pin_project::pin_project;
 
 use super::failure::{Failures, Outcome};
 use super::{fail, guard};
+use crate::Error;
 use crate::metrics::StageMetrics;
+use crate::runtime::LazyContext;
 use crate::{Batch, Result};
 
 /// The first stage of every pipeline: counts what the source emits, times its
@@ -25,6 +29,11 @@ pub struct Metered<S> {
     stage: Arc<StageMetrics>,
     failures: Failures,
     failed: bool,
+    /// The run this source reads for: its pause and stop switches.
+    run: LazyContext,
+    /// Fails the run when the source produces nothing for this long (paused
+    /// time not counted), and the timer.
+    idle: Option<(Duration, Option<Pin<Box<Sleep>>>)>,
 }
 
 impl<S> Metered<S> {
@@ -34,7 +43,14 @@ impl<S> Metered<S> {
             stage,
             failures: Failures::default(),
             failed: false,
+            run: LazyContext::default(),
+            idle: None,
         }
+    }
+
+    /// Fails the run if the source produces nothing for `after`.
+    pub(crate) fn set_idle_timeout(&mut self, after: Duration) {
+        self.idle = Some((after, None));
     }
 }
 
@@ -53,6 +69,18 @@ where
             if let Err(e) = ready!(this.failures.poll_flush(cx)) {
                 return fail(this.failed, e.with_stage(this.stage.name()));
             }
+            // Paused, the source is not polled (and its silence not timed);
+            // stopped, it ends here.
+            match this.run.control().poll_gate(cx) {
+                Poll::Pending => {
+                    if let Some((_, timer)) = this.idle.as_mut() {
+                        *timer = None;
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(false) => return Poll::Ready(None),
+                Poll::Ready(true) => {}
+            }
             let start = Instant::now();
             let source = this.source.as_mut();
             let polled = guard(this.stage, || source.poll_next(cx));
@@ -61,7 +89,29 @@ where
                 Ok(polled) => polled,
                 Err(panic) => return fail(this.failed, panic),
             };
-            return match ready!(polled) {
+            let polled = match polled {
+                Poll::Pending => {
+                    if let Some((after, timer)) = this.idle.as_mut() {
+                        let timer =
+                            timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(*after)));
+                        if timer.as_mut().poll(cx).is_ready() {
+                            let error = Error::msg(format!(
+                                "the source produced nothing for {after:?}, its idle timeout; \
+                                 raise it with idle_timeout(..) if it is only slow"
+                            ))
+                            .with_stage(this.stage.name());
+                            return fail(this.failed, error);
+                        }
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(item) => item,
+            };
+            if let Some((_, timer)) = this.idle.as_mut() {
+                // Something came: the silence is timed afresh.
+                *timer = None;
+            }
+            return match polled {
                 Some(Ok(batch)) => {
                     // A source's records come in and go out at once.
                     this.stage.batch_in(batch.len());

@@ -112,6 +112,40 @@ impl<S: Source> Pipeline<Metered<S>> {
     }
 }
 
+impl<S: Source> Pipeline<Metered<S>> {
+    /// Fails the run if the source produces nothing for `after` (time paused
+    /// by a [`RunHandle`](crate::RunHandle) not counted): the error names
+    /// the source. For sources that may go silent (a channel, a socket) in a
+    /// run that must not hang.
+    ///
+    /// # Panics
+    ///
+    /// If `after` is zero.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use dataflare::prelude::*;
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = tokio::sync::mpsc::channel::<u32>(1);
+    /// let report = Pipeline::from(source::channel(rx))
+    ///     .idle_timeout(Duration::from_secs(30))
+    ///     .to(sink::discard())
+    ///     .run_to_report()
+    ///     .await;
+    /// assert!(report.error().unwrap().to_string().contains("idle timeout"));
+    /// # drop(tx);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn idle_timeout(mut self, after: std::time::Duration) -> Self {
+        assert!(!after.is_zero(), "idle_timeout: the time must not be zero");
+        self.stream.set_idle_timeout(after);
+        self
+    }
+}
+
 impl<S: Source> From<S> for Pipeline<Metered<S>> {
     fn from(source: S) -> Self {
         Pipeline::new(source)

@@ -6,4 +6,4 @@ mod run;
 
 pub use builder::Pipeline;
 pub use report::{Report, Status};
-pub use run::{Graph, Runnable};
+pub use run::{Graph, RunHandle, RunStatus, Runnable};

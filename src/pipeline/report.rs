@@ -51,9 +51,30 @@ pub struct Report {
     pub(crate) failed_branches: Vec<Error>,
     /// A failed run kept its dead letters (they explain the failure).
     pub(crate) dead_letters_kept: bool,
+    /// The run was stopped by its handle: a successful run on a prefix.
+    pub(crate) stopped: bool,
 }
 
 impl Report {
+    /// A report of a run that left no statistics (its task was aborted).
+    pub(crate) fn without_stages(status: Status) -> Report {
+        Report {
+            status,
+            elapsed: Duration::ZERO,
+            stages: Vec::new(),
+            errors: Vec::new(),
+            failed_branches: Vec::new(),
+            dead_letters_kept: false,
+            stopped: false,
+        }
+    }
+
+    /// True when the run was [`stop`](crate::RunHandle::stop)ped: it read a
+    /// prefix of its input, drained it and committed it.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
     /// How the run ended.
     pub fn status(&self) -> &Status {
         &self.status
@@ -250,6 +271,11 @@ impl fmt::Display for Report {
                     "completed with errors"
                 } else {
                     "completed"
+                };
+                let how = if self.stopped {
+                    format!("{how} (stopped early)")
+                } else {
+                    how.to_string()
                 };
                 write!(
                     f,

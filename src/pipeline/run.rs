@@ -14,7 +14,7 @@ use tracing::Instrument;
 use super::{Pipeline, Report, Status};
 use crate::metrics::{StageMetrics, Stages};
 use crate::ops::{guard, join_error};
-use crate::runtime::{Role, RunContext, Spawned};
+use crate::runtime::{Control, Role, RunContext, Spawned};
 use crate::source::Source;
 use crate::{Batch, Error, Result};
 
@@ -72,6 +72,7 @@ pub struct Graph {
     stages: Stages,
     legs: Vec<Box<dyn Leg>>,
     branches: Vec<usize>,
+    deadline: Option<std::time::Duration>,
 }
 
 impl<S, K> From<Runnable<S, K>> for Graph
@@ -104,6 +105,7 @@ where
                 isolated,
             })],
             branches,
+            deadline: None,
         }
     }
 }
@@ -273,6 +275,35 @@ where
         Graph::from(self).run_until(stop).await
     }
 
+    /// Starts the run in a task of its own; see [`Graph::spawn`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use dataflare::prelude::*;
+    ///
+    /// let out = Collected::new();
+    /// let run = Pipeline::from(source::iter(0..1000u32).batch_size(10))
+    ///     .to(sink::collect(&out))
+    ///     .spawn();
+    /// run.pause();
+    /// assert_eq!(run.status(), RunStatus::Paused);
+    /// run.resume();
+    /// let report = run.await;
+    /// assert!(report.is_completed());
+    /// assert_eq!(out.len(), 1000);
+    /// # }
+    /// ```
+    pub fn spawn(self) -> RunHandle {
+        Graph::from(self).spawn()
+    }
+
+    /// Fails the run if it has not ended within this time; see
+    /// [`Graph::deadline`].
+    pub fn deadline(self, within: std::time::Duration) -> Graph {
+        Graph::from(self).deadline(within)
+    }
+
     /// The graph this branch belongs to, drawn as text; see [`Graph::describe`].
     pub fn describe(&self, format: crate::graph::Format) -> String {
         crate::graph::describe(&self.pipeline.stages, format)
@@ -292,7 +323,62 @@ impl Graph {
         self.stages.join(&other.stages);
         self.legs.extend(other.legs);
         self.branches.extend(other.branches);
+        self.deadline = match (self.deadline, other.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self
+    }
+
+    /// Fails the run if it has not ended `within` this time after it started
+    /// (time paused by a [`RunHandle`] not counted): every branch is stopped
+    /// at once and nothing is committed, as for any failure.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use dataflare::prelude::*;
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = tokio::sync::mpsc::channel::<u32>(1);
+    /// let report = Pipeline::from(source::channel(rx)) // never ends
+    ///     .to(sink::discard())
+    ///     .and(Pipeline::from(source::iter(0..3)).to(sink::discard()))
+    ///     .deadline(Duration::from_secs(60))
+    ///     .run_to_report()
+    ///     .await;
+    /// assert!(report.error().unwrap().to_string().contains("deadline"));
+    /// # drop(tx);
+    /// # }
+    /// ```
+    pub fn deadline(mut self, within: std::time::Duration) -> Graph {
+        self.deadline = Some(within);
+        self
+    }
+
+    /// Starts the run in a task of its own and returns its [`RunHandle`]:
+    /// pause, resume, stop, cancel or abort it, ask its status, and await it
+    /// for the [`Report`]. Dropping the handle aborts the run, unless it was
+    /// [`detach`](RunHandle::detach)ed.
+    ///
+    /// Must be called within a Tokio runtime.
+    pub fn spawn(self) -> RunHandle {
+        let control = Arc::new(Control::default());
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        let task = tokio::spawn(self.run_inner(
+            async move {
+                stop.cancelled().await;
+                None
+            },
+            control.clone(),
+        ));
+        RunHandle {
+            control,
+            cancel,
+            task: Some(task),
+            detached: false,
+        }
     }
 
     /// Runs every branch to the end and returns the [`Report`], or the error
@@ -310,13 +396,21 @@ impl Graph {
     /// Runs every branch to the end and returns the [`Report`], also when the
     /// run failed.
     pub async fn run_to_report(self) -> Report {
-        self.run_inner(std::future::pending()).await
+        self.run_inner(std::future::pending(), Arc::new(Control::default()))
+            .await
     }
 
     /// Runs until every branch ends or `stop` completes, whichever comes
     /// first; stopped, the run is [`Status::Cancelled`] and commits nothing.
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send) -> Report {
-        self.run_inner(stop).await
+        self.run_inner(
+            async move {
+                stop.await;
+                None
+            },
+            Arc::new(Control::default()),
+        )
+        .await
     }
 
     /// The graph drawn as text: a [Mermaid](crate::graph::Format::Mermaid)
@@ -337,25 +431,67 @@ impl Graph {
         crate::graph::describe(&self.stages, format)
     }
 
-    async fn run_inner(self, stop: impl Future<Output = ()> + Send) -> Report {
+    /// Runs the graph until it ends or `stop` completes: with `None` the run
+    /// is cancelled, with an error (a deadline) it fails on it.
+    async fn run_inner(
+        self,
+        stop: impl Future<Output = Option<Error>> + Send,
+        control: Arc<Control>,
+    ) -> Report {
         let Graph {
             stages,
             legs,
             branches,
+            deadline,
         } = self;
         let start = Instant::now();
         let cancel = CancellationToken::new();
-        let driver = drive(legs, branches, stages.clone(), cancel.clone())
-            .instrument(tracing::info_span!("pipeline"));
+        let driver = drive(
+            legs,
+            branches,
+            stages.clone(),
+            cancel.clone(),
+            control.clone(),
+        )
+        .instrument(tracing::info_span!("pipeline"));
+        let timed = control.clone();
+        // Tokio's clock, as the pauses are timed on (paused time in tests).
+        let clock_start = tokio::time::Instant::now();
+        let stop = async move {
+            let Some(within) = deadline else {
+                return stop.await;
+            };
+            let expired = async {
+                // Paused time does not count: sleep until the time left runs
+                // out while not paused.
+                loop {
+                    let active = clock_start.elapsed().saturating_sub(timed.paused_for());
+                    if active >= within && !timed.is_paused() {
+                        break;
+                    }
+                    let left = within.saturating_sub(active);
+                    tokio::time::sleep(left.max(std::time::Duration::from_millis(1))).await;
+                }
+                Some(Error::msg(format!(
+                    "the run did not end within its deadline ({within:?}); every branch was \
+                     stopped and nothing committed"
+                )))
+            };
+            match select(pin!(stop), pin!(expired)).await {
+                Either::Left((r, _)) | Either::Right((r, _)) => r,
+            }
+        };
         // The run is driven by a task of its own, not by whoever awaits it. The
         // caller is often `block_on`'s thread (`#[tokio::main]`), which is not a
         // runtime worker: every batch crossing a `buffer` to it would be a
         // cross-thread wake-up, measured at 3 µs per batch, and it would be a
         // third busy thread on a 2-core machine. Dropping this future aborts the run.
         let mut driver = Spawned(tokio::spawn(driver));
+        let mut stopped_on = None;
         let outcome = match select(pin!(stop), &mut driver).await {
             Either::Right((outcome, _)) => outcome,
-            Either::Left(((), driver)) => {
+            Either::Left((error, driver)) => {
+                stopped_on = error;
                 cancel.cancel();
                 driver.await
             }
@@ -377,6 +513,7 @@ impl Graph {
         let stages = stages.snapshot();
         let failed_records: u64 = stages.iter().map(|s| s.skipped + s.dead_lettered).sum();
         let status = match result {
+            _ if stopped_on.is_some() => Status::Failed(stopped_on.expect("checked")),
             Ok(()) if cancelled => Status::Cancelled,
             Ok(()) if failed_records > 0 || !isolated.is_empty() => Status::CompletedWithErrors,
             Ok(()) => Status::Completed,
@@ -392,7 +529,134 @@ impl Graph {
             errors,
             failed_branches: isolated,
             dead_letters_kept,
+            stopped: control.is_stopped(),
         }
+    }
+}
+
+/// A run started with [`spawn`](Graph::spawn): control it, then await it for
+/// its [`Report`].
+///
+/// - [`pause`](RunHandle::pause): the sources stop being polled (batches in
+///   flight finish; nothing is lost or read twice); [`resume`](RunHandle::resume)
+///   goes on. A paused and resumed bounded run gives exactly the result of an
+///   uninterrupted one. Paused time does not count against a
+///   [`deadline`](Graph::deadline) or an [`idle_timeout`](crate::Pipeline::idle_timeout).
+///   Processing-time windows, a `tap` and timers run on the wall clock:
+///   pausing does not freeze them.
+/// - [`stop`](RunHandle::stop): stop reading, drain what was read, commit it:
+///   a successful run on a prefix of the input ([`Report::stopped`]).
+/// - [`cancel`](RunHandle::cancel): stop reading, drop what is in flight,
+///   commit nothing ([`Status::Cancelled`]).
+/// - [`abort`](RunHandle::abort): now; nothing committed.
+/// - Dropping the handle aborts the run, unless it was
+///   [`detach`](RunHandle::detach)ed.
+#[must_use = "dropping a run's handle aborts the run"]
+pub struct RunHandle {
+    control: Arc<Control>,
+    cancel: CancellationToken,
+    task: Option<tokio::task::JoinHandle<Report>>,
+    detached: bool,
+}
+
+/// Where a [`RunHandle`]'s run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunStatus {
+    /// Reading and moving data.
+    Running,
+    /// Paused: its sources are not polled.
+    Paused,
+    /// Stopped: draining what was read, to commit it.
+    Stopping,
+    /// Cancelled: ending without committing.
+    Cancelling,
+    /// Ended; awaiting the handle gives the report at once.
+    Finished,
+}
+
+impl RunHandle {
+    /// Stops polling the run's sources; batches in flight go on.
+    pub fn pause(&self) {
+        self.control.pause();
+    }
+
+    /// Polls the run's sources again.
+    pub fn resume(&self) {
+        self.control.resume();
+    }
+
+    /// Ends the sources where they are: what was read drains and commits.
+    pub fn stop(&self) {
+        self.control.stop();
+    }
+
+    /// Ends the run without committing anything ([`Status::Cancelled`]).
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Ends the run now: its tasks are aborted, its sinks dropped (file
+    /// sinks remove their temporaries), nothing is committed.
+    pub fn abort(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    /// Lets the run go on without the handle (dropping it no longer aborts
+    /// the run); its report is then lost.
+    pub fn detach(mut self) {
+        self.detached = true;
+    }
+
+    /// Where the run stands.
+    pub fn status(&self) -> RunStatus {
+        match &self.task {
+            Some(task) if task.is_finished() => RunStatus::Finished,
+            None => RunStatus::Finished,
+            Some(_) if self.cancel.is_cancelled() => RunStatus::Cancelling,
+            Some(_) if self.control.is_stopped() => RunStatus::Stopping,
+            Some(_) if self.control.is_paused() => RunStatus::Paused,
+            Some(_) => RunStatus::Running,
+        }
+    }
+}
+
+impl Future for RunHandle {
+    type Output = Report;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Report> {
+        let Some(task) = self.task.as_mut() else {
+            return Poll::Ready(Report::without_stages(Status::Failed(Error::msg(
+                "the run was aborted",
+            ))));
+        };
+        let joined = ready!(Pin::new(task).poll(cx));
+        self.task = None;
+        Poll::Ready(
+            joined.unwrap_or_else(|e| {
+                Report::without_stages(Status::Failed(join_error(e, "pipeline")))
+            }),
+        )
+    }
+}
+
+impl Drop for RunHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take()
+            && !self.detached
+        {
+            task.abort();
+        }
+    }
+}
+
+impl fmt::Debug for RunHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunHandle")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
     }
 }
 
@@ -492,8 +756,9 @@ async fn drive(
     branches: Vec<usize>,
     stages: Stages,
     cancel: CancellationToken,
+    control: Arc<Control>,
 ) -> Outcome {
-    let context = RunContext::new();
+    let context = RunContext::with_control(control);
     context
         .scope(drive_in(&mut legs, branches, stages, &context, cancel))
         .await

@@ -32,6 +32,7 @@ pub(crate) struct RunContext {
 struct Shared {
     claims: Claims,
     commits: Commits,
+    control: std::sync::Arc<super::control::Control>,
 }
 
 /// What the sink being polled writes for the run: its main output, or dead
@@ -51,8 +52,20 @@ impl Default for Role {
 }
 
 impl RunContext {
-    pub(crate) fn new() -> Self {
-        Self::default()
+    /// A context whose sources obey `control` (a run handle's).
+    pub(crate) fn with_control(control: std::sync::Arc<super::control::Control>) -> Self {
+        RunContext {
+            shared: Arc::new(Shared {
+                control,
+                ..Shared::default()
+            }),
+            ..Self::default()
+        }
+    }
+
+    /// The run's pause and stop switches.
+    pub(crate) fn control(&self) -> &super::control::Control {
+        &self.shared.control
     }
 
     /// Spawns `future` on the current runtime; the handle aborts it.

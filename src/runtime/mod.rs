@@ -3,6 +3,7 @@
 
 mod commit;
 mod context;
+mod control;
 mod edge;
 mod handoff;
 mod timer;
@@ -12,6 +13,7 @@ pub(crate) use context::{
     AbortOnDrop, LazyContext, Role, RunContext, Spawned, current, spawn_blocking_detached,
     spawn_blocking_in_run,
 };
+pub(crate) use control::Control;
 pub(crate) use edge::bounded;
 pub(crate) use handoff::{Giver, Taker, handoff};
 pub(crate) use timer::OpTimer;

@@ -1,0 +1,91 @@
+//! What a run's handle controls from outside: pause, resume and stop, seen by
+//! every source of the run before it is polled.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// The run's pause and stop switches, shared by its handle and its sources.
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    paused: AtomicBool,
+    stopped: AtomicBool,
+    /// Sources waiting for a resume (or a stop).
+    waiting: Mutex<Vec<Waker>>,
+    /// Time spent paused: when the current pause began, and the total of
+    /// pauses that ended (deadlines and idle timeouts do not count it).
+    pauses: Mutex<(Option<Instant>, Duration)>,
+}
+
+impl Control {
+    /// Sources stop being polled (batches in flight go on).
+    pub(crate) fn pause(&self) {
+        if !self.paused.swap(true, Ordering::SeqCst) {
+            lock(&self.pauses).0 = Some(Instant::now());
+        }
+    }
+
+    /// Sources are polled again.
+    pub(crate) fn resume(&self) {
+        if self.paused.swap(false, Ordering::SeqCst) {
+            let mut pauses = lock(&self.pauses);
+            if let Some(since) = pauses.0.take() {
+                pauses.1 += since.elapsed();
+            }
+        }
+        self.wake();
+    }
+
+    /// Sources end at their next poll: the run drains and commits what was
+    /// read.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Time spent paused so far (the current pause included).
+    pub(crate) fn paused_for(&self) -> Duration {
+        let pauses = lock(&self.pauses);
+        pauses.1 + pauses.0.map_or(Duration::ZERO, |since| since.elapsed())
+    }
+
+    /// For a source about to be polled: `Ready(true)` to go on,
+    /// `Ready(false)` once the run is stopped (the source ends), `Pending`
+    /// while paused (woken on resume or stop).
+    pub(crate) fn poll_gate(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        if self.is_stopped() {
+            return Poll::Ready(false);
+        }
+        if !self.is_paused() {
+            return Poll::Ready(true);
+        }
+        lock(&self.waiting).push(cx.waker().clone());
+        // A resume between the check and the push must not be missed.
+        if self.is_paused() && !self.is_stopped() {
+            Poll::Pending
+        } else {
+            Poll::Ready(!self.is_stopped())
+        }
+    }
+
+    fn wake(&self) {
+        for waker in std::mem::take(&mut *lock(&self.waiting)) {
+            waker.wake();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
