@@ -173,7 +173,16 @@ where
         };
         let len = batch.len();
         stage.batch_in(len);
-        split.split(batch, &mut in_hand.outputs, &mut rejects);
+        // The split runs user code (a route's key, a partition's predicate):
+        // a panic there fails the run naming the stage, its batch abandoned.
+        let outputs = &mut in_hand.outputs;
+        let split_one = || split.split(batch, outputs, &mut rejects);
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(split_one)) {
+            in_hand.outputs.iter_mut().for_each(|o| drop(o.take()));
+            rejects.clear();
+            stage.abandon(len);
+            return Err(Error::panic(payload).with_stage(stage.name()));
+        }
         let out: usize = in_hand.outputs.iter().flatten().map(|b| b.len()).sum();
         // Copies made (a tee): counted as the stage's expansion.
         stage.expand((out + rejects.len()).saturating_sub(len));

@@ -1,0 +1,41 @@
+//! Regressions found in review: each test names the bug it pins down.
+
+use dataflare::prelude::*;
+
+/// A `route` key function (user code run by the fan-out driver) that panics
+/// fails the run with an error naming the stage, and the batch it was
+/// splitting is counted (abandoned), not lost from the accounting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_key_panic_fails_the_run_and_keeps_the_accounting() {
+    let (a, b) = (Collected::new(), Collected::new());
+    let [x, y] = Pipeline::from(source::iter(0..100u32).batch_size(10)).route(|n: &u32| {
+        assert!(*n != 42, "no 42 here");
+        (n % 2) as usize
+    });
+    let report = x
+        .to(sink::collect(&a))
+        .and(y.to(sink::collect(&b)))
+        .run_to_report()
+        .await;
+    assert!(report.is_failed(), "{report}");
+    let error = report.error().unwrap();
+    assert_eq!(error.stage(), Some("route#1"), "{error}");
+    report.check_accounting().unwrap();
+}
+
+/// Same for a `partition` predicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_predicate_panic_keeps_the_accounting() {
+    let (a, b) = (Collected::new(), Collected::new());
+    let [x, y] = Pipeline::from(source::iter(0..100u32).batch_size(10)).partition(|n: &u32| {
+        assert!(*n != 42, "no 42 here");
+        n % 2 == 0
+    });
+    let report = x
+        .to(sink::collect(&a))
+        .and(y.to(sink::collect(&b)))
+        .run_to_report()
+        .await;
+    assert!(report.is_failed(), "{report}");
+    report.check_accounting().unwrap();
+}
