@@ -1,6 +1,8 @@
 //! Regressions found in review: each test names the bug it pins down.
 
 use dataflare::prelude::*;
+use dataflare::testkit::failing_sink;
+use dataflare::{DeadLetters, Rejected};
 
 /// A `route` key function (user code run by the fan-out driver) that panics
 /// fails the run with an error naming the stage, and the batch it was
@@ -38,4 +40,26 @@ async fn partition_predicate_panic_keeps_the_accounting() {
         .await;
     assert!(report.is_failed(), "{report}");
     report.check_accounting().unwrap();
+}
+
+/// A route whose dead-letter sink fails: the rejects of a batch the
+/// fan-out had not yet handed to the policy are counted, not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_rejects_left_when_dead_letters_fail_are_counted() {
+    for round in 0..100 {
+        let (dead_letters, _probe) = failing_sink::<Rejected>(0);
+        let (a, b) = (Collected::new(), Collected::new());
+        let [x, y] = Pipeline::from(source::iter(0..2000u32).batch_size(50))
+            .route(|n: &u32| if n % 3 == 0 { 7 } else { (n % 2) as usize });
+        let report = x
+            .on_error(DeadLetters::to(dead_letters))
+            .to(sink::collect(&a))
+            .and(y.to(sink::collect(&b)))
+            .run_to_report()
+            .await;
+        assert!(report.is_failed(), "{report}");
+        report
+            .check_accounting()
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+    }
 }

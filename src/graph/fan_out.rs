@@ -191,9 +191,13 @@ where
         for (error, text) in failed {
             left -= 1;
             match failures.handle(&stage, error, 1, false, || text) {
-                Outcome::Dropped => poll_fn(|cx| failures.poll_flush(cx))
-                    .await
-                    .map_err(|e| e.with_stage(stage.name()))?,
+                Outcome::Dropped => {
+                    if let Err(e) = poll_fn(|cx| failures.poll_flush(cx)).await {
+                        // The failed records after it go nowhere either.
+                        stage.abandon(left);
+                        return Err(e.with_stage(stage.name()));
+                    }
+                }
                 Outcome::Abort(e) => {
                     // The record goes nowhere: the run ends on it, and on
                     // the failed records after it.
