@@ -63,3 +63,34 @@ async fn route_rejects_left_when_dead_letters_fail_are_counted() {
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
     }
 }
+
+/// An isolated branch that fans out again: a failure in it (upstream of its
+/// own fan-out) abandons this branch alone, as `isolate` documents; the
+/// other branches finish and commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_in_an_isolated_branch_before_its_own_fan_out_stays_isolated() {
+    let (main, s1, s2) = (Collected::new(), Collected::new(), Collected::new());
+    let [a, b] = Pipeline::from(source::iter(1..=50i32).batch_size(5)).tee();
+    let [c, d] = b
+        .isolate()
+        .try_map(|x: &i32| {
+            if *x == 20 {
+                Err(Error::msg("bad"))
+            } else {
+                Ok(*x)
+            }
+        })
+        .tee();
+    let report = a
+        .to(sink::collect(&main))
+        .and(c.to(sink::collect(&s1)))
+        .and(d.to(sink::collect(&s2)))
+        .run_to_report()
+        .await;
+    assert!(!report.is_failed(), "{report}");
+    assert!(!report.failed_branches().is_empty(), "{report}");
+    assert!(s1.to_vec().len() < 50 && !s1.is_closed() && !s2.is_closed());
+    assert_eq!(main.to_vec(), (1..=50).collect::<Vec<_>>());
+    assert!(main.is_closed());
+    report.check_accounting().unwrap();
+}
