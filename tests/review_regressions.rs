@@ -94,3 +94,40 @@ async fn a_failure_in_an_isolated_branch_before_its_own_fan_out_stays_isolated()
     assert!(main.is_closed());
     report.check_accounting().unwrap();
 }
+
+/// `Agg::sum` over a decimal column goes on as a float once the sum is too
+/// large for a decimal, as documented: the decimals after that must still be
+/// added, not dropped.
+#[tokio::test]
+async fn a_decimal_sum_past_the_decimal_range_keeps_adding() {
+    use dataflare::record::{DataType, Decimal, Record, Schema, Value};
+    use dataflare::state::{Agg, Columns};
+    use std::sync::Arc;
+
+    let schema = Arc::new(Schema::new([
+        ("k", DataType::Str),
+        ("x", DataType::Decimal),
+    ]));
+    let row = |x: Decimal| Record::new(schema.clone(), vec![Value::from("a"), Value::Decimal(x)]);
+    let minus_max = Decimal::MAX.checked_mul(Decimal::new(-1, 0)).unwrap();
+    let rows = vec![
+        row(Decimal::MAX),
+        row(Decimal::MAX),
+        row(minus_max),
+        row(Decimal::new(0, 0)),
+    ];
+    let out = Collected::new();
+    Pipeline::from(source::iter(rows))
+        .key_by(Columns::new(["k"]))
+        .aggregate_columns([("s", Agg::sum("x"))])
+        .to(sink::collect(&out))
+        .run()
+        .await
+        .unwrap();
+    let sum = out.to_vec()[0].get("s").cloned().unwrap();
+    let expected = Decimal::MAX.to_f64();
+    match sum {
+        Value::Float(f) => assert!((f - expected).abs() / expected < 1e-9, "{f} vs {expected}"),
+        other => panic!("{other:?}"),
+    }
+}
