@@ -46,7 +46,7 @@ async fn partition_predicate_panic_keeps_the_accounting() {
 /// fan-out had not yet handed to the policy are counted, not lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_rejects_left_when_dead_letters_fail_are_counted() {
-    for round in 0..100 {
+    for round in 0..300 {
         let (dead_letters, _probe) = failing_sink::<Rejected>(0);
         let (a, b) = (Collected::new(), Collected::new());
         let [x, y] = Pipeline::from(source::iter(0..2000u32).batch_size(50))

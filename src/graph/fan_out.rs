@@ -138,10 +138,12 @@ where
     (branches, drive(upstream, givers, split, stage, failed))
 }
 
-/// The outputs of one batch not yet handed over: counted as abandoned if the
-/// driver is dropped (the run failed or was cancelled) with them in hand.
+/// The outputs of one batch not yet handed over, and its failed records
+/// not yet handed to the policy: counted as abandoned if the driver is
+/// dropped (the run failed or was cancelled) with them in hand.
 struct InHand<'a, T> {
     outputs: Vec<Option<Batch<T>>>,
+    rejects: usize,
     stage: &'a StageMetrics,
 }
 
@@ -150,6 +152,7 @@ impl<T> Drop for InHand<'_, T> {
         for batch in self.outputs.iter_mut().filter_map(Option::take) {
             self.stage.abandon(batch.len());
         }
+        self.stage.abandon(self.rejects);
     }
 }
 
@@ -192,6 +195,7 @@ where
     let mut rejects = Vec::new();
     let mut in_hand = InHand {
         outputs: (0..givers.len()).map(|_| None).collect(),
+        rejects: 0,
         stage: &stage,
     };
     loop {
@@ -235,21 +239,19 @@ where
         // Copies made (a tee): counted as the stage's expansion.
         stage.expand((out + rejects.len()).saturating_sub(len));
         let failed = std::mem::take(&mut rejects);
-        let mut left = failed.len();
+        // Those not yet handled (the run may end meanwhile, while a dead
+        // letter waits for room) are abandoned with the batch's outputs.
+        in_hand.rejects = failed.len();
         for (error, text) in failed {
-            left -= 1;
+            in_hand.rejects -= 1;
             match failures.handle(&stage, error, 1, false, || text) {
-                Outcome::Dropped => {
-                    if let Err(e) = poll_fn(|cx| failures.poll_flush(cx)).await {
-                        // The failed records after it go nowhere either.
-                        stage.abandon(left);
-                        return Err(e.with_stage(stage.name()));
-                    }
-                }
+                Outcome::Dropped => poll_fn(|cx| failures.poll_flush(cx))
+                    .await
+                    .map_err(|e| e.with_stage(stage.name()))?,
                 Outcome::Abort(e) => {
                     // The record goes nowhere: the run ends on it, and on
-                    // the failed records after it.
-                    stage.abandon(1 + left);
+                    // the failed records after it (abandoned in hand).
+                    stage.abandon(1);
                     return Err(e);
                 }
                 Outcome::Retry(_) => unreachable!("a split is not retried"),
