@@ -31,7 +31,7 @@ async fn partition_predicate_panic_keeps_the_accounting() {
     let (a, b) = (Collected::new(), Collected::new());
     let [x, y] = Pipeline::from(source::iter(0..100u32).batch_size(10)).partition(|n: &u32| {
         assert!(*n != 42, "no 42 here");
-        n % 2 == 0
+        n.is_multiple_of(2)
     });
     let report = x
         .to(sink::collect(&a))
@@ -49,8 +49,13 @@ async fn route_rejects_left_when_dead_letters_fail_are_counted() {
     for round in 0..300 {
         let (dead_letters, _probe) = failing_sink::<Rejected>(0);
         let (a, b) = (Collected::new(), Collected::new());
-        let [x, y] = Pipeline::from(source::iter(0..2000u32).batch_size(50))
-            .route(|n: &u32| if n % 3 == 0 { 7 } else { (n % 2) as usize });
+        let [x, y] = Pipeline::from(source::iter(0..2000u32).batch_size(50)).route(|n: &u32| {
+            if n.is_multiple_of(3) {
+                7
+            } else {
+                (n % 2) as usize
+            }
+        });
         let report = x
             .on_error(DeadLetters::to(dead_letters))
             .to(sink::collect(&a))
