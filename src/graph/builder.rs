@@ -48,7 +48,7 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
             isolated,
             ..
         } = self.with(|sealed| sealed);
-        let (outputs, driver) = fan_out(stream, N, split, stage.clone());
+        let (outputs, driver) = fan_out(stream, N, split, stage.clone(), isolated);
         stages.add_driver(driver.boxed());
         let outputs: Vec<Pipeline<Branch<C::Out>>> = outputs
             .into_iter()

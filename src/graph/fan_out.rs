@@ -6,7 +6,7 @@
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
 use futures::Stream;
@@ -33,11 +33,31 @@ pub(crate) const BRANCH_CAPACITY: usize = 4;
 pub struct Branch<T> {
     taker: Taker<Batch<T>>,
     stage: Arc<StageMetrics>,
+    /// Where the driver of an isolated fan-out leaves the error it stopped
+    /// on: its branches end with it rather than as if the data had ended.
+    failed: Option<Arc<Failed>>,
+}
+
+/// The error an isolated fan-out's driver stopped on: the first branch to
+/// end takes it, the others its text.
+#[derive(Default)]
+pub(crate) struct Failed(Mutex<Option<(Option<Error>, String)>>);
+
+impl Failed {
+    fn take(&self) -> Option<Error> {
+        let mut failed = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (error, text) = failed.as_mut()?;
+        Some(error.take().unwrap_or_else(|| Error::msg(text.clone())))
+    }
 }
 
 impl<T> Branch<T> {
     pub(crate) fn new(taker: Taker<Batch<T>>, stage: Arc<StageMetrics>) -> Self {
-        Branch { taker, stage }
+        Branch {
+            taker,
+            stage,
+            failed: None,
+        }
     }
 }
 
@@ -45,11 +65,12 @@ impl<T> Stream for Branch<T> {
     type Item = Result<Batch<T>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let batch = ready!(self.taker.poll_take(cx));
-        Poll::Ready(batch.map(|batch| {
-            self.stage.batch_out(batch.len());
-            Ok(batch)
-        }))
+        let Some(batch) = ready!(self.taker.poll_take(cx)) else {
+            let failed = self.failed.take().and_then(|f| f.take());
+            return Poll::Ready(failed.map(Err));
+        };
+        self.stage.batch_out(batch.len());
+        Poll::Ready(Some(Ok(batch)))
     }
 }
 
@@ -83,12 +104,14 @@ pub(crate) trait Split<T>: Send + 'static {
 }
 
 /// Makes `n` outputs and the driver feeding them from `upstream`, sharing
-/// out every batch with `split`.
+/// out every batch with `split`. In an `isolated` branch, the driver's
+/// failure ends its outputs with the error (so they fail, alone), not the run.
 pub(crate) fn fan_out<S, T, P>(
     upstream: S,
     n: usize,
     split: P,
     stage: Arc<StageMetrics>,
+    isolated: bool,
 ) -> (
     Vec<Branch<T>>,
     impl Future<Output = Result<()>> + Send + 'static,
@@ -98,6 +121,7 @@ where
     T: Send + 'static,
     P: Split<T>,
 {
+    let failed = isolated.then(|| Arc::new(Failed::default()));
     let (givers, branches): (Vec<_>, Vec<_>) = (0..n)
         .map(|_| {
             let (giver, taker) = handoff(BRANCH_CAPACITY);
@@ -106,17 +130,20 @@ where
                 Branch {
                     taker,
                     stage: stage.clone(),
+                    failed: failed.clone(),
                 },
             )
         })
         .unzip();
-    (branches, drive(upstream, givers, split, stage))
+    (branches, drive(upstream, givers, split, stage, failed))
 }
 
-/// The outputs of one batch not yet handed over: counted as abandoned if the
-/// driver is dropped (the run failed or was cancelled) with them in hand.
+/// The outputs of one batch not yet handed over, and its failed records
+/// not yet handed to the policy: counted as abandoned if the driver is
+/// dropped (the run failed or was cancelled) with them in hand.
 struct InHand<'a, T> {
     outputs: Vec<Option<Batch<T>>>,
+    rejects: usize,
     stage: &'a StageMetrics,
 }
 
@@ -125,12 +152,37 @@ impl<T> Drop for InHand<'_, T> {
         for batch in self.outputs.iter_mut().filter_map(Option::take) {
             self.stage.abandon(batch.len());
         }
+        self.stage.abandon(self.rejects);
     }
 }
 
 async fn drive<S, T, P>(
     upstream: S,
     givers: Vec<Giver<Batch<T>>>,
+    split: P,
+    stage: Arc<StageMetrics>,
+    failed: Option<Arc<Failed>>,
+) -> Result<()>
+where
+    S: Stream<Item = Result<Batch<T>>>,
+    P: Split<T>,
+{
+    let mut givers: Vec<Option<Giver<Batch<T>>>> = givers.into_iter().map(Some).collect();
+    let result = drive_batches(upstream, &mut givers, split, stage).await;
+    match (result, failed) {
+        (Err(e), Some(failed)) => {
+            // Left for the branches before they see their channels end.
+            let text = e.to_string();
+            *failed.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((Some(e), text));
+            Ok(())
+        }
+        (result, _) => result,
+    }
+}
+
+async fn drive_batches<S, T, P>(
+    upstream: S,
+    givers: &mut [Option<Giver<Batch<T>>>],
     mut split: P,
     stage: Arc<StageMetrics>,
 ) -> Result<()>
@@ -139,11 +191,11 @@ where
     P: Split<T>,
 {
     let mut upstream = pin!(upstream);
-    let mut givers: Vec<Option<Giver<Batch<T>>>> = givers.into_iter().map(Some).collect();
     let mut failures = Failures::default();
     let mut rejects = Vec::new();
     let mut in_hand = InHand {
         outputs: (0..givers.len()).map(|_| None).collect(),
+        rejects: 0,
         stage: &stage,
     };
     loop {
@@ -173,22 +225,33 @@ where
         };
         let len = batch.len();
         stage.batch_in(len);
-        split.split(batch, &mut in_hand.outputs, &mut rejects);
+        // The split runs user code (a route's key, a partition's predicate):
+        // a panic there fails the run naming the stage, its batch abandoned.
+        let outputs = &mut in_hand.outputs;
+        let split_one = || split.split(batch, outputs, &mut rejects);
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(split_one)) {
+            in_hand.outputs.iter_mut().for_each(|o| drop(o.take()));
+            rejects.clear();
+            stage.abandon(len);
+            return Err(Error::panic(payload).with_stage(stage.name()));
+        }
         let out: usize = in_hand.outputs.iter().flatten().map(|b| b.len()).sum();
         // Copies made (a tee): counted as the stage's expansion.
         stage.expand((out + rejects.len()).saturating_sub(len));
         let failed = std::mem::take(&mut rejects);
-        let mut left = failed.len();
+        // Those not yet handled (the run may end meanwhile, while a dead
+        // letter waits for room) are abandoned with the batch's outputs.
+        in_hand.rejects = failed.len();
         for (error, text) in failed {
-            left -= 1;
+            in_hand.rejects -= 1;
             match failures.handle(&stage, error, 1, false, || text) {
                 Outcome::Dropped => poll_fn(|cx| failures.poll_flush(cx))
                     .await
                     .map_err(|e| e.with_stage(stage.name()))?,
                 Outcome::Abort(e) => {
                     // The record goes nowhere: the run ends on it, and on
-                    // the failed records after it.
-                    stage.abandon(1 + left);
+                    // the failed records after it (abandoned in hand).
+                    stage.abandon(1);
                     return Err(e);
                 }
                 Outcome::Retry(_) => unreachable!("a split is not retried"),

@@ -283,10 +283,19 @@ fn add(sum: Option<Value>, v: &Value) -> Option<Value> {
             Some(s) => Value::Int(s),
             None => Value::Float(a as f64 + *b as f64),
         }),
-        (Some(s), v) => match (s.as_f64(), v.as_f64()) {
+        (Some(s), v) => match (number(&s), number(v)) {
             (Some(a), Some(b)) => Some(Value::Float(a + b)),
             (a, _) => a.map(Value::Float),
         },
+    }
+}
+
+/// A number as a float, decimals too (a sum that went on as a float still
+/// adds them).
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Decimal(d) => Some(d.to_f64()),
+        v => v.as_f64(),
     }
 }
 
