@@ -1,4 +1,6 @@
-//! Regressions found in review: each test names the bug it pins down.
+//! Edge cases found in review: panics in fan-out closures, dead letters failing
+//! under a route, an isolated branch that fans out again, decimal sums past
+//! the decimal range. Each test failed before its fix.
 
 use dataflare::prelude::*;
 use dataflare::testkit::failing_sink;
