@@ -101,3 +101,18 @@ async fn records_cut_short_by_a_take_show_as_filtered_and_abandoned_not_lost() {
     assert_eq!(failed, 0);
     assert_eq!(records_in, out + filtered + abandoned, "{shown}");
 }
+
+#[tokio::test]
+async fn a_failed_report_serializes_its_status_error_and_every_stage() {
+    let report = Pipeline::from(source::iter(vec![1, 2, 0, 4]))
+        .map(|x: i32| 12 / x)
+        .to(sink::discard())
+        .run_to_report()
+        .await;
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["status"], "failed");
+    assert!(json["error"].as_str().unwrap().contains("map#1"), "{json}");
+    assert_eq!(json["stages"].as_array().unwrap().len(), 3);
+    assert_eq!(json["stages"][1]["kind"], "map");
+    assert!(json["stages"][1]["abandoned"].as_u64().unwrap() > 0);
+}

@@ -261,6 +261,51 @@ impl Report {
 ///   errors (1):
 ///     stage "source": in.csv: record 2 (line 3, byte 20), field "amount": ...
 /// ```
+/// The report as data, with serde (`serde_json::to_string(&report)`), under
+/// these stable names: `status` (`completed`, `completed_with_errors`,
+/// `cancelled`, `failed`), `error` (the failed run's error, as text),
+/// `stopped`, `elapsed_secs`, `records_in`, `records_out`, `skipped`,
+/// `dead_lettered`, `stages` (each a [`StageStats`]), `errors` (the errors
+/// kept, as text) and `failed_branches` (as text).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dataflare::Result<()> {
+/// use dataflare::prelude::*;
+///
+/// let report = Pipeline::from(source::iter(1..=3)).to(sink::discard()).run().await?;
+/// let json = serde_json::to_value(&report).unwrap();
+/// assert_eq!(json["status"], "completed");
+/// assert_eq!(json["records_in"], 3);
+/// assert_eq!(json["stages"][0]["name"], "source");
+/// # Ok(()) }
+/// ```
+impl serde::Serialize for Report {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (status, error) = match &self.status {
+            Status::Completed => ("completed", None),
+            Status::CompletedWithErrors => ("completed_with_errors", None),
+            Status::Cancelled => ("cancelled", None),
+            Status::Failed(e) => ("failed", Some(e.to_string())),
+        };
+        let texts = |errors: &[Error]| errors.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let mut r = s.serialize_struct("Report", 11)?;
+        r.serialize_field("status", status)?;
+        r.serialize_field("error", &error)?;
+        r.serialize_field("stopped", &self.stopped)?;
+        r.serialize_field("elapsed_secs", &self.elapsed.as_secs_f64())?;
+        r.serialize_field("records_in", &self.records_in())?;
+        r.serialize_field("records_out", &self.records_out())?;
+        r.serialize_field("skipped", &self.skipped())?;
+        r.serialize_field("dead_lettered", &self.dead_lettered())?;
+        r.serialize_field("stages", &self.stages)?;
+        r.serialize_field("errors", &texts(&self.errors))?;
+        r.serialize_field("failed_branches", &texts(&self.failed_branches))?;
+        r.end()
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.elapsed.as_secs_f64();
