@@ -217,6 +217,11 @@ impl StageMetrics {
             peak_state_bytes: c.peak_state_bytes.load(Relaxed),
             abandoned: c.abandoned.load(Relaxed),
             busy: Duration::from_nanos(c.busy_nanos.load(Relaxed)),
+            waiting: Duration::from_nanos(c.wait_nanos.load(Relaxed)),
+            blocked: Duration::from_nanos(c.blocked_nanos.load(Relaxed)),
+            bytes_in: c.bytes_in.load(Relaxed),
+            bytes_total: c.bytes_total.load(Relaxed),
+            queue_depth: c.queue_depth.load(Relaxed),
         }
     }
 
@@ -260,6 +265,11 @@ pub(crate) struct Counters {
     peak_state_keys: AtomicU64,
     peak_state_bytes: AtomicU64,
     busy_nanos: AtomicU64,
+    wait_nanos: AtomicU64,
+    blocked_nanos: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_total: AtomicU64,
+    queue_depth: AtomicU64,
 }
 
 impl Counters {
@@ -424,6 +434,38 @@ impl Counters {
         self.records_out.fetch_add(records as u64, Relaxed);
     }
 
+    /// Counts time the stage waited for input (its upstream had nothing).
+    #[allow(dead_code)] // measured at boundaries
+    pub(crate) fn waited(&self, time: Duration) {
+        self.wait_nanos
+            .fetch_add(time.as_nanos() as u64, Relaxed);
+    }
+
+    /// Counts time the stage was blocked on output (downstream had no room).
+    #[allow(dead_code)] // measured at boundaries
+    pub(crate) fn blocked(&self, time: Duration) {
+        self.blocked_nanos
+            .fetch_add(time.as_nanos() as u64, Relaxed);
+    }
+
+    /// Counts bytes a source read (a file's).
+    #[allow(dead_code)] // for file sources
+    pub(crate) fn read_bytes(&self, bytes: u64) {
+        self.bytes_in.fetch_add(bytes, Relaxed);
+    }
+
+    /// Sets the bytes a source will read in all, when it knows (a file's size).
+    #[allow(dead_code)] // for file sources
+    pub(crate) fn set_bytes_total(&self, bytes: u64) {
+        self.bytes_total.store(bytes, Relaxed);
+    }
+
+    /// Sets the batches waiting at the stage's boundary (a buffer, a branch).
+    #[allow(dead_code)] // for boundaries
+    pub(crate) fn set_queue_depth(&self, batches: u64) {
+        self.queue_depth.store(batches, Relaxed);
+    }
+
     pub(crate) fn busy_since(&self, start: Instant) {
         self.busy_nanos
             .fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
@@ -504,6 +546,21 @@ pub struct StageStats {
     /// on the first of them, and the others show none.
     #[serde(rename = "busy_secs", serialize_with = "secs")]
     pub busy: Duration,
+    /// Time the stage's task waited for input: its upstream had nothing
+    /// ready. Measured per batch at boundaries (buffers, branches, sinks).
+    #[serde(rename = "waiting_secs", serialize_with = "secs")]
+    pub waiting: Duration,
+    /// Time the stage's task was blocked on output: downstream had no room.
+    #[serde(rename = "blocked_secs", serialize_with = "secs")]
+    pub blocked: Duration,
+    /// Bytes a source read (file sources), so far.
+    pub bytes_in: u64,
+    /// Bytes a source will read in all, when it knows (a file's size); 0
+    /// when unknown.
+    pub bytes_total: u64,
+    /// Batches waiting at the stage's boundary (a buffer's or a branch's
+    /// channel), when last seen.
+    pub queue_depth: u64,
     /// Keys a stateful stage holds (groups, windows, seen keys, join rows),
     /// when the run ended (or now, for a live snapshot); 0 for other stages.
     pub state_keys: u64,
