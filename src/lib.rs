@@ -62,6 +62,8 @@ pub use batch::Batch;
 pub use connectors::{csv, jsonl};
 pub use error::{BoxError, Error, ErrorKind, Position, Result};
 pub use metrics::StageStats;
-pub use pipeline::{Graph, Pipeline, Report, RunHandle, RunStatus, Runnable, Status};
+pub use pipeline::{
+    Graph, Phase, Pipeline, Progress, Report, RunHandle, RunStatus, Runnable, Status,
+};
 pub use policy::{Backoff, DeadLetters, ErrorPolicy, MaxErrors, Rejected, Retry};
 pub use source::Source;

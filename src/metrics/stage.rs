@@ -437,8 +437,7 @@ impl Counters {
     /// Counts time the stage waited for input (its upstream had nothing).
     #[allow(dead_code)] // measured at boundaries
     pub(crate) fn waited(&self, time: Duration) {
-        self.wait_nanos
-            .fetch_add(time.as_nanos() as u64, Relaxed);
+        self.wait_nanos.fetch_add(time.as_nanos() as u64, Relaxed);
     }
 
     /// Counts time the stage was blocked on output (downstream had no room).

@@ -1,9 +1,11 @@
 //! The pipeline builder, the run loop and the [`Report`] of a run.
 
 mod builder;
+mod progress;
 mod report;
 mod run;
 
 pub use builder::Pipeline;
+pub use progress::{Phase, Progress};
 pub use report::{Report, Status};
 pub use run::{Graph, RunHandle, RunStatus, Runnable};

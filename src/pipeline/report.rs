@@ -69,6 +69,14 @@ impl Report {
         }
     }
 
+    /// What held the run back, in plain words: "sink-bound", the busiest
+    /// stage between source and sink, or "source-bound" (see
+    /// [`Progress::bottleneck`](crate::Progress::bottleneck)); `None` when
+    /// the run was too short to tell or its time was spread evenly.
+    pub fn bottleneck(&self) -> Option<String> {
+        super::progress::bottleneck(&self.stages, self.elapsed)
+    }
+
     /// True when the run was [`stop`](crate::RunHandle::stop)ped: it read a
     /// prefix of its input, drained it and committed it.
     pub fn stopped(&self) -> bool {
@@ -290,7 +298,7 @@ impl serde::Serialize for Report {
             Status::Failed(e) => ("failed", Some(e.to_string())),
         };
         let texts = |errors: &[Error]| errors.iter().map(ToString::to_string).collect::<Vec<_>>();
-        let mut r = s.serialize_struct("Report", 11)?;
+        let mut r = s.serialize_struct("Report", 12)?;
         r.serialize_field("status", status)?;
         r.serialize_field("error", &error)?;
         r.serialize_field("stopped", &self.stopped)?;
@@ -302,6 +310,7 @@ impl serde::Serialize for Report {
         r.serialize_field("stages", &self.stages)?;
         r.serialize_field("errors", &texts(&self.errors))?;
         r.serialize_field("failed_branches", &texts(&self.failed_branches))?;
+        r.serialize_field("bottleneck", &self.bottleneck())?;
         r.end()
     }
 }
@@ -365,6 +374,10 @@ impl fmt::Display for Report {
                     writeln!(f, "  error: {e}")?;
                 }
             }
+        }
+        // What held a completed run back (a failed one stopped too soon to say).
+        if let Some(b) = self.bottleneck().filter(|_| self.committed()) {
+            writeln!(f, "  bottleneck: {b}")?;
         }
         writeln!(
             f,

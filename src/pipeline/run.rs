@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::progress::{Phase, Progress};
 use super::{Pipeline, Report, Status};
 use crate::metrics::{StageMetrics, Stages};
 use crate::ops::{guard, join_error};
@@ -73,6 +74,7 @@ pub struct Graph {
     legs: Vec<Box<dyn Leg>>,
     branches: Vec<usize>,
     deadline: Option<std::time::Duration>,
+    progress_every: std::time::Duration,
 }
 
 impl<S, K> From<Runnable<S, K>> for Graph
@@ -106,6 +108,7 @@ where
             })],
             branches,
             deadline: None,
+            progress_every: std::time::Duration::from_millis(500),
         }
     }
 }
@@ -366,19 +369,39 @@ impl Graph {
         let control = Arc::new(Control::default());
         let cancel = CancellationToken::new();
         let stop = cancel.clone();
-        let task = tokio::spawn(self.run_inner(
+        let (progress, _) = tokio::sync::watch::channel(Progress::default());
+        let progress = Arc::new(progress);
+        let task = tokio::spawn(self.run_inner_published(
             async move {
                 stop.cancelled().await;
                 None
             },
             control.clone(),
+            Some(progress.clone()),
         ));
         RunHandle {
             control,
             cancel,
             task: Some(task),
             detached: false,
+            progress,
         }
+    }
+
+    /// Sets how often a spawned run publishes its [`Progress`] (besides every
+    /// phase change); 500 ms by default.
+    ///
+    /// # Panics
+    ///
+    /// If `every` is zero.
+    #[track_caller]
+    pub fn progress_every(mut self, every: std::time::Duration) -> Graph {
+        assert!(
+            !every.is_zero(),
+            "progress_every: the interval must not be zero"
+        );
+        self.progress_every = every;
+        self
     }
 
     /// Runs every branch to the end and returns the [`Report`], or the error
@@ -438,12 +461,40 @@ impl Graph {
         stop: impl Future<Output = Option<Error>> + Send,
         control: Arc<Control>,
     ) -> Report {
+        self.run_inner_published(stop, control, None).await
+    }
+
+    /// [`run_inner`](Graph::run_inner), publishing [`Progress`] to
+    /// `progress` if given: at the run's interval, at every phase change and
+    /// at the end.
+    async fn run_inner_published(
+        self,
+        stop: impl Future<Output = Option<Error>> + Send,
+        control: Arc<Control>,
+        progress: Option<Arc<tokio::sync::watch::Sender<Progress>>>,
+    ) -> Report {
         let Graph {
             stages,
             legs,
             branches,
             deadline,
+            progress_every,
         } = self;
+        let clock = tokio::time::Instant::now();
+        let publisher = progress.clone().map(|sender| {
+            let (stages, control) = (stages.clone(), control.clone());
+            Spawned(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(progress_every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    sender.send_replace(snapshot(&stages, &control, clock));
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        () = control.changed() => {}
+                    }
+                }
+            }))
+        });
         let start = Instant::now();
         let cancel = CancellationToken::new();
         let driver = drive(
@@ -522,7 +573,8 @@ impl Graph {
         if let Status::Failed(e) = &status {
             tracing::error!(error = %e, "pipeline failed");
         }
-        Report {
+        drop(publisher);
+        let report = Report {
             status,
             elapsed: start.elapsed(),
             stages,
@@ -530,8 +582,38 @@ impl Graph {
             failed_branches: isolated,
             dead_letters_kept,
             stopped: control.is_stopped(),
+        };
+        if let Some(sender) = progress {
+            let phase = match report.status() {
+                Status::Completed | Status::CompletedWithErrors => Phase::Completed,
+                Status::Cancelled => Phase::Cancelled,
+                Status::Failed(_) => Phase::Failed,
+            };
+            sender.send_replace(Progress::of(
+                phase,
+                report.stages.clone(),
+                clock.elapsed(),
+                control.paused_for(),
+            ));
         }
+        report
     }
+}
+
+/// A snapshot of a live run: its phase as its handle sees it (a running run
+/// paused shows `Paused`; stopped or cancelled, `Draining`).
+fn snapshot(stages: &Stages, control: &Control, clock: tokio::time::Instant) -> Progress {
+    let phase = match Phase::from_code(control.phase()) {
+        Phase::Running if control.is_stopped() => Phase::Draining,
+        Phase::Running if control.is_paused() => Phase::Paused,
+        phase => phase,
+    };
+    Progress::of(
+        phase,
+        stages.snapshot(),
+        clock.elapsed(),
+        control.paused_for(),
+    )
 }
 
 /// A run started with [`spawn`](Graph::spawn): control it, then await it for
@@ -557,6 +639,7 @@ pub struct RunHandle {
     cancel: CancellationToken,
     task: Option<tokio::task::JoinHandle<Report>>,
     detached: bool,
+    progress: Arc<tokio::sync::watch::Sender<Progress>>,
 }
 
 /// Where a [`RunHandle`]'s run stands.
@@ -576,6 +659,31 @@ pub enum RunStatus {
 }
 
 impl RunHandle {
+    /// The run's [`Progress`]: a `watch` receiver holding the latest snapshot,
+    /// published at the run's [`progress_every`](Graph::progress_every)
+    /// interval, at every phase change and at the end (its phase then final).
+    /// A subscriber that reads slowly, or never, sees the latest snapshot
+    /// and never slows the run.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use dataflare::prelude::*;
+    /// use dataflare::Phase;
+    ///
+    /// let run = Pipeline::from(source::iter(0..1000u32)).to(sink::discard()).spawn();
+    /// let mut progress = run.progress();
+    /// let report = run.await;
+    /// progress.changed().await.ok();
+    /// let last = progress.borrow().clone();
+    /// assert_eq!(last.phase, Phase::Completed);
+    /// assert_eq!(last.records_read, 1000);
+    /// # }
+    /// ```
+    pub fn progress(&self) -> tokio::sync::watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
     /// Stops polling the run's sources; batches in flight go on.
     pub fn pause(&self) {
         self.control.pause();
@@ -827,6 +935,7 @@ async fn drive_in(
     }
 
     // 2. Flow.
+    context.control().set_phase(Phase::Running.code());
     let kept_on_failure = dead_letters.iter().any(|d| d.keep_on_failure);
     let (done_tx, done_rx): (Vec<_>, Vec<_>) = dead_letters
         .iter()
@@ -874,6 +983,7 @@ async fn drive_in(
         Either::Right((Err(e), _pipeline)) => Err(e),
     };
 
+    context.control().set_phase(Phase::Committing.code());
     // 3. Prepare: the branches' sinks are closed last, once everything else
     // succeeded, one after the other.
     let result = match result {

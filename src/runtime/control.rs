@@ -18,6 +18,10 @@ pub(crate) struct Control {
     /// Time spent paused: when the current pause began, and the total of
     /// pauses that ended (deadlines and idle timeouts do not count it).
     pauses: Mutex<(Option<Instant>, Duration)>,
+    /// The run's phase (`pipeline::Phase` as a code), and a signal for its
+    /// progress publisher on every change (pauses and stops included).
+    phase: std::sync::atomic::AtomicU8,
+    changed: tokio::sync::Notify,
 }
 
 impl Control {
@@ -26,6 +30,23 @@ impl Control {
         if !self.paused.swap(true, Ordering::SeqCst) {
             lock(&self.pauses).0 = Some(Instant::now());
         }
+        self.changed.notify_one();
+    }
+
+    /// Sets the run's phase (a `pipeline::Phase` code).
+    pub(crate) fn set_phase(&self, code: u8) {
+        self.phase.store(code, Ordering::SeqCst);
+        self.changed.notify_one();
+    }
+
+    /// The run's phase code.
+    pub(crate) fn phase(&self) -> u8 {
+        self.phase.load(Ordering::SeqCst)
+    }
+
+    /// Waits for the next change of phase, pause, resume or stop.
+    pub(crate) async fn changed(&self) {
+        self.changed.notified().await;
     }
 
     /// Sources are polled again.
@@ -37,6 +58,7 @@ impl Control {
             }
         }
         self.wake();
+        self.changed.notify_one();
     }
 
     /// Sources end at their next poll: the run drains and commits what was
@@ -44,6 +66,7 @@ impl Control {
     pub(crate) fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
         self.wake();
+        self.changed.notify_one();
     }
 
     pub(crate) fn is_paused(&self) -> bool {
