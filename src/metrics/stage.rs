@@ -48,6 +48,9 @@ pub(crate) struct StageMetrics {
     /// The run's default policy, set when the run starts.
     default_policy: Mutex<Option<ErrorPolicy>>,
     counters: Counters,
+    /// The stage's tracing span, made when first entered (during the run,
+    /// its name settled), entered for each batch the stage works on.
+    span: std::sync::OnceLock<tracing::Span>,
 }
 
 impl std::ops::Deref for StageMetrics {
@@ -77,6 +80,7 @@ impl StageMetrics {
             policy: Mutex::new(None),
             default_policy: Mutex::new(None),
             counters: Counters::default(),
+            span: std::sync::OnceLock::new(),
         })
     }
 
@@ -90,6 +94,15 @@ impl StageMetrics {
 
     pub(crate) fn kind(&self) -> &'static str {
         self.kind
+    }
+
+    /// The stage's span (`stage`, with its name, kind and id), to enter while
+    /// it works on a batch: one span a stage, made once; no event per
+    /// record.
+    pub(crate) fn span(&self) -> &tracing::Span {
+        self.span.get_or_init(
+            || tracing::info_span!("stage", name = %self.name(), kind = self.kind, id = self.id()),
+        )
     }
 
     pub(crate) fn name(&self) -> String {

@@ -62,6 +62,10 @@ pub trait Step<T>: sealed::Sealed + Send + 'static {
     #[doc(hidden)]
     fn time_pass(&self, start: Instant);
 
+    /// The span of the pass (its first stage's), entered for each batch.
+    #[doc(hidden)]
+    fn span(&self) -> &tracing::Span;
+
     /// Counts the `records` of a pass that panicked as received and
     /// abandoned by the first stage, and returns its name.
     #[doc(hidden)]
@@ -136,6 +140,10 @@ where
 
     fn time_pass(&self, start: Instant) {
         self.a.time_pass(start);
+    }
+
+    fn span(&self) -> &tracing::Span {
+        self.a.span()
     }
 
     fn lose_pass(&self, records: usize) -> String {
@@ -258,6 +266,10 @@ impl StepState {
         self.stage.busy_since(start);
     }
 
+    pub(crate) fn span(&self) -> &tracing::Span {
+        self.stage.span()
+    }
+
     pub(crate) fn lose_pass(&self, records: usize) -> String {
         self.stage.batch_in(records);
         self.stage.abandon(records);
@@ -293,6 +305,9 @@ macro_rules! step_bookkeeping {
         }
         fn time_pass(&self, start: std::time::Instant) {
             self.state.time_pass(start);
+        }
+        fn span(&self) -> &tracing::Span {
+            self.state.span()
         }
         fn lose_pass(&self, records: usize) -> String {
             self.state.lose_pass(records)
@@ -401,6 +416,8 @@ where
             let shared = steps.starts_with_filter() && batch.shared().is_some();
             // The shared pass counts at every step, as a counting pass does.
             let counting = counting || shared;
+            let span = steps.span().clone();
+            let _entered = span.enter();
             let pass = catch_unwind(AssertUnwindSafe(|| match batch.shared() {
                 Some(view) if shared => run_shared_pass(steps, view),
                 _ => run_pass(steps, batch, counting),

@@ -81,6 +81,7 @@ where
                 Poll::Ready(false) => return Poll::Ready(None),
                 Poll::Ready(true) => {}
             }
+            let _span = this.stage.span().enter();
             let start = Instant::now();
             let source = this.source.as_mut();
             let polled = guard(this.stage, || source.poll_next(cx));

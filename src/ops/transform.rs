@@ -185,6 +185,7 @@ where
             *this.seq = seq;
             let start = Instant::now();
             let op = &mut *this.op;
+            let _span = this.stage.span().enter();
             let result = guard(this.stage, || op.apply(batch.into_records())).and_then(|r| r);
             this.stage.busy_since(start);
             if let Some(item) = emit(this.stage, records_in, result, seq, this.done) {

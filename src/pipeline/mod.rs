@@ -1,6 +1,8 @@
 //! The pipeline builder, the run loop and the [`Report`] of a run.
 
 mod builder;
+#[cfg(feature = "metrics")]
+mod export;
 mod progress;
 mod report;
 mod run;

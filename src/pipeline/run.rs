@@ -481,6 +481,12 @@ impl Graph {
             progress_every,
         } = self;
         let clock = tokio::time::Instant::now();
+        #[cfg(feature = "metrics")]
+        let exporter = {
+            let exporter = Arc::new(super::export::Exporter::new(&stages));
+            let task = Spawned(tokio::spawn(exporter.clone().run(progress_every)));
+            (exporter, task)
+        };
         let publisher = progress.clone().map(|sender| {
             let (stages, control) = (stages.clone(), control.clone());
             Spawned(tokio::spawn(async move {
@@ -574,6 +580,11 @@ impl Graph {
             tracing::error!(error = %e, "pipeline failed");
         }
         drop(publisher);
+        #[cfg(feature = "metrics")]
+        {
+            drop(exporter.1);
+            exporter.0.flush();
+        }
         let report = Report {
             status,
             elapsed: start.elapsed(),
@@ -936,6 +947,7 @@ async fn drive_in(
 
     // 2. Flow.
     context.control().set_phase(Phase::Running.code());
+    tracing::info!(phase = "running", "every sink is open: reading");
     let kept_on_failure = dead_letters.iter().any(|d| d.keep_on_failure);
     let (done_tx, done_rx): (Vec<_>, Vec<_>) = dead_letters
         .iter()
@@ -984,6 +996,7 @@ async fn drive_in(
     };
 
     context.control().set_phase(Phase::Committing.code());
+    tracing::info!(phase = "committing", "every branch drained: committing");
     // 3. Prepare: the branches' sinks are closed last, once everything else
     // succeeded, one after the other.
     let result = match result {

@@ -285,6 +285,7 @@ where
 
 /// Runs the operator's code, timing it and turning a panic into an error.
 fn run(stage: &StageMetrics, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    let _span = stage.span().enter();
     let start = Instant::now();
     let result = guard(stage, f).and_then(|r| r);
     stage.busy_since(start);
