@@ -12,9 +12,9 @@ use std::task::{Context, Poll, ready};
 use futures::Stream;
 use futures::future::poll_fn;
 
-use crate::metrics::StageMetrics;
+use crate::metrics::{StageMetrics, Wait, WaitFor};
 use crate::ops::failure::{Failures, Outcome};
-use crate::runtime::{Giver, Taker, handoff};
+use crate::runtime::{Depth, Giver, Taker, handoff};
 use crate::{Batch, Error, Result};
 
 /// Batches a branch's channel holds before its fan-out waits for room.
@@ -36,6 +36,9 @@ pub struct Branch<T> {
     /// Where the driver of an isolated fan-out leaves the error it stopped
     /// on: its branches end with it rather than as if the data had ended.
     failed: Option<Arc<Failed>>,
+    /// How full each channel of its fan-out is: after each batch taken, the
+    /// fullest is the stage's queue depth.
+    depths: Arc<[Depth]>,
 }
 
 /// The error an isolated fan-out's driver stopped on: the first branch to
@@ -54,6 +57,7 @@ impl Failed {
 impl<T> Branch<T> {
     pub(crate) fn new(taker: Taker<Batch<T>>, stage: Arc<StageMetrics>) -> Self {
         Branch {
+            depths: Arc::new([taker.depth()]),
             taker,
             stage,
             failed: None,
@@ -69,6 +73,8 @@ impl<T> Stream for Branch<T> {
             let failed = self.failed.take().and_then(|f| f.take());
             return Poll::Ready(failed.map(Err));
         };
+        let depth = self.depths.iter().map(Depth::get).max().unwrap_or(0);
+        self.stage.set_queue_depth(depth as u64);
         self.stage.batch_out(batch.len());
         Poll::Ready(Some(Ok(batch)))
     }
@@ -122,19 +128,17 @@ where
     P: Split<T>,
 {
     let failed = isolated.then(|| Arc::new(Failed::default()));
-    let (givers, branches): (Vec<_>, Vec<_>) = (0..n)
-        .map(|_| {
-            let (giver, taker) = handoff(BRANCH_CAPACITY);
-            (
-                giver,
-                Branch {
-                    taker,
-                    stage: stage.clone(),
-                    failed: failed.clone(),
-                },
-            )
+    let (givers, takers): (Vec<_>, Vec<_>) = (0..n).map(|_| handoff(BRANCH_CAPACITY)).unzip();
+    let depths: Arc<[Depth]> = takers.iter().map(Taker::depth).collect();
+    let branches = takers
+        .into_iter()
+        .map(|taker| Branch {
+            taker,
+            stage: stage.clone(),
+            failed: failed.clone(),
+            depths: depths.clone(),
         })
-        .unzip();
+        .collect();
     (branches, drive(upstream, givers, split, stage, failed))
 }
 
@@ -180,6 +184,12 @@ where
     }
 }
 
+/// Reads the upstream and shares out its batches until it ends, fails or
+/// every branch is gone.
+///
+/// Its waits count on the fan-out's stage: for the upstream (`waiting`), for
+/// room in a branch's channel (`blocked`); the most batches queued in any
+/// branch's channel is its queue depth, set per batch shared out.
 async fn drive_batches<S, T, P>(
     upstream: S,
     givers: &mut [Option<Giver<Batch<T>>>],
@@ -198,6 +208,8 @@ where
         rejects: 0,
         stage: &stage,
     };
+    let mut input = Wait::new(&stage, WaitFor::Input);
+    let mut room = Wait::new(&stage, WaitFor::Room);
     loop {
         if givers.iter().all(Option::is_none) {
             // Every branch ended early (a `take` in each): read no further.
@@ -209,6 +221,7 @@ where
             // clean end of the data.
             match catch_unwind(AssertUnwindSafe(|| upstream.as_mut().poll_next(cx))) {
                 Ok(Poll::Pending) => {
+                    input.pending();
                     // Nothing more at hand: what is queued goes now.
                     givers.iter().flatten().for_each(Giver::flush);
                     Poll::Pending
@@ -217,7 +230,9 @@ where
                 Err(payload) => Poll::Ready(Err(Error::panic(payload).with_stage(stage.name()))),
             }
         })
-        .await?;
+        .await;
+        input.ready();
+        let next = next?;
         let batch = match next {
             None => return Ok(()),
             Some(Err(e)) => return Err(e),
@@ -265,7 +280,7 @@ where
             let given = match giver {
                 None => false,
                 Some(g) => {
-                    poll_fn(|cx| {
+                    let given = poll_fn(|cx| {
                         // Spend tokio's cooperative budget as a channel send
                         // would, so an always-ready upstream cannot keep this
                         // task from yielding.
@@ -273,12 +288,16 @@ where
                             g.flush();
                             return Poll::Pending;
                         };
-                        let given = ready!(g.poll_give(cx, output));
+                        let Poll::Ready(given) = g.poll_give(cx, output) else {
+                            room.pending();
+                            return Poll::Pending;
+                        };
                         coop.made_progress();
                         Poll::Ready(given)
                     })
-                    .await
-                    .is_ok()
+                    .await;
+                    room.ready();
+                    given.is_ok()
                 }
             };
             if !given {
@@ -289,5 +308,7 @@ where
                 stage.abandon(len);
             }
         }
+        let depth = givers.iter().flatten().map(Giver::len).max().unwrap_or(0);
+        stage.set_queue_depth(depth as u64);
     }
 }

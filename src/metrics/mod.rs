@@ -3,7 +3,9 @@
 
 mod registry;
 mod stage;
+mod wait;
 
 pub(crate) use registry::Stages;
 pub use stage::StageStats;
 pub(crate) use stage::{RecordErrors, StageMetrics};
+pub(crate) use wait::{Wait, WaitFor};

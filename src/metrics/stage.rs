@@ -448,13 +448,11 @@ impl Counters {
     }
 
     /// Counts time the stage waited for input (its upstream had nothing).
-    #[allow(dead_code)] // measured at boundaries
     pub(crate) fn waited(&self, time: Duration) {
         self.wait_nanos.fetch_add(time.as_nanos() as u64, Relaxed);
     }
 
     /// Counts time the stage was blocked on output (downstream had no room).
-    #[allow(dead_code)] // measured at boundaries
     pub(crate) fn blocked(&self, time: Duration) {
         self.blocked_nanos
             .fetch_add(time.as_nanos() as u64, Relaxed);
@@ -473,7 +471,6 @@ impl Counters {
     }
 
     /// Sets the batches waiting at the stage's boundary (a buffer, a branch).
-    #[allow(dead_code)] // for boundaries
     pub(crate) fn set_queue_depth(&self, batches: u64) {
         self.queue_depth.store(batches, Relaxed);
     }

@@ -9,7 +9,7 @@ use std::pin::pin;
 use futures::Stream;
 use futures::future::poll_fn;
 
-use crate::metrics::StageMetrics;
+use crate::metrics::{StageMetrics, Wait, WaitFor};
 use crate::runtime::{AbortOnDrop, Giver, LazyContext, Taker, handoff};
 use crate::{Batch, Error, Result};
 
@@ -85,6 +85,7 @@ where
         };
         let item = ready!(taker.poll_take(cx));
         if let Some(Ok(batch)) = &item {
+            this.stage.set_queue_depth(taker.len() as u64);
             this.stage.batch_in(batch.len());
             this.stage.batch_out(batch.len());
         }
@@ -98,11 +99,17 @@ where
 
 /// The upstream task of a buffer: polls `upstream` and gives each item to
 /// the channel, until the upstream ends or fails or the buffer is dropped.
+///
+/// Its waits count on the buffer's stage: for the upstream (`waiting`), for
+/// room in the channel (`blocked`); the batches queued are its queue depth,
+/// set per batch given (and per batch taken, by the [`Buffer`]).
 async fn produce<S, T>(upstream: S, giver: Giver<Result<Batch<T>>>, stage: Arc<StageMetrics>)
 where
     S: Stream<Item = Result<Batch<T>>>,
 {
     let mut upstream = pin!(upstream);
+    let mut input = Wait::new(&stage, WaitFor::Input);
+    let mut room = Wait::new(&stage, WaitFor::Room);
     loop {
         let next = poll_fn(|cx| {
             // Stages catch panics in user code themselves; this catches one
@@ -110,6 +117,7 @@ where
             // clean end of the data.
             match catch_unwind(AssertUnwindSafe(|| upstream.as_mut().poll_next(cx))) {
                 Ok(Poll::Pending) => {
+                    input.pending();
                     // Nothing more at hand: what is queued goes now.
                     giver.flush();
                     Poll::Pending
@@ -119,6 +127,7 @@ where
             }
         })
         .await;
+        input.ready();
         let item = match next {
             Ok(Some(item)) => item,
             Ok(None) => break,
@@ -133,11 +142,18 @@ where
                 giver.flush();
                 return Poll::Pending;
             };
-            let given = ready!(giver.poll_give(cx, &mut item));
+            let Poll::Ready(given) = giver.poll_give(cx, &mut item) else {
+                room.pending();
+                return Poll::Pending;
+            };
             coop.made_progress();
             Poll::Ready(given)
         })
         .await;
+        room.ready();
+        if given.is_ok() {
+            stage.set_queue_depth(giver.len() as u64);
+        }
         // A gone receiver means downstream is gone: stop producing.
         if given.is_err() || last {
             break;

@@ -1143,6 +1143,11 @@ where
 /// without closing the sink: the run does that when every sink is done).
 /// Flushes whenever the stream has nothing ready, so a slow source never holds
 /// written data back.
+///
+/// Times the task's waits on the sink's stage: for the stream (`waiting`),
+/// for the sink to be ready or to finish a flush (`blocked`). While both are
+/// pending (a slow flush while the stream has nothing either) the time
+/// counts in both.
 async fn forward<S, K, T>(
     stream: S,
     mut sink: Pin<&mut K>,
@@ -1156,13 +1161,18 @@ where
     let mut next: Option<Batch<T>> = None;
     let stage = unconfirmed.stage.clone();
     let sink_error = |e: Error| e.with_stage(stage.name());
+    let mut input = crate::metrics::Wait::new(&stage, crate::metrics::WaitFor::Input);
+    let mut room = crate::metrics::Wait::new(&stage, crate::metrics::WaitFor::Room);
     poll_fn(|cx| {
         loop {
             if next.is_some() {
                 match guard(&stage, || sink.as_mut().poll_ready(cx))? {
-                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Ok(())) => room.ready(),
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(sink_error(e))),
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Pending => {
+                        room.pending();
+                        return Poll::Pending;
+                    }
                 }
                 let batch = next.take().expect("checked above");
                 let start = Instant::now();
@@ -1174,7 +1184,11 @@ where
             // task from yielding until the run ends, starving the runtime's other
             // tasks (tokio's cooperative budget, spent once per batch).
             let coop = ready!(tokio::task::coop::poll_proceed(cx));
-            match stream.as_mut().poll_next(cx) {
+            let polled = stream.as_mut().poll_next(cx);
+            if polled.is_ready() {
+                input.ready();
+            }
+            match polled {
                 Poll::Ready(Some(Ok(batch))) => {
                     coop.made_progress();
                     // The sink's from here: a failure before it takes the
@@ -1186,11 +1200,15 @@ where
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
                 Poll::Ready(None) => return Poll::Ready(Ok(())),
                 Poll::Pending => {
+                    input.pending();
                     if unconfirmed.count > 0 {
                         match guard(&stage, || sink.as_mut().poll_flush(cx))? {
-                            Poll::Ready(Ok(())) => unconfirmed.confirm(),
+                            Poll::Ready(Ok(())) => {
+                                room.ready();
+                                unconfirmed.confirm();
+                            }
                             Poll::Ready(Err(e)) => return Poll::Ready(Err(sink_error(e))),
-                            Poll::Pending => {}
+                            Poll::Pending => room.pending(),
                         }
                     }
                     return Poll::Pending;

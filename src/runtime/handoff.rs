@@ -13,6 +13,7 @@
 //! switches and of the system time.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -29,6 +30,9 @@ struct State<T> {
 
 struct Shared<T> {
     state: Mutex<State<T>>,
+    /// The items queued, kept with `state.items` (under its lock) for
+    /// [`len`](Giver::len) to read without taking the lock.
+    queued: Arc<AtomicUsize>,
 }
 
 impl<T> Shared<T> {
@@ -65,6 +69,7 @@ pub(crate) fn handoff<T>(capacity: usize) -> (Giver<T>, Taker<T>) {
             sender_gone: false,
             receiver_gone: false,
         }),
+        queued: Arc::default(),
     });
     (
         Giver {
@@ -72,6 +77,17 @@ pub(crate) fn handoff<T>(capacity: usize) -> (Giver<T>, Taker<T>) {
         },
         Taker { shared },
     )
+}
+
+/// Reads how many items a hand-off holds, from anywhere.
+#[derive(Debug, Clone)]
+pub(crate) struct Depth(Arc<AtomicUsize>);
+
+impl Depth {
+    /// The items queued now (a gauge).
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Relaxed)
+    }
 }
 
 /// The receiver is gone: nothing given would be read.
@@ -106,7 +122,7 @@ impl<T> Giver<T> {
             wake(receiver);
             return Poll::Pending;
         }
-        push(state, item.take().expect("an item to give"));
+        push(&self.shared, state, item.take().expect("an item to give"));
         Poll::Ready(Ok(()))
     }
 
@@ -120,8 +136,13 @@ impl<T> Giver<T> {
         if state.items.len() == state.capacity {
             return Err((item, false));
         }
-        push(state, item);
+        push(&self.shared, state, item);
         Ok(())
+    }
+
+    /// The items queued now (a gauge: it may change as soon as it is read).
+    pub(crate) fn len(&self) -> usize {
+        self.shared.queued.load(Relaxed)
     }
 
     /// Wakes the receiver if it waits while items are queued: the producer
@@ -140,8 +161,9 @@ impl<T> Giver<T> {
 
 /// Queues `item` (there is room), waking the receiver once half the capacity
 /// is queued.
-fn push<T>(mut state: MutexGuard<'_, State<T>>, item: T) {
+fn push<T>(shared: &Shared<T>, mut state: MutexGuard<'_, State<T>>, item: T) {
     state.items.push_back(item);
+    shared.queued.store(state.items.len(), Relaxed);
     let receiver = if state.items.len() >= state.capacity.div_ceil(2) {
         state.receiver.take()
     } else {
@@ -167,6 +189,7 @@ impl<T> Taker<T> {
         let mut state = self.shared.lock();
         match state.items.pop_front() {
             Some(item) => {
+                self.shared.queued.store(state.items.len(), Relaxed);
                 let sender = if state.items.len() <= state.capacity / 2 {
                     state.sender.take()
                 } else {
@@ -186,12 +209,24 @@ impl<T> Taker<T> {
 }
 
 impl<T> Taker<T> {
+    /// The items queued now (a gauge: it may change as soon as it is read).
+    pub(crate) fn len(&self) -> usize {
+        self.shared.queued.load(Relaxed)
+    }
+
+    /// A handle reading [`len`](Taker::len), for whoever watches several
+    /// hand-offs at once.
+    pub(crate) fn depth(&self) -> Depth {
+        Depth(self.shared.queued.clone())
+    }
+
     /// Stops taking: the giver's next give fails. Returns what was queued, so
     /// the stage can count it.
     pub(crate) fn close(&mut self) -> std::collections::VecDeque<T> {
         let mut state = self.shared.lock();
         state.receiver_gone = true;
         let items = std::mem::take(&mut state.items);
+        self.shared.queued.store(0, Relaxed);
         let sender = state.sender.take();
         drop(state);
         wake(sender);
@@ -206,6 +241,7 @@ impl<T> Drop for Taker<T> {
         // Dropped here, not by whoever drops the last `Arc`: the batches go
         // with the stage that held them.
         let items = std::mem::take(&mut state.items);
+        self.shared.queued.store(0, Relaxed);
         let sender = state.sender.take();
         drop(state);
         drop(items);
