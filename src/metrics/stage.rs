@@ -437,8 +437,7 @@ impl Counters {
     /// Counts time the stage waited for input (its upstream had nothing).
     #[allow(dead_code)] // measured at boundaries
     pub(crate) fn waited(&self, time: Duration) {
-        self.wait_nanos
-            .fetch_add(time.as_nanos() as u64, Relaxed);
+        self.wait_nanos.fetch_add(time.as_nanos() as u64, Relaxed);
     }
 
     /// Counts time the stage was blocked on output (downstream had no room).
@@ -449,13 +448,11 @@ impl Counters {
     }
 
     /// Counts bytes a source read (a file's).
-    #[allow(dead_code)] // for file sources
     pub(crate) fn read_bytes(&self, bytes: u64) {
         self.bytes_in.fetch_add(bytes, Relaxed);
     }
 
     /// Sets the bytes a source will read in all, when it knows (a file's size).
-    #[allow(dead_code)] // for file sources
     pub(crate) fn set_bytes_total(&self, bytes: u64) {
         self.bytes_total.store(bytes, Relaxed);
     }
