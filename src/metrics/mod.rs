@@ -2,10 +2,12 @@
 //! the run's list of stages they hang on.
 
 mod registry;
+mod source_stage;
 mod stage;
 mod wait;
 
 pub(crate) use registry::Stages;
+pub(crate) use source_stage::{offering, source_stage};
 pub use stage::StageStats;
 pub(crate) use stage::{RecordErrors, StageMetrics};
 pub(crate) use wait::{Wait, WaitFor};

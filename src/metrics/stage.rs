@@ -459,13 +459,11 @@ impl Counters {
     }
 
     /// Counts bytes a source read (a file's).
-    #[allow(dead_code)] // for file sources
     pub(crate) fn read_bytes(&self, bytes: u64) {
         self.bytes_in.fetch_add(bytes, Relaxed);
     }
 
     /// Sets the bytes a source will read in all, when it knows (a file's size).
-    #[allow(dead_code)] // for file sources
     pub(crate) fn set_bytes_total(&self, bytes: u64) {
         self.bytes_total.store(bytes, Relaxed);
     }

@@ -12,7 +12,7 @@ use pin_project::pin_project;
 use super::failure::{Failures, Outcome};
 use super::{fail, guard};
 use crate::Error;
-use crate::metrics::StageMetrics;
+use crate::metrics::{StageMetrics, offering};
 use crate::runtime::LazyContext;
 use crate::{Batch, Result};
 
@@ -34,12 +34,17 @@ pub struct Metered<S> {
     /// Fails the run when the source produces nothing for this long (paused
     /// time not counted), and the timer.
     idle: Option<(Duration, Option<Pin<Box<Sleep>>>)>,
+    /// The stage again, offered to the source while it is polled (see
+    /// [`offering`]): how a file source reaches its counters to report the
+    /// bytes it read.
+    offer: Option<Arc<StageMetrics>>,
 }
 
 impl<S> Metered<S> {
     pub(crate) fn new(source: S, stage: Arc<StageMetrics>) -> Self {
         Metered {
             source,
+            offer: Some(stage.clone()),
             stage,
             failures: Failures::default(),
             failed: false,
@@ -84,7 +89,7 @@ where
             let _span = this.stage.span().enter();
             let start = Instant::now();
             let source = this.source.as_mut();
-            let polled = guard(this.stage, || source.poll_next(cx));
+            let polled = offering(this.offer, || guard(this.stage, || source.poll_next(cx)));
             this.stage.busy_since(start);
             let polled = match polled {
                 Ok(polled) => polled,

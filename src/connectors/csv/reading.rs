@@ -70,10 +70,11 @@ fn check(options: &CsvOptions) -> Result<()> {
 
 /// Opens the input: a reader, whether it is a stream (see
 /// [`read_from`](super::read_from): any reader, or a path that is not a
-/// regular file), and the file's path.
-fn open(input: Input) -> Result<(Box<dyn Read + Send>, bool, Option<PathBuf>)> {
+/// regular file), and the file's path. The bytes read through the reader
+/// count on `emit`, and a regular file's size is its total.
+fn open<T>(input: Input, emit: &Emit<T>) -> Result<(Box<dyn Read + Send>, bool, Option<PathBuf>)> {
     match input {
-        Input::Reader(reader) => Ok((reader, true, None)),
+        Input::Reader(reader) => Ok((Box::new(emit.counted(reader)), true, None)),
         Input::Path(path) => {
             let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
             if meta.is_dir() {
@@ -83,8 +84,11 @@ fn open(input: Input) -> Result<(Box<dyn Read + Send>, bool, Option<PathBuf>)> {
             }
             crate::connectors::file::claim_input(&path)?;
             let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            // A named pipe or a device is read as a stream.
-            Ok((Box::new(file), !meta.is_file(), Some(path)))
+            // A named pipe or a device is read as a stream, of unknown size.
+            if meta.is_file() {
+                emit.set_total(meta.len());
+            }
+            Ok((Box::new(emit.counted(file)), !meta.is_file(), Some(path)))
         }
     }
 }
@@ -105,7 +109,7 @@ pub(super) fn read_all<T>(job: Job<T>, emit: &mut Emit<Msg<T>>) -> Result<()> {
         Input::Reader(_) => None,
     };
     check(&options).map_err(|e| with_path(e, path_of.as_deref()))?;
-    let (reader, streaming, path) = open(input)?;
+    let (reader, streaming, path) = open(input, emit)?;
     let width = match (&columns, options.has_headers) {
         (Columns::Schema(schema), false) => Some(schema.len()),
         _ => None,

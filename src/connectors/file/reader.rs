@@ -1,23 +1,72 @@
 use std::fmt;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll, ready};
 
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::metrics::{StageMetrics, source_stage};
 use crate::runtime::{bounded, spawn_blocking_detached};
 use crate::{Batch, Error, Result};
+
+/// What a blocking reader has read of its input: counted on its thread (once
+/// per chunk read, see [`Counted`]) and published to the source's stage by the
+/// [`BlockingSource`] once per batch it receives.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Bytes read from the input so far, as read (before any decoding).
+    read: AtomicU64,
+    /// The input's size, when known (a regular file's); 0 when unknown.
+    total: AtomicU64,
+}
+
+/// A reader counting the bytes read through it: one atomic add per `read`
+/// call, that is per chunk for the buffered readers of the file sources.
+pub(crate) struct Counted<R> {
+    inner: R,
+    progress: Arc<Progress>,
+}
+
+impl<R: io::Read> io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.progress.read.fetch_add(n as u64, Relaxed);
+        }
+        Ok(n)
+    }
+}
 
 /// The handle a blocking reader sends its batches and record errors through.
 #[derive(Debug)]
 pub(crate) struct Emit<T> {
     tx: mpsc::Sender<Result<Batch<T>>>,
     seq: u64,
+    progress: Arc<Progress>,
 }
 
 impl<T> Emit<T> {
+    /// Wraps the reader of the input so the bytes read through it count as
+    /// the source's `bytes_in`: wrap the raw input (the file, the user's
+    /// reader), below any buffering or decoding.
+    pub(crate) fn counted<R: io::Read>(&self, reader: R) -> Counted<R> {
+        Counted {
+            inner: reader,
+            progress: self.progress.clone(),
+        }
+    }
+
+    /// Sets the size of the input, when known (a regular file's length, from
+    /// its metadata when it is opened): the source's `bytes_total`.
+    pub(crate) fn set_total(&self, bytes: u64) {
+        self.progress.total.store(bytes, Relaxed);
+    }
+
     /// Sends a batch, waiting for room. False when the pipeline is gone and the
     /// reader should stop.
     pub(crate) fn batch(&mut self, records: Vec<T>) -> bool {
@@ -48,9 +97,21 @@ type Read<T> = Box<dyn FnOnce(&mut Emit<T>) -> Result<()> + Send>;
 /// The reader starts on the first poll. It returns `Err` for a stream-level
 /// failure, which ends the stream after the batches before it; a panic in the
 /// reader also becomes an error, never a silent end of data.
+///
+/// It reports the bytes its reader read (and the input's size) on the stage
+/// of the source it runs for, found when polled (see
+/// [`source_stage`](crate::metrics::source_stage)): per batch received, at
+/// the end, and when dropped.
 pub(crate) struct BlockingSource<T> {
     state: State<T>,
     capacity: usize,
+    progress: Arc<Progress>,
+    /// The source's stage, once found.
+    stage: Option<Arc<StageMetrics>>,
+    /// Bytes already added to the stage's `bytes_in`.
+    published: u64,
+    /// The size already set as the stage's `bytes_total`.
+    total_published: u64,
 }
 
 enum State<T> {
@@ -72,7 +133,40 @@ impl<T: Send + 'static> BlockingSource<T> {
         BlockingSource {
             state: State::Idle(Box::new(read)),
             capacity,
+            progress: Arc::default(),
+            stage: None,
+            published: 0,
+            total_published: 0,
         }
+    }
+}
+
+impl<T> BlockingSource<T> {
+    /// Adds what the reader read since the last time to the stage's
+    /// `bytes_in`, and sets its `bytes_total` once known: two atomic loads,
+    /// and a store or add only when something changed.
+    fn publish(&mut self) {
+        let Some(stage) = &self.stage else {
+            return;
+        };
+        let read = self.progress.read.load(Relaxed);
+        if read > self.published {
+            stage.read_bytes(read - self.published);
+            self.published = read;
+        }
+        let total = self.progress.total.load(Relaxed);
+        if total != self.total_published {
+            stage.set_bytes_total(total);
+            self.total_published = total;
+        }
+    }
+}
+
+impl<T> Drop for BlockingSource<T> {
+    fn drop(&mut self) {
+        // Stopped early (a downstream `take` had its count): what was read
+        // counts too.
+        self.publish();
     }
 }
 
@@ -83,6 +177,11 @@ impl<T: Send + 'static> Stream for BlockingSource<T> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if this.stage.is_none() {
+            // Found once; a reader started before the run (a CSV source's
+            // `read_schema`) publishes what it read then on its first batch.
+            this.stage = source_stage();
+        }
         loop {
             match &mut this.state {
                 State::Idle(_) => {
@@ -90,18 +189,28 @@ impl<T: Send + 'static> Stream for BlockingSource<T> {
                         unreachable!("matched above")
                     };
                     let (tx, rx) = bounded(this.capacity);
+                    let progress = this.progress.clone();
                     // Not part of the run's task set: a reader blocked on input
                     // (stdin) must not keep a failed run from returning. It stops
                     // at its next send once the pipeline is gone.
                     let thread = spawn_blocking_detached(move || {
-                        let mut emit = Emit { tx, seq: 0 };
+                        let mut emit = Emit {
+                            tx,
+                            seq: 0,
+                            progress,
+                        };
                         read(&mut emit)
                     });
                     this.state = State::Running { rx, thread };
                 }
                 State::Running { rx, .. } => match ready!(rx.poll_recv(cx)) {
-                    Some(item) => return Poll::Ready(Some(item)),
+                    Some(item) => {
+                        this.publish();
+                        return Poll::Ready(Some(item));
+                    }
                     None => {
+                        // The reader has ended: all it read is counted.
+                        this.publish();
                         let State::Running { thread, .. } =
                             std::mem::replace(&mut this.state, State::Done)
                         else {

@@ -409,10 +409,19 @@ fn read_lines<T: 'static>(
         Input::Path(path) => {
             crate::connectors::file::claim_input(&path)?;
             let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            let streaming = !file.metadata().is_ok_and(|m| m.is_file());
-            (Some(path), Box::new(file), streaming)
+            // A regular file's size is the total to read; a pipe's or a
+            // device's is unknown.
+            let size = file
+                .metadata()
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len());
+            if let Some(size) = size {
+                emit.set_total(size);
+            }
+            (Some(path), Box::new(emit.counted(file)), size.is_none())
         }
-        Input::Reader(reader) => (None, Box::new(reader), true),
+        Input::Reader(reader) => (None, Box::new(emit.counted(reader)), true),
     };
     let with_path = |e: Error| match &path {
         Some(p) => e.with_path(p),
