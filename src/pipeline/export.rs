@@ -5,11 +5,16 @@ use std::time::Duration;
 
 use crate::metrics::{StageMetrics, Stages};
 
+/// A counter and the stage statistic it shows.
+type CounterOf = (metrics::Counter, fn(&crate::StageStats) -> u64);
+/// A gauge and the stage statistic it shows.
+type GaugeOf = (metrics::Gauge, fn(&crate::StageStats) -> f64);
+
 /// One stage's handles, registered once when the run starts.
 struct Handles {
     stage: Arc<StageMetrics>,
-    counters: [(metrics::Counter, fn(&crate::StageStats) -> u64); 9],
-    gauges: [(metrics::Gauge, fn(&crate::StageStats) -> f64); 5],
+    counters: [CounterOf; 9],
+    gauges: [GaugeOf; 5],
 }
 
 /// Publishes every stage's counters (`dataflare_stage_*{stage, kind}`) every

@@ -482,14 +482,16 @@ impl Graph {
         } = self;
         let clock = tokio::time::Instant::now();
         #[cfg(feature = "metrics")]
-        let exporter = {
-            let exporter = Arc::new(super::export::Exporter::new(&stages));
-            let task = Spawned(tokio::spawn(exporter.clone().run(progress_every)));
-            (exporter, task)
-        };
-        let publisher = progress.clone().map(|sender| {
-            let (stages, control) = (stages.clone(), control.clone());
-            Spawned(tokio::spawn(async move {
+        let exporter = Arc::new(super::export::Exporter::new(&stages));
+        // What runs beside the run, in this task (no task of its own to
+        // outlive it): the progress publisher and the metrics exporter, both
+        // endless, dropped when the run ends.
+        let publisher = {
+            let (sender, stages, control) = (progress.clone(), stages.clone(), control.clone());
+            async move {
+                let Some(sender) = sender else {
+                    return std::future::pending().await;
+                };
                 let mut tick = tokio::time::interval(progress_every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
@@ -499,8 +501,12 @@ impl Graph {
                         () = control.changed() => {}
                     }
                 }
-            }))
-        });
+            }
+        };
+        #[cfg(feature = "metrics")]
+        let beside = futures::future::join(publisher, exporter.clone().run(progress_every));
+        #[cfg(not(feature = "metrics"))]
+        let beside = publisher;
         let start = Instant::now();
         let cancel = CancellationToken::new();
         let driver = drive(
@@ -515,6 +521,12 @@ impl Graph {
         // Tokio's clock, as the pauses are timed on (paused time in tests).
         let clock_start = tokio::time::Instant::now();
         let stop = async move {
+            let stop = async move {
+                match select(pin!(stop), pin!(beside)).await {
+                    Either::Left((r, _)) => r,
+                    Either::Right(_) => unreachable!("runs beside the run until it ends"),
+                }
+            };
             let Some(within) = deadline else {
                 return stop.await;
             };
@@ -579,12 +591,8 @@ impl Graph {
         if let Status::Failed(e) = &status {
             tracing::error!(error = %e, "pipeline failed");
         }
-        drop(publisher);
         #[cfg(feature = "metrics")]
-        {
-            drop(exporter.1);
-            exporter.0.flush();
-        }
+        exporter.flush();
         let report = Report {
             status,
             elapsed: start.elapsed(),
