@@ -534,3 +534,95 @@ fn a_record_past_max_record_bytes_fails_even_when_skipping_bad_rows() {
         assert!(!output.exists());
     }
 }
+
+#[test]
+fn progress_always_draws_on_a_captured_stderr_then_clears_it_before_the_report() {
+    let (dir, input) = scratch("in.csv", "id,name\n1,ada\n2,bo\n3,cy\n");
+    let output = dir.path().join("out.jsonl");
+    let out = convert(&input, &output, &["--progress=always"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(std::fs::read_to_string(&output).unwrap().lines().count(), 3);
+    let report = err
+        .find("completed in")
+        .unwrap_or_else(|| panic!("the report: {err:?}"));
+    // Before the report: records read and their rate, or bytes of the total
+    // once the source knows its size.
+    let drawn = &err[..report];
+    assert!(
+        drawn.contains("starting") && (drawn.contains("records read, ") || drawn.contains("B/s")),
+        "a progress line before the report: {err:?}"
+    );
+    // The bar's line is cleared before the report, which is all that follows.
+    let cleared = err[..report]
+        .rfind("\x1b[2K")
+        .unwrap_or_else(|| panic!("the bar is cleared: {err:?}"));
+    assert_eq!(&err[cleared + "\x1b[2K".len()..report], "", "{err:?}");
+    assert!(!err[report..].contains('\x1b'), "{err:?}");
+}
+
+#[test]
+fn by_default_a_captured_stderr_gets_no_bar_only_the_report() {
+    let (dir, input) = scratch("in.csv", "id,name\n1,ada\n2,bo\n");
+    let output = dir.path().join("out.csv");
+    for flags in [&[][..], &["--progress=auto"], &["--progress", "never"]] {
+        let out = convert(&input, &output, flags);
+        let err = stderr(&out);
+        assert!(out.status.success(), "{flags:?}: {err}");
+        assert!(err.starts_with("completed in"), "{flags:?}: {err:?}");
+        assert!(
+            !err.contains('\x1b') && !err.contains('\r') && !err.contains("starting"),
+            "{flags:?}: no bar drawn: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn quiet_prints_nothing_on_success() {
+    let (dir, input) = scratch("in.csv", "id,name\n1,ada\n2,bo\n");
+    let output = dir.path().join("out.jsonl");
+    for quiet in ["--quiet", "-q"] {
+        let out = convert(&input, &output, &[quiet]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{quiet}: no bar, no report");
+        assert!(out.stdout.is_empty());
+        assert_eq!(std::fs::read_to_string(&output).unwrap().lines().count(), 2);
+    }
+    // It leaves stdout alone.
+    let out = convert(&input, Path::new("-"), &["--quiet"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stderr(&out), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "id,name\n1,ada\n2,bo\n"
+    );
+}
+
+#[test]
+fn quiet_still_tells_a_failure() {
+    let (dir, input) = scratch("in.csv", "id,amount\n1,2.5\n2,ab\"c\n");
+    let output = dir.path().join("out.csv");
+    let out = convert(&input, &output, &["--quiet"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "the error alone, no report: {err:?}"
+    );
+    assert!(
+        err.starts_with("dataflare: ") && err.contains("record 2 (line 3, byte 20)"),
+        "{err:?}"
+    );
+    assert!(!output.exists());
+}
+
+#[test]
+fn help_names_the_progress_flags() {
+    let out = dataflare(&["convert", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for text in ["--progress <WHEN>", "auto", "always", "never", "--quiet"] {
+        assert!(help.contains(text), "{text}: {help}");
+    }
+}

@@ -40,6 +40,18 @@ pub(crate) enum FormatName {
     Jsonl,
 }
 
+/// When to draw the progress bar, as named by `--progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub(crate) enum ProgressMode {
+    /// When stderr is a terminal.
+    #[default]
+    Auto,
+    /// Always, also into a pipe or a file.
+    Always,
+    /// Never.
+    Never,
+}
+
 #[derive(Debug, Args)]
 #[command(after_help = CONVERT_AFTER_HELP)]
 pub(crate) struct ConvertArgs {
@@ -96,6 +108,16 @@ pub(crate) struct ConvertArgs {
     /// row's text) and go on; counted in the report as dead-lettered
     #[arg(long, value_name = "FILE", help_heading = "Bad rows")]
     rejects: Option<PathBuf>,
+
+    /// Show a progress bar on stderr while the run goes (bytes read of the total, rate
+    /// and ETA when the input's size is known; records read and rate otherwise)
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ProgressMode::Auto,
+          help_heading = "Output")]
+    progress: ProgressMode,
+    /// Print nothing on stderr when the run completes: no progress bar, no report
+    /// (a failure or an interruption is still told)
+    #[arg(short, long, conflicts_with = "progress", help_heading = "Output")]
+    quiet: bool,
 }
 
 const CONVERT_AFTER_HELP: &str = "\
@@ -113,7 +135,10 @@ run, unless:
                              dead-lettered (skipped with rejects);
   --skip-bad-rows --rejects  the same as --rejects alone: skipped, and kept in FILE.
 The run report goes to stderr; the run exits 0 when it completed, also when rows
-were put aside (the report says how many, and which).
+were put aside (the report says how many, and which). While the run goes, a
+progress bar is drawn on stderr when it is a terminal (--progress=always draws it
+into a pipe too, --progress=never not at all); it is cleared before the report.
+--quiet prints neither the bar nor, on success, the report.
 
 Exit status:
   0    completed (the report says when records were put aside)
@@ -162,6 +187,8 @@ pub(crate) struct Convert {
     pub(crate) max_record_bytes: usize,
     pub(crate) skip_bad_rows: bool,
     pub(crate) rejects: Option<PathBuf>,
+    pub(crate) progress: ProgressMode,
+    pub(crate) quiet: bool,
 }
 
 fn place(path: PathBuf) -> Place {
@@ -264,6 +291,11 @@ impl ConvertArgs {
             max_record_bytes: usize::try_from(self.max_record_bytes).unwrap_or(usize::MAX),
             skip_bad_rows: self.skip_bad_rows,
             rejects: self.rejects,
+            progress: match self.quiet {
+                true => ProgressMode::Never,
+                false => self.progress,
+            },
+            quiet: self.quiet,
         })
     }
 }
@@ -361,5 +393,19 @@ mod tests {
         );
         assert!(convert("dataflare convert a.csv b.csv --delimiter ab").is_err());
         assert!(convert("dataflare convert a.csv b.csv --infer-schema 0").is_err());
+        assert!(convert("dataflare convert a.csv b.csv --progress sometimes").is_err());
+        assert!(convert("dataflare convert a.csv b.csv --quiet --progress always").is_err());
+    }
+
+    #[test]
+    fn progress_is_auto_unless_told_and_quiet_draws_none() {
+        let c = convert("dataflare convert a.csv b.csv").unwrap();
+        assert_eq!((c.progress, c.quiet), (ProgressMode::Auto, false));
+        let c = convert("dataflare convert a.csv b.csv --progress=always").unwrap();
+        assert_eq!(c.progress, ProgressMode::Always);
+        let c = convert("dataflare convert a.csv b.csv --progress never").unwrap();
+        assert_eq!(c.progress, ProgressMode::Never);
+        let c = convert("dataflare convert a.csv b.csv -q").unwrap();
+        assert_eq!((c.progress, c.quiet), (ProgressMode::Never, true));
     }
 }

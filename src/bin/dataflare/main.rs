@@ -11,6 +11,7 @@
 //! list the options and the exit codes.
 
 mod args;
+mod progress;
 mod signals;
 mod stdio;
 
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use dataflare::prelude::*;
 use dataflare::record::{Record, Schema};
-use dataflare::{DeadLetters, Rejected, Status, csv, jsonl};
+use dataflare::{DeadLetters, Graph, Rejected, Status, csv, jsonl};
 use futures::StreamExt;
 use futures::future::{Either, select};
 
@@ -46,9 +47,12 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Writes one line to stderr, ignoring a closed stderr (`eprintln!` would panic).
+/// Writes one line to stderr (above the progress bar, if one is drawn),
+/// ignoring a closed stderr (`eprintln!` would panic).
 fn say(message: std::fmt::Arguments<'_>) {
-    let _ = writeln!(std::io::stderr().lock(), "dataflare: {message}");
+    progress::suspended(|| {
+        let _ = writeln!(std::io::stderr().lock(), "dataflare: {message}");
+    });
 }
 
 type Records = futures::stream::BoxStream<'static, Result<Batch<Record>>>;
@@ -154,36 +158,45 @@ async fn convert(job: Convert) -> i32 {
     } else if job.skip_bad_rows {
         pipeline = pipeline.on_error(ErrorPolicy::Skip);
     }
-    let report = match (&job.output, job.output_format) {
+    let graph = match (&job.output, job.output_format) {
         (Place::File(path), Format::Csv(delimiter)) => {
-            pipeline
-                .to(csv_sink(csv::write_records(path), delimiter))
-                .run_until(stop)
-                .await
+            Graph::from(pipeline.to(csv_sink(csv::write_records(path), delimiter)))
         }
-        (Place::Std, Format::Csv(delimiter)) => {
-            pipeline
-                .to(stdio::OnStdout(csv_sink(
-                    csv::write_records_to(std::io::stdout()),
-                    delimiter,
-                )))
-                .run_until(stop)
-                .await
-        }
-        (Place::File(path), Format::JsonLines) => {
-            pipeline.to(jsonl::write(path)).run_until(stop).await
-        }
+        (Place::Std, Format::Csv(delimiter)) => Graph::from(pipeline.to(stdio::OnStdout(
+            csv_sink(csv::write_records_to(std::io::stdout()), delimiter),
+        ))),
+        (Place::File(path), Format::JsonLines) => Graph::from(pipeline.to(jsonl::write(path))),
         (Place::Std, Format::JsonLines) => {
-            pipeline
-                .to(stdio::OnStdout(jsonl::write_to(std::io::stdout())))
-                .run_until(stop)
-                .await
+            Graph::from(pipeline.to(stdio::OnStdout(jsonl::write_to(std::io::stdout()))))
         }
     };
+    let bar = progress::Bar::new(job.progress);
+    let mut run = graph.spawn();
+    let snapshots = run.progress();
+    let last = snapshots.clone();
+    // The run until it ends, cancelled by the first signal (nothing is
+    // committed then), raced with the bar drawing its progress (which never
+    // ends by itself).
+    let ended = async {
+        match select(&mut run, pin!(stop)).await {
+            Either::Left((report, _)) => report,
+            Either::Right(((), run)) => {
+                run.cancel();
+                run.await
+            }
+        }
+    };
+    let report = match select(pin!(ended), pin!(bar.follow(snapshots))).await {
+        Either::Left((report, _)) => report,
+        Either::Right(((), _)) => unreachable!("the bar follows the run until it ends"),
+    };
+    let last = last.borrow().clone();
+    bar.finish(&last);
     finish(&job, &report, interrupt.received())
 }
 
-/// Prints the report (and a failed run's error) to stderr; returns the exit status.
+/// Prints the report (unless `--quiet`) and a failed or interrupted run's error
+/// to stderr; returns the exit status.
 fn finish(job: &Convert, report: &Report, signal: Option<i32>) -> i32 {
     if let (Status::Failed(e), Place::Std) = (report.status(), &job.output)
         && stdio::is_broken_pipe(e)
@@ -192,7 +205,9 @@ fn finish(job: &Convert, report: &Report, signal: Option<i32>) -> i32 {
         // filters do.
         return 0;
     }
-    let _ = write!(std::io::stderr().lock(), "{report}");
+    if !job.quiet {
+        let _ = write!(std::io::stderr().lock(), "{report}");
+    }
     match report.status() {
         Status::Completed | Status::CompletedWithErrors => 0,
         Status::Cancelled => {
