@@ -507,7 +507,9 @@ impl Graph {
         let beside = futures::future::join(publisher, exporter.clone().run(progress_every));
         #[cfg(not(feature = "metrics"))]
         let beside = publisher;
-        let start = Instant::now();
+        // Tokio's clock, as the stages' waiting and blocked times (the same
+        // clock, but for paused time in tests).
+        let start = tokio::time::Instant::now();
         let cancel = CancellationToken::new();
         let driver = drive(
             legs,
