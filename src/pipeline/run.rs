@@ -1185,6 +1185,8 @@ where
                     }
                 }
                 let batch = next.take().expect("checked above");
+                let _span = stage.span().enter();
+                tracing::debug!(records = batch.len(), "batch to the sink");
                 let start = Instant::now();
                 let sent = guard(&stage, || sink.as_mut().start_send(batch))?;
                 stage.busy_since(start);
