@@ -72,12 +72,15 @@ pub use sources::{check_source, check_source_error};
 /// One check of one connector: names both in every failure.
 struct Check<'a> {
     name: &'a str,
-    check: &'static str,
+    check: std::borrow::Cow<'static, str>,
 }
 
 impl<'a> Check<'a> {
-    fn new(name: &'a str, check: &'static str) -> Self {
-        Check { name, check }
+    fn new(name: &'a str, check: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        Check {
+            name,
+            check: check.into(),
+        }
     }
 
     #[track_caller]
@@ -291,6 +294,86 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The runs of a sink that must leave nothing behind, each in a directory of
+/// its own: failing upstream and cancelled (`run_until`) after the sink took
+/// records, each into a fresh place and over what an earlier run left
+/// (`existing`, e.g. "over an existing file"), then an unwritable destination.
+/// `prepare(c, dest)` leaves the earlier run's output and returns what
+/// `unchanged(c, dir, dest, that)` checks is still there (nothing else left).
+#[allow(clippy::too_many_arguments)]
+async fn check_leaves_nothing<T, K, B>(
+    name: &str,
+    scratch: &Scratch,
+    records: &[T],
+    existing: &str,
+    make: &mut impl FnMut(&Path) -> K,
+    prepare: impl Fn(&Check<'_>, &Path) -> B,
+    unchanged: impl Fn(&Check<'_>, &Path, &Path, Option<&B>),
+) where
+    T: Clone + Send + 'static,
+    K: Sink<Batch<T>, Error = Error> + Send + 'static,
+{
+    for over in [false, true] {
+        let label = |what: &str| {
+            if over {
+                format!("{what}, {existing}")
+            } else {
+                what.to_string()
+            }
+        };
+        let dir_name = |what: &str| {
+            if over {
+                format!("{what}-existing")
+            } else {
+                what.to_string()
+            }
+        };
+
+        let c = Check::new(name, label("failing upstream"));
+        let dir = scratch.dir(&dir_name("failed"));
+        let dest = dir.join(OUTPUT);
+        let before = over.then(|| prepare(&c, &dest));
+        let run = Pipeline::from(failing_source(records.to_vec(), SINK_BATCH, FAIL_AFTER))
+            .to(make(&dest))
+            .run_to_report();
+        let report = c.within(run).await;
+        c.ensure(report.is_failed(), || {
+            format!("the run ended {:?}, not failed", report.status())
+        });
+        c.accounting(&report);
+        unchanged(&c, &dir, &dest, before.as_ref());
+
+        let c = Check::new(name, label("cancelled"));
+        let dir = scratch.dir(&dir_name("cancelled"));
+        let dest = dir.join(OUTPUT);
+        let before = over.then(|| prepare(&c, &dest));
+        let (stalled, stop) = stalled_source(records[..FAIL_AFTER].to_vec());
+        let run = Pipeline::from(stalled).to(make(&dest)).run_until(async {
+            let _ = stop.await;
+        });
+        let report = c.within(run).await;
+        c.ensure(report.is_cancelled(), || {
+            format!("the run ended {:?}, not cancelled", report.status())
+        });
+        c.accounting(&report);
+        unchanged(&c, &dir, &dest, before.as_ref());
+    }
+
+    let c = Check::new(name, "unwritable destination");
+    let dir = scratch.dir("unwritable");
+    let dest = dir.join("missing").join(OUTPUT);
+    let run = Pipeline::from(source::iter(records.to_vec()))
+        .to(make(&dest))
+        .run_to_report();
+    let report = c.within(run).await;
+    c.ensure(report.is_failed(), || {
+        format!("the run ended {:?}, not failed", report.status())
+    });
+    c.counts(&report, "records_in", report.records_in(), 0);
+    c.accounting(&report);
+    c.left(&dir, &[]);
 }
 
 #[cfg(test)]

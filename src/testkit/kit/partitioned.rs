@@ -113,72 +113,17 @@ pub async fn check_partitioned_sink<T, K>(
         c.same_records(&what, &read_back(&dest.join(file)), &want);
     }
 
-    for existing in [false, true] {
-        let c = Check::new(
-            name,
-            if existing {
-                "failing upstream, into an existing directory"
-            } else {
-                "failing upstream"
-            },
-        );
-        let dir = scratch.dir(if existing {
-            "failed-existing"
-        } else {
-            "failed"
-        });
-        let dest = dir.join(OUTPUT);
-        let before = existing.then(|| c.fill(&dest, &files[0]));
-        let run = Pipeline::from(failing_source(keyed.clone(), SINK_BATCH, FAIL_AFTER))
-            .to(make(&dest))
-            .run_to_report();
-        let report = c.within(run).await;
-        c.ensure(report.is_failed(), || {
-            format!("the run ended {:?}, not failed", report.status())
-        });
-        c.accounting(&report);
-        c.unchanged(&dir, &dest, before.as_deref());
-
-        let c = Check::new(
-            name,
-            if existing {
-                "cancelled, into an existing directory"
-            } else {
-                "cancelled"
-            },
-        );
-        let dir = scratch.dir(if existing {
-            "cancelled-existing"
-        } else {
-            "cancelled"
-        });
-        let dest = dir.join(OUTPUT);
-        let before = existing.then(|| c.fill(&dest, &files[0]));
-        let (stalled, stop) = stalled_source(keyed[..FAIL_AFTER].to_vec());
-        let run = Pipeline::from(stalled).to(make(&dest)).run_until(async {
-            let _ = stop.await;
-        });
-        let report = c.within(run).await;
-        c.ensure(report.is_cancelled(), || {
-            format!("the run ended {:?}, not cancelled", report.status())
-        });
-        c.accounting(&report);
-        c.unchanged(&dir, &dest, before.as_deref());
-    }
-
-    let c = Check::new(name, "unwritable destination");
-    let dir = scratch.dir("unwritable");
-    let dest = dir.join("missing").join(OUTPUT);
-    let run = Pipeline::from(source::iter(keyed))
-        .to(make(&dest))
-        .run_to_report();
-    let report = c.within(run).await;
-    c.ensure(report.is_failed(), || {
-        format!("the run ended {:?}, not failed", report.status())
-    });
-    c.counts(&report, "records_in", report.records_in(), 0);
-    c.accounting(&report);
-    c.left(&dir, &[]);
+    let earlier = files[0].clone();
+    check_leaves_nothing(
+        name,
+        &scratch,
+        &keyed,
+        "into an existing directory",
+        &mut make,
+        |c, dest| c.fill(dest, &earlier),
+        |c, dir, dest, before| c.unchanged(dir, dest, before.map(Vec::as_slice)),
+    )
+    .await;
 }
 
 fn key(i: usize) -> PartitionKey {

@@ -79,76 +79,16 @@ pub async fn check_sink<T, K>(
     c.left(&dir, &[OUTPUT]);
     c.same_records("the records read back", &read_back(&dest), &all);
 
-    for existing in [false, true] {
-        let c = Check::new(
-            name,
-            if existing {
-                "failing upstream, over an existing file"
-            } else {
-                "failing upstream"
-            },
-        );
-        let dir = scratch.dir(if existing {
-            "failed-existing"
-        } else {
-            "failed"
-        });
-        let dest = dir.join(OUTPUT);
-        if existing {
-            c.write(&dest, EXISTING);
-        }
-        let run = Pipeline::from(failing_source(all.clone(), SINK_BATCH, FAIL_AFTER))
-            .to(make(&dest))
-            .run_to_report();
-        let report = c.within(run).await;
-        c.ensure(report.is_failed(), || {
-            format!("the run ended {:?}, not failed", report.status())
-        });
-        c.accounting(&report);
-        c.untouched(&dir, existing);
-
-        let c = Check::new(
-            name,
-            if existing {
-                "cancelled, over an existing file"
-            } else {
-                "cancelled"
-            },
-        );
-        let dir = scratch.dir(if existing {
-            "cancelled-existing"
-        } else {
-            "cancelled"
-        });
-        let dest = dir.join(OUTPUT);
-        if existing {
-            c.write(&dest, EXISTING);
-        }
-        let (stalled, stop) = stalled_source(all[..FAIL_AFTER].to_vec());
-        let run = Pipeline::from(stalled).to(make(&dest)).run_until(async {
-            let _ = stop.await;
-        });
-        let report = c.within(run).await;
-        c.ensure(report.is_cancelled(), || {
-            format!("the run ended {:?}, not cancelled", report.status())
-        });
-        c.accounting(&report);
-        c.untouched(&dir, existing);
-    }
-
-    let c = Check::new(name, "unwritable destination");
-    let dir = scratch.dir("unwritable");
-    let dest = dir.join("missing").join(OUTPUT);
-    let run = Pipeline::from(source::iter(all))
-        .to(make(&dest))
-        .run_to_report();
-    let report = c.within(run).await;
-    c.ensure(report.is_failed(), || {
-        format!("the run ended {:?}, not failed", report.status())
-    });
-    c.counts(&report, "records_in", report.records_in(), 0);
-    c.accounting(&report);
-    c.left(&dir, &[]);
+    check_leaves_nothing(
+        name,
+        &scratch,
+        &all,
+        "over an existing file",
+        &mut make,
+        |c, dest| c.write(dest, EXISTING),
+        |c, dir, _, existing| c.untouched(dir, existing.is_some()),
+    )
+    .await;
 }
 
 /// Checks a file sink in append mode, which cannot be all-or-nothing: it
