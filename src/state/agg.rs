@@ -71,6 +71,19 @@ pub trait Merge<T>: Aggregate<T> {
     fn merge(&mut self, acc: &mut Self::Acc, other: Self::Acc, other_has_last: bool);
 }
 
+/// Takes `record` into `acc`, keeping `bytes` (a stage's state estimate) in
+/// step with the accumulator's heap: what every keyed stage does per record.
+pub(crate) fn update_counted<T, A: Aggregate<T>>(
+    agg: &mut A,
+    acc: &mut A::Acc,
+    record: &T,
+    bytes: &mut usize,
+) {
+    let before = agg.acc_heap(acc);
+    agg.update(acc, record);
+    *bytes = (*bytes + agg.acc_heap(acc)).saturating_sub(before);
+}
+
 /// The number of records.
 ///
 /// ```

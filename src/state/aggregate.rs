@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 
 use super::hash::IndexMap;
 
-use super::agg::Aggregate;
+use super::agg::{Aggregate, update_counted};
 use super::size::entry_bytes;
 use super::stage::{Emits, Reject, StatefulOp};
 use super::{KeyOf, StateSize};
@@ -131,9 +131,7 @@ where
                     self.groups.get_index_mut(i).expect("inserted").1
                 }
             };
-            let before = agg.acc_heap(acc);
-            agg.update(acc, &record);
-            *bytes = (*bytes + agg.acc_heap(acc)).saturating_sub(before);
+            update_counted(agg, acc, &record, bytes);
             absorbed += 1;
         }
         stage.absorb(absorbed);

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use super::agg::update_counted as update;
 use super::agg::{Aggregate, Merge};
 use super::aggregate::Output;
 use super::columns::Rows;
@@ -300,13 +301,6 @@ impl<K: Hash + Eq + Clone + StateSize + Sync, Acc> Open<K, Acc> {
     fn next_end(&self) -> Option<Timestamp> {
         self.windows.first_key_value().map(|(&(end, _), _)| end)
     }
-}
-
-/// Takes `record` into `acc`, keeping `bytes` up to date.
-fn update<T, A: Aggregate<T>>(agg: &mut A, acc: &mut A::Acc, record: &T, bytes: &mut usize) {
-    let before = agg.acc_heap(acc);
-    agg.update(acc, record);
-    *bytes = (*bytes + agg.acc_heap(acc)).saturating_sub(before);
 }
 
 /// How a kind of time window takes a record in: fixed windows take any
