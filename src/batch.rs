@@ -4,6 +4,8 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+use crate::runtime::Lease;
+
 /// An owned group of records plus a little metadata.
 ///
 /// Batches move from stage to stage. When a graph fans out (a
@@ -27,6 +29,48 @@ use std::sync::Arc;
 pub struct Batch<T> {
     records: Records<T>,
     seq: u64,
+    /// Heap bytes the records own beyond their inline size, when the source
+    /// knows it (0 otherwise): for the run's byte budget.
+    heap_bytes: usize,
+    /// The batch's share of the run's byte budget, shared by the copies of a
+    /// fan-out; given back when the last of them is dropped.
+    lease: Option<Arc<Lease>>,
+}
+
+/// What a batch carries besides its records, kept while a stage works on
+/// the records alone and put back on the batch it makes of them (see
+/// [`Batch::into_parts`]): the sequence number and the budget's lease.
+#[derive(Debug, Default)]
+pub(crate) struct Meta {
+    pub(crate) seq: u64,
+    lease: Option<Arc<Lease>>,
+    /// Records when the parts were taken, and their type's inline size: to
+    /// scale the lease to the batch made of them.
+    len: usize,
+    size: usize,
+}
+
+impl Meta {
+    /// For a batch a stage makes of its own (a timer's, at end of input):
+    /// no lease.
+    pub(crate) fn fresh(seq: u64) -> Meta {
+        Meta {
+            seq,
+            ..Meta::default()
+        }
+    }
+    /// Records the batch held when the parts were taken.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The lease's bytes, moved out for a stage that splits or merges
+    /// batches (`None` without a budget or while shared).
+    pub(crate) fn take_lease(&mut self) -> Option<Lease> {
+        self.lease
+            .take()
+            .and_then(|lease| Arc::try_unwrap(lease).ok())
+    }
 }
 
 /// A batch's records: its own, or shared with other branches of a fan-out.
@@ -133,6 +177,8 @@ impl<T: Clone + Send + Sync + 'static> Batch<T> {
             .map(|_| Batch {
                 records: Records::Shared(shared.clone()),
                 seq,
+                heap_bytes: self.heap_bytes,
+                lease: self.lease.clone(),
             })
             .collect()
     }
@@ -143,6 +189,8 @@ impl<T: Clone> Clone for Batch<T> {
         Batch {
             records: Records::Owned(self.records.as_slice().to_vec()),
             seq: self.seq,
+            heap_bytes: self.heap_bytes,
+            lease: None,
         }
     }
 }
@@ -185,6 +233,126 @@ impl<T> Batch<T> {
         Batch {
             records: Records::Owned(records),
             seq: 0,
+            heap_bytes: 0,
+            lease: None,
+        }
+    }
+
+    /// Says how many heap bytes the records own beyond their inline size
+    /// (`len × size_of::<T>()`): the run's byte budget
+    /// ([`max_in_flight_bytes`](crate::Graph::max_in_flight_bytes)) counts a
+    /// source's batch as inline size plus these. The file sources set it
+    /// from the text they read; a source of your own sets it, or calls
+    /// [`estimate_heap_bytes`](Batch::estimate_heap_bytes), when its records
+    /// hold heap data (strings, vectors) and the run has a budget.
+    ///
+    /// ```
+    /// use dataflare::Batch;
+    ///
+    /// let batch = Batch::new(vec![String::from("abc")]).with_heap_bytes(3);
+    /// assert_eq!(batch.heap_bytes(), 3);
+    /// ```
+    pub fn with_heap_bytes(mut self, bytes: usize) -> Self {
+        self.heap_bytes = bytes;
+        self
+    }
+
+    /// Counts the records' heap bytes (see [`with_heap_bytes`](Batch::with_heap_bytes))
+    /// with their [`EstimateSize`](crate::size::EstimateSize): one walk over
+    /// the records.
+    ///
+    /// ```
+    /// use dataflare::Batch;
+    ///
+    /// let batch = Batch::new(vec![String::from("abc"), String::from("de")]);
+    /// assert_eq!(batch.estimate_heap_bytes().heap_bytes(), 5);
+    /// ```
+    pub fn estimate_heap_bytes(self) -> Self
+    where
+        T: crate::size::EstimateSize,
+    {
+        let heap = self.iter().map(|r| r.heap_bytes()).sum();
+        self.with_heap_bytes(heap)
+    }
+
+    /// The heap bytes the source said the records own (0 if it did not say).
+    pub fn heap_bytes(&self) -> usize {
+        self.heap_bytes
+    }
+
+    /// The batch's estimated size for the byte budget: inline size plus
+    /// [`heap_bytes`](Batch::heap_bytes).
+    pub(crate) fn estimated_bytes(&self) -> usize {
+        self.len() * std::mem::size_of::<T>().max(1) + self.heap_bytes
+    }
+
+    /// Attaches the budget's lease (at the source).
+    pub(crate) fn set_lease(&mut self, lease: Lease) {
+        self.lease = Some(Arc::new(lease));
+    }
+
+    /// Bytes this batch holds of the budget (0 without a budget).
+    #[cfg(test)]
+    pub(crate) fn leased_bytes(&self) -> usize {
+        self.lease.as_ref().map_or(0, |l| l.bytes())
+    }
+
+    /// The records apart from what the batch carries (sequence number,
+    /// budget lease), for a stage that makes a new batch of them:
+    /// [`from_parts`](Batch::from_parts) puts it back, scaled to the records
+    /// the new batch holds.
+    pub(crate) fn into_parts(self) -> (Vec<T>, Meta) {
+        let meta = Meta {
+            seq: self.seq,
+            len: self.len(),
+            size: std::mem::size_of::<T>(),
+            lease: self.lease,
+        };
+        (self.records.into_vec(), meta)
+    }
+
+    /// Takes what the batch carries (see [`into_parts`](Batch::into_parts))
+    /// and leaves the records: for a stage that reads them in place.
+    pub(crate) fn take_meta(&mut self) -> Meta {
+        Meta {
+            seq: self.seq,
+            len: self.len(),
+            size: std::mem::size_of::<T>(),
+            lease: self.lease.take(),
+        }
+    }
+
+    /// A batch of `records` carrying `meta`: the lease, if this batch alone
+    /// holds it, resized to the estimate of the new records (fewer records
+    /// give bytes back; more, or larger ones, take the difference without
+    /// waiting).
+    pub(crate) fn from_parts(records: Vec<T>, meta: Meta) -> Self {
+        let mut lease = meta.lease;
+        if let Some(held) = lease.as_mut().and_then(Arc::get_mut) {
+            held.resize(scaled(
+                held.bytes(),
+                meta.len,
+                meta.size,
+                records.len(),
+                std::mem::size_of::<T>(),
+            ));
+        }
+        Batch {
+            records: Records::Owned(records),
+            seq: meta.seq,
+            heap_bytes: 0,
+            lease,
+        }
+    }
+
+    /// A batch of `records` holding `lease` (a stage that merged or split
+    /// batches and moved their leases).
+    pub(crate) fn with_lease(records: Vec<T>, seq: u64, lease: Option<Lease>) -> Self {
+        Batch {
+            records: Records::Owned(records),
+            seq,
+            heap_bytes: 0,
+            lease: lease.map(Arc::new),
         }
     }
 
@@ -216,11 +384,20 @@ impl<T> Batch<T> {
 
     /// Replaces the records, keeping the metadata.
     pub fn map_records<U>(self, f: impl FnOnce(Vec<T>) -> Vec<U>) -> Batch<U> {
-        Batch {
-            records: Records::Owned(f(self.records.into_vec())),
-            seq: self.seq,
-        }
+        let (records, meta) = self.into_parts();
+        Batch::from_parts(f(records), meta)
     }
+}
+
+/// The estimate for `new_len` records of inline size `new_size`, made from
+/// `old_len` records of inline size `old_size` estimated at `bytes`: each
+/// record keeps its share of the heap bytes.
+fn scaled(bytes: usize, old_len: usize, old_size: usize, new_len: usize, new_size: usize) -> usize {
+    if old_len == 0 {
+        return bytes;
+    }
+    let heap_each = (bytes / old_len).saturating_sub(old_size);
+    new_len * (heap_each + new_size.max(1))
 }
 
 impl<T> Deref for Batch<T> {

@@ -53,6 +53,7 @@ pub mod prelude;
 pub mod record;
 mod runtime;
 pub mod sink;
+pub mod size;
 pub mod source;
 pub mod state;
 #[cfg(feature = "test-util")]
@@ -63,7 +64,7 @@ pub use connectors::{csv, jsonl};
 pub use error::{BoxError, Error, ErrorKind, Position, Result};
 pub use metrics::StageStats;
 pub use pipeline::{
-    Graph, Phase, Pipeline, Progress, Report, RunHandle, RunStatus, Runnable, Status,
+    Graph, InFlight, Phase, Pipeline, Progress, Report, RunHandle, RunStatus, Runnable, Status,
 };
 pub use policy::{Backoff, DeadLetters, ErrorPolicy, MaxErrors, Rejected, Retry};
 pub use source::Source;

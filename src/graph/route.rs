@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::fan_out::Split;
+use crate::batch::Meta;
 use crate::{Batch, Error};
 
 /// Sends each record to the output its key names; a key out of range is a
@@ -22,9 +23,10 @@ where
         outputs: &mut [Option<Batch<T>>],
         rejects: &mut Vec<(Error, Option<String>)>,
     ) {
-        let (n, seq) = (outputs.len(), batch.seq());
+        let n = outputs.len();
+        let (records, meta) = batch.into_parts();
         let mut split: Vec<Vec<T>> = (0..n).map(|_| Vec::new()).collect();
-        for record in batch.into_records() {
+        for record in records {
             let i = (self.key)(&record);
             match split.get_mut(i) {
                 Some(records) => records.push(record),
@@ -40,7 +42,7 @@ where
                 )),
             }
         }
-        fill(outputs, split, seq);
+        fill(outputs, split, meta);
     }
 }
 
@@ -61,20 +63,21 @@ where
         outputs: &mut [Option<Batch<T>>],
         _rejects: &mut Vec<(Error, Option<String>)>,
     ) {
-        let seq = batch.seq();
-        let (yes, no): (Vec<T>, Vec<T>) = batch
-            .into_records()
-            .into_iter()
-            .partition(&mut self.predicate);
-        fill(outputs, vec![yes, no], seq);
+        let (records, meta) = batch.into_parts();
+        let (yes, no): (Vec<T>, Vec<T>) = records.into_iter().partition(&mut self.predicate);
+        fill(outputs, vec![yes, no], meta);
     }
 }
 
-/// The non-empty shares become the outputs' batches.
-fn fill<T>(outputs: &mut [Option<Batch<T>>], split: Vec<Vec<T>>, seq: u64) {
+/// The non-empty shares become the outputs' batches, each with its share of
+/// the input's budget lease (rejected records give theirs back).
+fn fill<T>(outputs: &mut [Option<Batch<T>>], split: Vec<Vec<T>>, mut meta: Meta) {
+    let mut lease = meta.take_lease();
+    let each = lease.as_ref().map_or(0, |l| l.bytes() / meta.len().max(1));
     for (output, records) in outputs.iter_mut().zip(split) {
         if !records.is_empty() {
-            *output = Some(Batch::new(records).with_seq(seq));
+            let share = lease.as_mut().map(|l| l.split(each * records.len()));
+            *output = Some(Batch::with_lease(records, meta.seq, share));
         }
     }
 }

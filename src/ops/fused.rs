@@ -408,8 +408,9 @@ where
                     return Poll::Ready(None);
                 }
             };
+            let mut batch = batch;
             let records_in = batch.len();
-            let seq = batch.seq();
+            let meta = batch.take_meta();
             let start = Instant::now();
             let steps = &mut *this.steps;
             let counting = *this.counting;
@@ -436,7 +437,7 @@ where
             };
             this.steps.settle(records_in, records.len(), counting);
             if !records.is_empty() {
-                return Poll::Ready(Some(Ok(Batch::new(records).with_seq(seq))));
+                return Poll::Ready(Some(Ok(Batch::from_parts(records, meta))));
             }
         }
     }

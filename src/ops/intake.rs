@@ -7,6 +7,7 @@ use std::future::Future;
 use std::time::Instant;
 
 use super::guard_record;
+use crate::batch::Meta;
 use crate::metrics::StageMetrics;
 use crate::runtime::{RunContext, Spawned};
 use crate::{Batch, Error, Result};
@@ -67,7 +68,7 @@ impl<T> Intake<T> {
         cx: &mut Context<'_>,
         room: bool,
         stage: &StageMetrics,
-        mut on_batch: impl FnMut(usize, u64),
+        mut on_batch: impl FnMut(usize, Meta),
     ) -> Next<T>
     where
         S: Stream<Item = Result<Batch<T>>>,
@@ -86,8 +87,10 @@ impl<T> Intake<T> {
                 Poll::Ready(Some(Ok(batch))) => {
                     stage.batch_in(batch.len());
                     if !batch.is_empty() {
-                        on_batch(batch.len(), batch.seq());
-                        self.waiting = batch.into_records().into_iter();
+                        let len = batch.len();
+                        let (records, meta) = batch.into_parts();
+                        on_batch(len, meta);
+                        self.waiting = records.into_iter();
                     }
                 }
                 Poll::Ready(Some(Err(e))) => return Next::Failed(e),

@@ -10,6 +10,7 @@ use pin_project::{pin_project, pinned_drop};
 
 use super::intake::{Intake, Next, spawn_call};
 use super::{fail, join_error};
+use crate::batch::Meta;
 use crate::metrics::StageMetrics;
 use crate::runtime::{LazyContext, Spawned};
 use crate::{Batch, Result};
@@ -33,7 +34,7 @@ pub struct MapAsync<S, T, U, F> {
     intake: Intake<T>,
     in_flight: VecDeque<Spawned<U>>,
     // Sizes and sequence numbers of the admitted batches whose output is not complete.
-    batches: VecDeque<(usize, u64)>,
+    batches: VecDeque<(usize, Meta)>,
     out: Vec<U>,
     failed: bool,
 }
@@ -79,7 +80,7 @@ where
                     cx,
                     room,
                     this.stage,
-                    |len, seq| batches.push_back((len, seq)),
+                    |len, meta| batches.push_back((len, meta)),
                 );
                 let record = match next {
                     Next::Start(record) => record,
@@ -105,12 +106,11 @@ where
                 Poll::Ready(Ok(value)) => {
                     this.in_flight.pop_front();
                     this.out.push(value);
-                    let (size, seq) = this.batches[0];
-                    if this.out.len() == size {
-                        this.batches.pop_front();
+                    if this.out.len() == this.batches[0].0 {
+                        let (_, meta) = this.batches.pop_front().expect("checked above");
                         let records = std::mem::take(this.out);
                         this.stage.batch_out(records.len());
-                        return Poll::Ready(Some(Ok(Batch::new(records).with_seq(seq))));
+                        return Poll::Ready(Some(Ok(Batch::from_parts(records, meta))));
                     }
                 }
             }

@@ -11,6 +11,7 @@ use pin_project::{pin_project, pinned_drop};
 
 use super::intake::{Intake, Next, spawn_call};
 use super::{fail, join_error};
+use crate::batch::Meta;
 use crate::metrics::StageMetrics;
 use crate::runtime::{LazyContext, Spawned};
 use crate::{Batch, Result};
@@ -33,7 +34,7 @@ pub struct MapAsyncUnordered<S, T, U, F> {
     stage: Arc<StageMetrics>,
     intake: Intake<T>,
     in_flight: FuturesUnordered<Spawned<U>>,
-    batches: VecDeque<(usize, u64)>,
+    batches: VecDeque<(usize, Meta)>,
     out: Vec<U>,
     failed: bool,
 }
@@ -78,7 +79,7 @@ where
                     cx,
                     room,
                     this.stage,
-                    |len, seq| batches.push_back((len, seq)),
+                    |len, meta| batches.push_back((len, meta)),
                 );
                 let record = match next {
                     Next::Start(record) => record,
@@ -91,14 +92,14 @@ where
                 }
             }
             let all_started = this.intake.is_drained();
-            if let Some(&(size, seq)) = this.batches.front() {
+            if let Some(&(size, _)) = this.batches.front() {
                 // Emit a batch of the oldest input batch's size; at the end, whatever is left.
                 if this.out.len() >= size || (all_started && this.in_flight.is_empty()) {
-                    this.batches.pop_front();
+                    let (_, meta) = this.batches.pop_front().expect("checked above");
                     let n = size.min(this.out.len());
                     let records: Vec<U> = this.out.drain(..n).collect();
                     this.stage.batch_out(records.len());
-                    return Poll::Ready(Some(Ok(Batch::new(records).with_seq(seq))));
+                    return Poll::Ready(Some(Ok(Batch::from_parts(records, meta))));
                 }
             } else if all_started && this.in_flight.is_empty() {
                 return Poll::Ready(None);

@@ -13,7 +13,7 @@ use super::failure::{Failures, Outcome};
 use super::{fail, guard};
 use crate::Error;
 use crate::metrics::{StageMetrics, offering};
-use crate::runtime::LazyContext;
+use crate::runtime::{LazyContext, SourceShare};
 use crate::{Batch, Result};
 
 /// The first stage of every pipeline: counts what the source emits, times its
@@ -23,9 +23,13 @@ use crate::{Batch, Result};
 /// Created by [`Pipeline::new`](crate::Pipeline::new).
 #[pin_project]
 #[must_use = "streams do nothing unless polled"]
-pub struct Metered<S> {
+pub struct Metered<S: Stream> {
     #[pin]
     source: S,
+    /// A batch read and waiting for room in the run's byte budget.
+    held: Option<S::Item>,
+    /// What this source has in flight of the budget.
+    share: Arc<SourceShare>,
     stage: Arc<StageMetrics>,
     failures: Failures,
     failed: bool,
@@ -40,10 +44,12 @@ pub struct Metered<S> {
     offer: Option<Arc<StageMetrics>>,
 }
 
-impl<S> Metered<S> {
+impl<S: Stream> Metered<S> {
     pub(crate) fn new(source: S, stage: Arc<StageMetrics>) -> Self {
         Metered {
             source,
+            held: None,
+            share: Arc::default(),
             offer: Some(stage.clone()),
             stage,
             failures: Failures::default(),
@@ -73,6 +79,17 @@ where
             }
             if let Err(e) = ready!(this.failures.poll_flush(cx)) {
                 return fail(this.failed, e.with_stage(this.stage.name()));
+            }
+            if let Some(Ok(batch)) = this.held.as_mut() {
+                // Read, and waiting for room in the budget.
+                let budget = this
+                    .run
+                    .control()
+                    .budget()
+                    .expect("held only with a budget");
+                let lease = ready!(budget.poll_take(this.share, batch.estimated_bytes(), cx));
+                batch.set_lease(lease);
+                return Poll::Ready(this.held.take());
             }
             // Paused, the source is not polled (and its silence not timed);
             // stopped, it ends here.
@@ -122,6 +139,11 @@ where
                     // A source's records come in and go out at once.
                     this.stage.batch_in(batch.len());
                     this.stage.batch_out(batch.len());
+                    if this.run.control().budget().is_some() {
+                        // Leaves when the budget has room for it.
+                        *this.held = Some(Ok(batch));
+                        continue;
+                    }
                     Poll::Ready(Some(Ok(batch)))
                 }
                 Some(Err(e)) if e.is_record_level() => {
@@ -146,7 +168,7 @@ where
     }
 }
 
-impl<S> fmt::Debug for Metered<S> {
+impl<S: Stream> fmt::Debug for Metered<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Metered")
             .field("stage", &self.stage.name())

@@ -8,6 +8,7 @@ use futures::Stream;
 use pin_project::pin_project;
 
 use super::guard;
+use crate::batch::Meta;
 use crate::metrics::StageMetrics;
 use crate::runtime::OpTimer;
 use crate::{Batch, Result};
@@ -163,7 +164,7 @@ where
                 let start = Instant::now();
                 let result = guard(this.stage, || op.on_timer(now)).and_then(|r| r);
                 this.stage.busy_since(start);
-                match emit(this.stage, 0, result, *this.seq, this.done) {
+                match emit(this.stage, 0, result, Meta::fresh(*this.seq), this.done) {
                     Some(item) => return Poll::Ready(Some(item)),
                     None => continue,
                 }
@@ -181,14 +182,14 @@ where
             };
             let records_in = batch.len();
             this.stage.batch_in(records_in);
-            let seq = batch.seq();
-            *this.seq = seq;
+            let (records, meta) = batch.into_parts();
+            *this.seq = meta.seq;
             let start = Instant::now();
             let op = &mut *this.op;
             let _span = this.stage.span().enter();
-            let result = guard(this.stage, || op.apply(batch.into_records())).and_then(|r| r);
+            let result = guard(this.stage, || op.apply(records)).and_then(|r| r);
             this.stage.busy_since(start);
-            if let Some(item) = emit(this.stage, records_in, result, seq, this.done) {
+            if let Some(item) = emit(this.stage, records_in, result, meta, this.done) {
                 return Poll::Ready(Some(item));
             }
         }
@@ -201,7 +202,7 @@ fn emit<U>(
     stage: &StageMetrics,
     records_in: usize,
     result: Result<Vec<U>>,
-    seq: u64,
+    meta: Meta,
     done: &mut bool,
 ) -> Option<Result<Batch<U>>> {
     match result {
@@ -211,7 +212,7 @@ fn emit<U>(
                 return None;
             }
             stage.batch_out(records.len());
-            Some(Ok(Batch::new(records).with_seq(seq)))
+            Some(Ok(Batch::from_parts(records, meta)))
         }
         Err(e) => {
             // The op took the batch's records and gave none back: they are
@@ -238,7 +239,7 @@ fn finish<T, Op: BatchOp<T>>(
     let start = Instant::now();
     let result = guard(stage, || op.finish()).and_then(|r| r);
     stage.busy_since(start);
-    let item = emit(stage, 0, result, seq, done);
+    let item = emit(stage, 0, result, Meta::fresh(seq), done);
     if item.is_none() {
         *done = true;
     }

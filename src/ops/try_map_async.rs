@@ -13,6 +13,7 @@ use tokio::time::Sleep;
 use super::failure::{Failures, Outcome};
 use super::intake::{Intake, Next};
 use super::{fail, guard, join_error};
+use crate::batch::Meta;
 use crate::metrics::StageMetrics;
 use crate::runtime::{LazyContext, RunContext, Spawned};
 use crate::{Batch, BoxError, Error, Result};
@@ -92,7 +93,7 @@ impl<U> Work<U> {
 /// An input batch whose output is not complete.
 struct Pending<U> {
     id: u64,
-    seq: u64,
+    meta: Meta,
     unresolved: usize,
     accepted: usize,
     out: Vec<U>,
@@ -170,7 +171,7 @@ where
                 this.stage.balance(done.accepted, done.out.len());
                 if !done.out.is_empty() {
                     this.stage.batch_out(done.out.len());
-                    return Poll::Ready(Some(Ok(Batch::new(done.out).with_seq(done.seq))));
+                    return Poll::Ready(Some(Ok(Batch::from_parts(done.out, done.meta))));
                 }
                 continue;
             }
@@ -187,12 +188,12 @@ where
                     cx,
                     room,
                     this.stage,
-                    |len, seq| {
+                    |len, meta| {
                         *waiting_batch = *next_batch;
                         *next_batch += 1;
                         batches.push_back(Pending {
                             id: *waiting_batch,
-                            seq,
+                            meta,
                             unresolved: len,
                             accepted: 0,
                             out: Vec::with_capacity(len),

@@ -10,6 +10,7 @@ use tokio::time::Sleep;
 
 use super::failure::{Failures, Outcome};
 use super::{fail, guard};
+use crate::batch::Meta;
 use crate::metrics::StageMetrics;
 use crate::{Batch, BoxError, Error, Result};
 
@@ -60,7 +61,7 @@ struct Work<T, U> {
     current: Option<T>,
     attempts: u32,
     out: Vec<U>,
-    seq: u64,
+    meta: Meta,
     accepted: usize,
 }
 
@@ -106,8 +107,7 @@ where
                     Some(Err(e)) => return fail(this.done, e),
                     Some(Ok(batch)) => {
                         this.stage.batch_in(batch.len());
-                        let seq = batch.seq();
-                        let records = batch.into_records();
+                        let (records, meta) = batch.into_parts();
                         let first = *this.received;
                         *this.received += records.len() as u64;
                         *this.work = Some(Work {
@@ -117,7 +117,7 @@ where
                             records: records.into_iter(),
                             current: None,
                             attempts: 0,
-                            seq,
+                            meta,
                             accepted: 0,
                         });
                     }
@@ -187,7 +187,7 @@ where
             this.stage.balance(work.accepted, work.out.len());
             if !work.out.is_empty() {
                 this.stage.batch_out(work.out.len());
-                return Poll::Ready(Some(Ok(Batch::new(work.out).with_seq(work.seq))));
+                return Poll::Ready(Some(Ok(Batch::from_parts(work.out, work.meta))));
             }
         }
     }

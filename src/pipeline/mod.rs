@@ -9,5 +9,5 @@ mod run;
 
 pub use builder::Pipeline;
 pub use progress::{Phase, Progress};
-pub use report::{Report, Status};
+pub use report::{InFlight, Report, Status};
 pub use run::{Graph, RunHandle, RunStatus, Runnable};

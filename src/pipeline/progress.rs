@@ -91,6 +91,8 @@ pub struct Progress {
     pub bottleneck: Option<String>,
     /// Every stage's counters now.
     pub stages: Vec<StageStats>,
+    /// The byte budget's use, for a run with one.
+    pub in_flight: Option<super::report::InFlight>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -140,6 +142,7 @@ impl Progress {
             bytes_per_sec: rate(bytes_read),
             bottleneck: bottleneck(&stages, elapsed.saturating_sub(paused)),
             stages,
+            in_flight: None,
         }
     }
 }

@@ -53,6 +53,32 @@ pub struct Report {
     pub(crate) dead_letters_kept: bool,
     /// The run was stopped by its handle: a successful run on a prefix.
     pub(crate) stopped: bool,
+    /// The byte budget's use, for a run with a budget.
+    pub(crate) in_flight: Option<InFlight>,
+}
+
+/// The use of a run's byte budget for batches in flight (see
+/// [`Graph::max_in_flight_bytes`](crate::Graph::max_in_flight_bytes)): in
+/// [`Progress`](crate::Progress) while it runs, in the [`Report`] at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct InFlight {
+    /// The budget.
+    pub max_bytes: u64,
+    /// Estimated bytes of the batches in flight now (0 when a run ended).
+    pub bytes: u64,
+    /// The most that were in flight at once so far.
+    pub peak_bytes: u64,
+}
+
+impl InFlight {
+    pub(crate) fn of(budget: &crate::runtime::Budget) -> InFlight {
+        InFlight {
+            max_bytes: budget.max() as u64,
+            bytes: budget.in_flight() as u64,
+            peak_bytes: budget.peak() as u64,
+        }
+    }
 }
 
 impl Report {
@@ -66,6 +92,7 @@ impl Report {
             failed_branches: Vec::new(),
             dead_letters_kept: false,
             stopped: false,
+            in_flight: None,
         }
     }
 
@@ -216,6 +243,13 @@ impl Report {
         &self.failed_branches
     }
 
+    /// The byte budget's use, for a run with one
+    /// ([`max_in_flight_bytes`](crate::Graph::max_in_flight_bytes)): its
+    /// peak says how close the run came to it.
+    pub fn in_flight(&self) -> Option<InFlight> {
+        self.in_flight
+    }
+
     fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a StageStats> + 'a {
         self.stages.iter().filter(move |s| s.kind == kind)
     }
@@ -298,7 +332,7 @@ impl serde::Serialize for Report {
             Status::Failed(e) => ("failed", Some(e.to_string())),
         };
         let texts = |errors: &[Error]| errors.iter().map(ToString::to_string).collect::<Vec<_>>();
-        let mut r = s.serialize_struct("Report", 12)?;
+        let mut r = s.serialize_struct("Report", 13)?;
         r.serialize_field("status", status)?;
         r.serialize_field("error", &error)?;
         r.serialize_field("stopped", &self.stopped)?;
@@ -311,6 +345,7 @@ impl serde::Serialize for Report {
         r.serialize_field("errors", &texts(&self.errors))?;
         r.serialize_field("failed_branches", &texts(&self.failed_branches))?;
         r.serialize_field("bottleneck", &self.bottleneck())?;
+        r.serialize_field("in_flight", &self.in_flight)?;
         r.end()
     }
 }

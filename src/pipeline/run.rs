@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::progress::{Phase, Progress};
+use super::report::InFlight;
 use super::{Pipeline, Report, Status};
 use crate::metrics::{StageMetrics, Stages};
 use crate::ops::{guard, join_error};
@@ -75,6 +76,7 @@ pub struct Graph {
     branches: Vec<usize>,
     deadline: Option<std::time::Duration>,
     progress_every: std::time::Duration,
+    max_in_flight: Option<usize>,
 }
 
 impl<S, K> From<Runnable<S, K>> for Graph
@@ -109,6 +111,7 @@ where
             branches,
             deadline: None,
             progress_every: std::time::Duration::from_millis(500),
+            max_in_flight: None,
         }
     }
 }
@@ -307,6 +310,13 @@ where
         Graph::from(self).deadline(within)
     }
 
+    /// Bounds the bytes of the batches in flight; see
+    /// [`Graph::max_in_flight_bytes`].
+    #[track_caller]
+    pub fn max_in_flight_bytes(self, bytes: usize) -> Graph {
+        Graph::from(self).max_in_flight_bytes(bytes)
+    }
+
     /// The graph this branch belongs to, drawn as text; see [`Graph::describe`].
     pub fn describe(&self, format: crate::graph::Format) -> String {
         crate::graph::describe(&self.pipeline.stages, format)
@@ -330,6 +340,73 @@ impl Graph {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        self.max_in_flight = match (self.max_in_flight, other.max_in_flight) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self
+    }
+
+    /// Bounds the memory of the batches in flight in the whole graph to
+    /// about `bytes`: a batch takes its estimated size from this budget as
+    /// it leaves its source, and gives it back when every sink it reaches
+    /// has written it (or a stage filtered it away, absorbed it into state,
+    /// or dropped it); a source waits while the budget is spent. This is the
+    /// bound to set when records are large or branches run at different
+    /// speeds: bounded channels bound batches, not bytes.
+    ///
+    /// - **Estimate**: a batch counts `len × size_of::<T>()` plus the heap
+    ///   bytes its source says the records own
+    ///   ([`Batch::with_heap_bytes`]): the CSV and JSON Lines sources count
+    ///   the text they read. A stage that makes a batch larger (`flat_map`,
+    ///   a map into a larger type) takes the difference at once, without
+    ///   waiting, and may take the total over the budget until sources have
+    ///   waited it back down; one that makes it smaller gives bytes back.
+    /// - **One batch always moves**: a source with nothing in flight may send
+    ///   a batch even when the budget is spent, so a batch larger than the
+    ///   whole budget goes alone (the run slows to one batch at a time, it
+    ///   does not deadlock), and a stage holding one source's batch while it
+    ///   waits for another (`zip`) is never starved. With `n` sources the
+    ///   budget can be overrun by at most one batch each.
+    /// - **Not counted**: operator state (bounded by its own
+    ///   [`StateLimits`](crate::state::StateLimits): state that waited for
+    ///   budget would stall its own source), and what stateful stages emit.
+    ///   `rebatch` keeps the bytes of the records it holds while it waits
+    ///   for more; `zip` gives its inputs' bytes back as it takes their
+    ///   records (its pairs are not counted).
+    /// - **Cost**: one estimate and two atomic updates per batch; none
+    ///   without a budget. The gauge is in [`Progress::in_flight`] and
+    ///   [`Report::in_flight`].
+    ///
+    /// A graph joined with [`and`](Graph::and) keeps the smaller budget.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let rows = (0..10_000).map(|i| format!("row {i:>100}"));
+    /// let report = Pipeline::from(source::iter(rows).batch_size(100))
+    ///     .to(sink::discard())
+    ///     .max_in_flight_bytes(64 << 10)
+    ///     .run()
+    ///     .await?;
+    /// let budget = report.in_flight().unwrap();
+    /// assert_eq!(budget.max_bytes, 64 << 10);
+    /// assert!(budget.peak_bytes <= 64 << 10);
+    /// assert_eq!(budget.bytes, 0); // all given back
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is zero.
+    #[track_caller]
+    pub fn max_in_flight_bytes(mut self, bytes: usize) -> Graph {
+        assert!(
+            bytes > 0,
+            "max_in_flight_bytes: the budget must not be zero"
+        );
+        self.max_in_flight = Some(bytes);
         self
     }
 
@@ -366,7 +443,7 @@ impl Graph {
     ///
     /// Must be called within a Tokio runtime.
     pub fn spawn(self) -> RunHandle {
-        let control = Arc::new(Control::default());
+        let control = Arc::new(Control::new(self.max_in_flight));
         let cancel = CancellationToken::new();
         let stop = cancel.clone();
         let (progress, _) = tokio::sync::watch::channel(Progress::default());
@@ -419,19 +496,20 @@ impl Graph {
     /// Runs every branch to the end and returns the [`Report`], also when the
     /// run failed.
     pub async fn run_to_report(self) -> Report {
-        self.run_inner(std::future::pending(), Arc::new(Control::default()))
-            .await
+        let control = Arc::new(Control::new(self.max_in_flight));
+        self.run_inner(std::future::pending(), control).await
     }
 
     /// Runs until every branch ends or `stop` completes, whichever comes
     /// first; stopped, the run is [`Status::Cancelled`] and commits nothing.
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send) -> Report {
+        let control = Arc::new(Control::new(self.max_in_flight));
         self.run_inner(
             async move {
                 stop.await;
                 None
             },
-            Arc::new(Control::default()),
+            control,
         )
         .await
     }
@@ -479,6 +557,7 @@ impl Graph {
             branches,
             deadline,
             progress_every,
+            max_in_flight: _,
         } = self;
         let clock = tokio::time::Instant::now();
         #[cfg(feature = "metrics")]
@@ -603,6 +682,7 @@ impl Graph {
             failed_branches: isolated,
             dead_letters_kept,
             stopped: control.is_stopped(),
+            in_flight: control.budget().map(|b| InFlight::of(b)),
         };
         if let Some(sender) = progress {
             let phase = match report.status() {
@@ -610,12 +690,14 @@ impl Graph {
                 Status::Cancelled => Phase::Cancelled,
                 Status::Failed(_) => Phase::Failed,
             };
-            sender.send_replace(Progress::of(
+            let mut last = Progress::of(
                 phase,
                 report.stages.clone(),
                 clock.elapsed(),
                 control.paused_for(),
-            ));
+            );
+            last.in_flight = report.in_flight;
+            sender.send_replace(last);
         }
         report
     }
@@ -629,12 +711,14 @@ fn snapshot(stages: &Stages, control: &Control, clock: tokio::time::Instant) -> 
         Phase::Running if control.is_paused() => Phase::Paused,
         phase => phase,
     };
-    Progress::of(
+    let mut progress = Progress::of(
         phase,
         stages.snapshot(),
         clock.elapsed(),
         control.paused_for(),
-    )
+    );
+    progress.in_flight = control.budget().map(|b| InFlight::of(b));
+    progress
 }
 
 /// A run started with [`spawn`](Graph::spawn): control it, then await it for

@@ -1,12 +1,14 @@
 //! What a run's handle controls from outside: pause, resume and stop, seen by
 //! every source of the run before it is polled.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use super::Budget;
 
 /// The run's pause and stop switches, shared by its handle and its sources.
 #[derive(Debug, Default)]
@@ -22,9 +24,25 @@ pub(crate) struct Control {
     /// progress publisher on every change (pauses and stops included).
     phase: std::sync::atomic::AtomicU8,
     changed: tokio::sync::Notify,
+    /// The run's byte budget for batches in flight, if it has one.
+    budget: Option<Arc<Budget>>,
 }
 
 impl Control {
+    /// The switches of a run with a budget of `max_in_flight_bytes` for its
+    /// batches in flight, if given.
+    pub(crate) fn new(max_in_flight_bytes: Option<usize>) -> Control {
+        Control {
+            budget: max_in_flight_bytes.map(|max| Arc::new(Budget::new(max))),
+            ..Control::default()
+        }
+    }
+
+    /// The run's byte budget, if it has one.
+    pub(crate) fn budget(&self) -> Option<&Arc<Budget>> {
+        self.budget.as_ref()
+    }
+
     /// Sources stop being polled (batches in flight go on).
     pub(crate) fn pause(&self) {
         if !self.paused.swap(true, Ordering::SeqCst) {

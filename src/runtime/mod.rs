@@ -1,6 +1,7 @@
 //! The async plumbing: bounded edges between tasks, and the run's context (the
 //! tasks it spawned, the files it uses, the outputs it commits together).
 
+mod budget;
 mod commit;
 mod context;
 mod control;
@@ -8,6 +9,7 @@ mod edge;
 mod handoff;
 mod timer;
 
+pub(crate) use budget::{Budget, Lease, SourceShare};
 pub(crate) use commit::Staged;
 pub(crate) use context::{
     AbortOnDrop, LazyContext, Role, RunContext, Spawned, current, spawn_blocking_detached,

@@ -6,11 +6,11 @@ use std::marker::PhantomData;
 use super::hash::IndexMap;
 
 use super::agg::{Aggregate, update_counted};
-use super::size::entry_bytes;
 use super::stage::{Emits, Reject, StatefulOp};
 use super::{KeyOf, StateSize};
 use crate::Result;
 use crate::metrics::StageMetrics;
+use crate::size::entry_bytes;
 
 /// How a keyed stage's results become its output records.
 pub trait Output<K, V>: Send + 'static {

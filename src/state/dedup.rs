@@ -9,12 +9,12 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use super::size::entry_bytes;
 use super::stage::{Emits, Reject, StatefulOp};
 use super::{KeyOf, StateSize};
 use crate::Result;
 use crate::metrics::StageMetrics;
 use crate::record::Timestamp;
+use crate::size::entry_bytes;
 
 /// The timestamp of a record, for a time-to-live measured in event time (a
 /// dedup's [`Within::time`]).

@@ -17,11 +17,11 @@ use std::time::Duration;
 use futures::Stream;
 use pin_project::pin_project;
 
-use super::size::entry_bytes;
 use super::stage::{Emits, Input, Reject, StatefulOp};
 use super::{KeyOf, StateSize};
 use crate::metrics::StageMetrics;
 use crate::record::Timestamp;
+use crate::size::entry_bytes;
 use crate::{Batch, Error, Result};
 
 /// Where a record of the second input must lie, in event time, to match a

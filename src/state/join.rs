@@ -13,11 +13,11 @@ use std::task::{Context, Poll, ready};
 use futures::Stream;
 use pin_project::pin_project;
 
-use super::size::entry_bytes;
 use super::stage::{Emits, Input, Reject, StatefulOp};
 use super::{KeyOf, StateSize};
 use crate::metrics::StageMetrics;
 use crate::record::{Field, Record, Schema, Value};
+use crate::size::entry_bytes;
 use crate::{Batch, Error, Result};
 
 /// What an inner join does with a record that has no match in the table.

@@ -44,13 +44,14 @@ mod join;
 mod join_builder;
 mod key;
 mod limits;
-mod size;
 mod stage;
 mod watermark;
 mod window;
 mod window_builder;
 mod windowing;
 
+/// The size estimate of keys and accumulators: [`EstimateSize`](crate::size::EstimateSize) under its former name.
+pub use crate::size::EstimateSize as StateSize;
 pub use aggregate::{Aggregation, Output, Pairs};
 pub use builder::KeyBy;
 pub use columns::{Agg, AggState, ColumnAggregates, Rows};
@@ -65,7 +66,6 @@ pub use join::{
 pub use join_builder::{Join, Joined};
 pub use key::{ByRef, Columns, Key, KeyOf, by_ref};
 pub use limits::StateLimits;
-pub use size::StateSize;
 pub use stage::{Emits, Stateful};
 pub use watermark::{EventClock, ProcessingClock};
 pub use window::{CountWindow, ProcessingTime, SessionWindow, Timed, Window, WindowOf, Windowed};

@@ -18,13 +18,13 @@ use super::agg::update_counted as update;
 use super::agg::{Aggregate, Merge};
 use super::aggregate::Output;
 use super::columns::Rows;
-use super::size::entry_bytes;
 use super::stage::{Emits, Reject, StatefulOp};
 use super::watermark::{Stamp, WindowClock};
 use super::window::{SessionWindow, Window, Windowed};
 use super::{Key, KeyOf, StateSize};
 use crate::metrics::StageMetrics;
 use crate::record::{Record, Timestamp, Value};
+use crate::size::entry_bytes;
 use crate::{Error, Result};
 
 /// How a windowed stage's windows become its output records.

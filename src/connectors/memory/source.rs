@@ -6,6 +6,7 @@ use futures::Stream;
 use pin_project::pin_project;
 use tokio::sync::mpsc;
 
+use crate::size::EstimateSize;
 use crate::source::DEFAULT_BATCH_SIZE;
 use crate::{Batch, Result};
 
@@ -32,18 +33,48 @@ pub fn iter<I: IntoIterator>(records: I) -> Iter<I::IntoIter> {
         iter: records.into_iter(),
         batch_size: DEFAULT_BATCH_SIZE,
         seq: 0,
+        heap: None,
     }
 }
 
 /// The source made by [`iter`].
 #[must_use = "streams do nothing unless polled"]
-pub struct Iter<I> {
+pub struct Iter<I: Iterator> {
     iter: I,
     batch_size: usize,
     seq: u64,
+    /// Counts a record's heap bytes, for the run's byte budget.
+    heap: Option<fn(&I::Item) -> usize>,
 }
 
-impl<I> Iter<I> {
+impl<I: Iterator> Iter<I> {
+    /// Counts the heap bytes of every record (strings, vectors...) in each
+    /// batch's size, for the run's byte budget
+    /// ([`max_in_flight_bytes`](crate::Graph::max_in_flight_bytes));
+    /// without it a batch counts its records' inline size only. Costs one
+    /// walk over each batch's records.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let rows = (0..1_000).map(|i| format!("{i:>1000}")); // ~1 KB each
+    /// let report = Pipeline::from(source::iter(rows).batch_size(10).estimate_heap())
+    ///     .to(sink::discard())
+    ///     .max_in_flight_bytes(100_000)
+    ///     .run()
+    ///     .await?;
+    /// assert!(report.in_flight().unwrap().peak_bytes <= 100_000);
+    /// # Ok(()) }
+    /// ```
+    pub fn estimate_heap(mut self) -> Self
+    where
+        I::Item: EstimateSize,
+    {
+        self.heap = Some(|r| r.heap_bytes());
+        self
+    }
+
     /// Sets how many records go in each batch.
     ///
     /// # Panics
@@ -66,7 +97,7 @@ impl<I> Iter<I> {
 }
 
 // The iterator is never pinned.
-impl<I> Unpin for Iter<I> {}
+impl<I: Iterator> Unpin for Iter<I> {}
 
 impl<I: Iterator> Stream for Iter<I> {
     type Item = Result<Batch<I::Item>>;
@@ -81,7 +112,10 @@ impl<I: Iterator> Stream for Iter<I> {
         }
         let seq = this.seq;
         this.seq += 1;
-        Poll::Ready(Some(Ok(Batch::new(records).with_seq(seq))))
+        let heap = this.heap.map_or(0, |heap| records.iter().map(heap).sum());
+        Poll::Ready(Some(Ok(Batch::new(records)
+            .with_seq(seq)
+            .with_heap_bytes(heap))))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -91,7 +125,7 @@ impl<I: Iterator> Stream for Iter<I> {
     }
 }
 
-impl<I> fmt::Debug for Iter<I> {
+impl<I: Iterator> fmt::Debug for Iter<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Iter")
             .field("batch_size", &self.batch_size)

@@ -1,4 +1,6 @@
-//! Estimating the memory a stateful stage holds.
+//! Estimating the memory records hold: for the run's byte budget
+//! ([`Graph::max_in_flight_bytes`](crate::Graph::max_in_flight_bytes)), byte
+//! limits of batches and the state of stateful stages.
 
 use std::collections::HashSet;
 use std::hash::Hash;
@@ -6,13 +8,18 @@ use std::sync::Arc;
 
 use crate::record::{Bytes, Date, Decimal, Record, Text, Timestamp, Value};
 
-/// The heap bytes a value owns beyond its own size (`size_of`), for the
-/// estimate of a stateful stage's `state_bytes`. Keys and accumulators of
-/// stateful stages implement it; for a type of your own, `impl StateSize for
-/// MyKey {}` counts its inline size only, or count its heap data too.
+/// The heap bytes a value owns beyond its own size (`size_of`): the estimate
+/// behind a stateful stage's `state_bytes`, a batch's size under the run's
+/// byte budget ([`source::Iter::estimate_heap`](crate::source::Iter::estimate_heap),
+/// [`Batch::estimate_heap_bytes`](crate::Batch::estimate_heap_bytes)) and
+/// byte limits of batches. Implemented for primitives, strings, DataFlare's
+/// values and records, options, vectors, boxes, sets and tuples; keys and
+/// accumulators of stateful stages implement it. For a type of your own,
+/// `impl EstimateSize for MyType {}` counts its inline size only, or sum its
+/// fields' heap bytes with [`estimate_size!`](crate::estimate_size).
 ///
 /// ```
-/// use dataflare::state::StateSize;
+/// use dataflare::size::EstimateSize;
 ///
 /// assert_eq!(String::from("hello").heap_bytes(), 5);
 /// assert_eq!(42u64.heap_bytes(), 0);
@@ -20,17 +27,48 @@ use crate::record::{Bytes, Date, Decimal, Record, Text, Timestamp, Value};
 ///
 /// #[derive(Hash, PartialEq, Eq, Clone)]
 /// struct Region(u16);
-/// impl StateSize for Region {}
+/// impl EstimateSize for Region {}
 /// ```
-pub trait StateSize {
+pub trait EstimateSize {
     /// Bytes owned on the heap (0 by default).
     fn heap_bytes(&self) -> usize {
         0
     }
+
+    /// Inline size plus heap bytes.
+    fn estimated_bytes(&self) -> usize
+    where
+        Self: Sized,
+    {
+        std::mem::size_of::<Self>() + self.heap_bytes()
+    }
+}
+
+/// Implements [`EstimateSize`] for a struct as the sum of the heap bytes of
+/// the fields listed (fields left out count their inline size only).
+///
+/// ```
+/// use dataflare::size::EstimateSize;
+///
+/// struct Order { id: u64, user: String, tags: Vec<String> }
+/// dataflare::estimate_size!(Order { user, tags });
+///
+/// let order = Order { id: 1, user: "ann".into(), tags: vec!["a".into()] };
+/// assert_eq!(order.heap_bytes(), 3 + std::mem::size_of::<String>() + 1);
+/// ```
+#[macro_export]
+macro_rules! estimate_size {
+    ($t:ty { $($field:ident),* $(,)? }) => {
+        impl $crate::size::EstimateSize for $t {
+            fn heap_bytes(&self) -> usize {
+                0 $(+ $crate::size::EstimateSize::heap_bytes(&self.$field))*
+            }
+        }
+    };
 }
 
 macro_rules! no_heap {
-    ($($t:ty),*) => {$(impl StateSize for $t {})*};
+    ($($t:ty),*) => {$(impl EstimateSize for $t {})*};
 }
 no_heap!(
     (),
@@ -56,34 +94,34 @@ no_heap!(
     &'static str
 );
 
-impl StateSize for String {
+impl EstimateSize for String {
     fn heap_bytes(&self) -> usize {
         self.capacity()
     }
 }
 
-impl StateSize for Arc<str> {
+impl EstimateSize for Arc<str> {
     fn heap_bytes(&self) -> usize {
         // Shared: counted once per holder, an over-estimate at worst.
         self.len()
     }
 }
 
-impl StateSize for Text {
+impl EstimateSize for Text {
     fn heap_bytes(&self) -> usize {
         // Up to 22 bytes are inline.
         if self.len() > 22 { self.len() } else { 0 }
     }
 }
 
-impl StateSize for Bytes {
+impl EstimateSize for Bytes {
     fn heap_bytes(&self) -> usize {
         // Shared: counted once per holder, an over-estimate at worst.
         self.len()
     }
 }
 
-impl StateSize for Value {
+impl EstimateSize for Value {
     fn heap_bytes(&self) -> usize {
         match self {
             Value::Str(t) => t.heap_bytes(),
@@ -110,51 +148,51 @@ fn json_bytes(json: &serde_json::Value) -> usize {
         }
 }
 
-impl StateSize for Record {
+impl EstimateSize for Record {
     fn heap_bytes(&self) -> usize {
         // The schema is shared by every record of a source.
         std::mem::size_of_val(self.values())
             + self
                 .values()
                 .iter()
-                .map(StateSize::heap_bytes)
+                .map(EstimateSize::heap_bytes)
                 .sum::<usize>()
     }
 }
 
-impl<T: StateSize> StateSize for Option<T> {
+impl<T: EstimateSize> EstimateSize for Option<T> {
     fn heap_bytes(&self) -> usize {
-        self.as_ref().map_or(0, StateSize::heap_bytes)
+        self.as_ref().map_or(0, EstimateSize::heap_bytes)
     }
 }
 
 /// Collections are estimated in constant time (a stage asks after every
 /// update): their slots, and their length times the heap data of one sample
 /// element (the first).
-impl<T: StateSize> StateSize for Vec<T> {
+impl<T: EstimateSize> EstimateSize for Vec<T> {
     fn heap_bytes(&self) -> usize {
         self.capacity() * std::mem::size_of::<T>()
-            + self.len() * self.first().map_or(0, StateSize::heap_bytes)
+            + self.len() * self.first().map_or(0, EstimateSize::heap_bytes)
     }
 }
 
-impl<T: StateSize> StateSize for Box<T> {
+impl<T: EstimateSize> EstimateSize for Box<T> {
     fn heap_bytes(&self) -> usize {
         std::mem::size_of::<T>() + (**self).heap_bytes()
     }
 }
 
-impl<T: StateSize + Hash + Eq, S> StateSize for HashSet<T, S> {
+impl<T: EstimateSize + Hash + Eq, S> EstimateSize for HashSet<T, S> {
     fn heap_bytes(&self) -> usize {
         // hashbrown: a slot and a control byte per bucket, ~7/8 full.
         self.capacity() * (std::mem::size_of::<T>() + 1) * 8 / 7
-            + self.len() * self.iter().next().map_or(0, StateSize::heap_bytes)
+            + self.len() * self.iter().next().map_or(0, EstimateSize::heap_bytes)
     }
 }
 
 macro_rules! tuples {
     ($(($($n:tt $t:ident),*)),*) => {$(
-        impl<$($t: StateSize),*> StateSize for ($($t,)*) {
+        impl<$($t: EstimateSize),*> EstimateSize for ($($t,)*) {
             fn heap_bytes(&self) -> usize {
                 0 $(+ self.$n.heap_bytes())*
             }
