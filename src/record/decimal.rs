@@ -221,6 +221,57 @@ impl Decimal {
         mul(self, other).or_else(|| mul(self.normalize(), other.normalize()))
     }
 
+    /// Rounded to `scale` digits after the point, half away from zero (as
+    /// PostgreSQL's `round(numeric, int)`); more digits than it has are
+    /// added as zeros. `None` only if the result does not fit 28 digits.
+    ///
+    /// ```
+    /// use dataflare::record::Decimal;
+    ///
+    /// let d: Decimal = "906.305".parse().unwrap();
+    /// assert_eq!(d.round(2).unwrap().to_string(), "906.31");
+    /// assert_eq!(Decimal::new(-25, 1).round(0).unwrap().to_string(), "-3");
+    /// assert_eq!(Decimal::new(9063, 1).round(2).unwrap().to_string(), "906.30");
+    /// ```
+    pub fn round(self, scale: u32) -> Option<Decimal> {
+        let (m, from) = (self.mantissa(), self.scale());
+        if scale >= from {
+            let up = 10i128.checked_pow(scale - from)?;
+            return Decimal::from_parts(m.checked_mul(up)?, scale);
+        }
+        let down = 10i128.pow(from - scale);
+        let (q, r) = (m / down, m % down);
+        let q = if r.unsigned_abs() * 2 >= down.unsigned_abs() {
+            q + m.signum()
+        } else {
+            q
+        };
+        Decimal::from_parts(q, scale)
+    }
+
+    /// The float `x` with `scale` digits after the point: exactly the digits
+    /// `format!("{x:.scale$}")` prints (so a computed `amount * qty` is
+    /// written as `906.30`, not `906.3000000000001`, without carrying a
+    /// formatted string). `None` for NaN, infinities and numbers past 28
+    /// digits.
+    ///
+    /// ```
+    /// use dataflare::record::Decimal;
+    ///
+    /// let total = Decimal::from_f64(302.1 * 3.0, 2).unwrap();
+    /// assert_eq!(total.to_string(), "906.30");
+    /// assert_eq!(Decimal::from_f64(f64::NAN, 2), None);
+    /// ```
+    pub fn from_f64(x: f64, scale: u32) -> Option<Decimal> {
+        if !x.is_finite() || scale > MAX_DIGITS {
+            return None;
+        }
+        let mut text = String::with_capacity(32);
+        use std::fmt::Write as _;
+        write!(text, "{x:.*}", scale as usize).ok()?;
+        text.parse().ok()
+    }
+
     /// The exact sum of `terms` ([`ZERO`](Decimal::ZERO) for none), or `None`
     /// if it, or a partial sum, does not fit 28 digits.
     ///
