@@ -47,6 +47,18 @@ async fn n_records_take_n_over_the_rate() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_time_held_back_counts_as_blocked() {
+    let report = Pipeline::from(source::iter(0..30u64).batch_size(10))
+        .throttle(Rate::records(10).burst(10))
+        .to(sink::discard())
+        .run()
+        .await
+        .unwrap();
+    // The 2nd and 3rd batches waited a second each.
+    assert_eq!(report.stage("throttle#1").unwrap().blocked, Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_default_burst_is_one_period_of_the_rate() {
     let start = tokio::time::Instant::now();
     let seen = paced(source::iter(0..3_000u64).batch_size(10), Rate::records(1_000)).await;

@@ -176,7 +176,8 @@ impl Bucket {
 }
 
 /// Lets batches through at a [`Rate`], holding the next one back (and not
-/// reading further) until the token bucket allows it.
+/// reading further) until the token bucket allows it. The time a batch is
+/// held back counts as the stage's `blocked` time.
 ///
 /// Created by [`Pipeline::throttle`](crate::Pipeline::throttle).
 #[pin_project(PinnedDrop)]
@@ -188,6 +189,8 @@ pub struct Throttle<S, T> {
     bucket: Bucket,
     /// The batch waiting for tokens.
     held: Option<Batch<T>>,
+    /// Since when the held batch has waited for its tokens, if it has.
+    waiting_since: Option<Instant>,
     timer: OpTimer,
     stage: Arc<StageMetrics>,
     done: bool,
@@ -200,6 +203,7 @@ impl<S, T> Throttle<S, T> {
             bucket: Bucket::new(&rate),
             rate,
             held: None,
+            waiting_since: None,
             timer: OpTimer::default(),
             stage,
             done: false,
@@ -221,6 +225,7 @@ where
                 let now = Instant::now();
                 let wait = this.bucket.wait(cost, now);
                 if !wait.is_zero() {
+                    this.waiting_since.get_or_insert(now);
                     let due = now + wait;
                     if !this.timer.poll_due(Some(due), cx) {
                         return Poll::Pending;
@@ -229,6 +234,10 @@ where
                     continue;
                 }
                 this.bucket.take(cost);
+                if let Some(since) = this.waiting_since.take() {
+                    // Held back by the rate: time blocked on output.
+                    this.stage.blocked(now.saturating_duration_since(since));
+                }
                 let batch = this.held.take().expect("checked just above");
                 this.stage.batch_out(batch.len());
                 return Poll::Ready(Some(Ok(batch)));
@@ -266,6 +275,9 @@ impl<S, T> PinnedDrop for Throttle<S, T> {
         let this = self.project();
         if let Some(batch) = this.held {
             this.stage.abandon(batch.len());
+        }
+        if let Some(since) = this.waiting_since {
+            this.stage.blocked(since.elapsed());
         }
     }
 }

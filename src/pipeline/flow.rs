@@ -105,8 +105,11 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
     /// - **Cancels** with the run: a batch waiting for its tokens counts as
     ///   `abandoned`.
     ///
-    /// Cost: two integer operations and a clock read per batch, a timer when
-    /// a batch must wait; the time waited is the point.
+    /// The time a batch is held back counts as the stage's `blocked` time in
+    /// the [`Report`](crate::Report).
+    ///
+    /// Cost: a few integer operations and a clock read per batch, a timer
+    /// when a batch must wait; the time waited is the point.
     ///
     /// # Panics
     ///
