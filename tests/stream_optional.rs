@@ -29,14 +29,26 @@ async fn both_ways_the_same() {
     assert_eq!(with, without);
     assert_eq!(
         with,
-        (0..1_000u64).map(|x| x * 3).filter(|x| x % 2 == 0).collect::<Vec<_>>()
+        (0..1_000u64)
+            .map(|x| x * 3)
+            .filter(|x| x % 2 == 0)
+            .collect::<Vec<_>>()
     );
     // The stage exists only when chosen.
-    assert_eq!(with_report.stage("optional buffer").unwrap().records_out, 1_000);
+    assert_eq!(
+        with_report.stage("optional buffer").unwrap().records_out,
+        1_000
+    );
     assert!(without_report.stage("optional buffer").is_none());
-    assert_eq!(with_report.stages().len(), without_report.stages().len() + 1);
+    assert_eq!(
+        with_report.stages().len(),
+        without_report.stages().len() + 1
+    );
     for report in [&with_report, &without_report] {
-        assert_eq!(report.stage("evens").unwrap().records_out, with.len() as u64);
+        assert_eq!(
+            report.stage("evens").unwrap().records_out,
+            with.len() as u64
+        );
     }
 }
 
@@ -60,7 +72,11 @@ async fn the_stages_are_added_only_when_chosen() {
             .run()
             .await
             .unwrap();
-        let expected: Vec<u64> = if add { vec![100, 102, 104] } else { (0..5).collect() };
+        let expected: Vec<u64> = if add {
+            vec![100, 102, 104]
+        } else {
+            (0..5).collect()
+        };
         assert_eq!(out.to_vec(), expected);
     }
 }
@@ -76,7 +92,11 @@ async fn an_optional_throttle_paces_only_when_chosen() {
             .await
             .unwrap();
         assert_eq!(report.records_out(), 300);
-        let expected = if throttled { Duration::from_secs(2) } else { Duration::ZERO };
+        let expected = if throttled {
+            Duration::from_secs(2)
+        } else {
+            Duration::ZERO
+        };
         assert_eq!(start.elapsed(), expected, "throttled: {throttled}");
     }
 }
@@ -94,7 +114,16 @@ async fn optional_stages_nest_and_chain() {
             .await
             .unwrap();
         // A buffer of 64 batches never fills with 15: nothing dropped.
-        assert_eq!(out.to_vec(), (0..100).collect::<Vec<_>>(), "{lossy} {batched}");
-        assert!(report.stages().iter().all(|s| s.in_flight() == 0 && s.dropped == 0));
+        assert_eq!(
+            out.to_vec(),
+            (0..100).collect::<Vec<_>>(),
+            "{lossy} {batched}"
+        );
+        assert!(
+            report
+                .stages()
+                .iter()
+                .all(|s| s.in_flight() == 0 && s.dropped == 0)
+        );
     }
 }

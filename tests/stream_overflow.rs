@@ -79,7 +79,10 @@ fn check_accounting(report: &Report, batches_out: u64) {
 }
 
 fn assert_in_order(seen: &[u64]) {
-    assert!(seen.windows(2).all(|w| w[0] < w[1]), "out of order: {seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {seen:?}"
+    );
 }
 
 async fn drop_newest_keeps_what_was_queued() {
@@ -121,14 +124,18 @@ async fn drop_oldest_drops_the_queue_head_and_counts_it_multi_thread() {
 #[tokio::test(start_paused = true)]
 async fn block_keeps_everything() {
     let (sink, probe) = slow_sink(Duration::from_millis(10));
-    let report = Pipeline::from(source::iter(0..BATCHES * PER_BATCH).batch_size(PER_BATCH as usize))
-        .buffer_with(CAPACITY, Overflow::Block)
-        .name("lossless")
-        .to(sink)
-        .run()
-        .await
-        .unwrap();
-    assert_eq!(probe.records(), (0..BATCHES * PER_BATCH).collect::<Vec<_>>());
+    let report =
+        Pipeline::from(source::iter(0..BATCHES * PER_BATCH).batch_size(PER_BATCH as usize))
+            .buffer_with(CAPACITY, Overflow::Block)
+            .name("lossless")
+            .to(sink)
+            .run()
+            .await
+            .unwrap();
+    assert_eq!(
+        probe.records(),
+        (0..BATCHES * PER_BATCH).collect::<Vec<_>>()
+    );
     let stage = report.stage("lossless").unwrap();
     assert_eq!(stage.dropped, 0);
     assert_eq!(stage.records_out, BATCHES * PER_BATCH);

@@ -222,10 +222,7 @@ async fn take_then_rebatch() {
 
 /// A source yielding each batch after waiting its delay (on Tokio's clock, so
 /// paused in these tests), then ending after `end` more.
-fn timed_source(
-    batches: Vec<(u64, Vec<u64>)>,
-    end: u64,
-) -> impl Source<Record = u64> {
+fn timed_source(batches: Vec<(u64, Vec<u64>)>, end: u64) -> impl Source<Record = u64> {
     async_stream::stream! {
         for (after_ms, records) in batches {
             tokio::time::sleep(Duration::from_millis(after_ms)).await;
@@ -287,10 +284,7 @@ async fn linger_runs_from_the_first_record_of_the_batch() {
     .await;
     // 0 and 1 leave at 0 + 50 (the record at 30 does not restart the
     // clock); 2, come at 60, at 110; 3, come at 200, with the end at 210.
-    assert_eq!(
-        got,
-        vec![(50, vec![0, 1]), (110, vec![2]), (210, vec![3])]
-    );
+    assert_eq!(got, vec![(50, vec![0, 1]), (110, vec![2]), (210, vec![3])]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -340,13 +334,20 @@ async fn a_byte_limit_cuts_batches_and_a_big_record_goes_alone() {
         .await
         .unwrap();
     assert_eq!(probe.records(), records);
-    let batches: Vec<Vec<String>> = probe.batches().into_iter().map(|b| b.into_records()).collect();
+    let batches: Vec<Vec<String>> = probe
+        .batches()
+        .into_iter()
+        .map(|b| b.into_records())
+        .collect();
     // "a" + "bb" are within; the 200-byte record is over the limit alone;
     // "c", "dd", "e" (3 x 24 + 4 bytes) fit exactly.
     assert_eq!(sizes(&probe), vec![2, 1, 3]);
     for batch in &batches {
         let bytes: usize = batch.iter().map(bytes_of).sum();
-        assert!(bytes <= limit || batch.len() == 1, "{batch:?}: {bytes} bytes");
+        assert!(
+            bytes <= limit || batch.len() == 1,
+            "{batch:?}: {bytes} bytes"
+        );
     }
 }
 
@@ -368,12 +369,17 @@ async fn a_count_of_rebatch_n_is_a_count_policy() {
 #[tokio::test]
 async fn an_estimate_of_ones_own_limits_bytes() {
     let (sink, probe) = probe();
-    Pipeline::from(source::iter(vec![vec![0u8; 10], vec![0; 10], vec![0; 10], vec![0; 5]]))
-        .rebatch(BatchPolicy::count(100).bytes_with(20, |v: &Vec<u8>| v.len()))
-        .to(sink)
-        .run()
-        .await
-        .unwrap();
+    Pipeline::from(source::iter(vec![
+        vec![0u8; 10],
+        vec![0; 10],
+        vec![0; 10],
+        vec![0; 5],
+    ]))
+    .rebatch(BatchPolicy::count(100).bytes_with(20, |v: &Vec<u8>| v.len()))
+    .to(sink)
+    .run()
+    .await
+    .unwrap();
     assert_eq!(sizes(&probe), vec![2, 2]);
 }
 

@@ -55,13 +55,20 @@ async fn the_time_held_back_counts_as_blocked() {
         .await
         .unwrap();
     // The 2nd and 3rd batches waited a second each.
-    assert_eq!(report.stage("throttle#1").unwrap().blocked, Duration::from_secs(2));
+    assert_eq!(
+        report.stage("throttle#1").unwrap().blocked,
+        Duration::from_secs(2)
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_default_burst_is_one_period_of_the_rate() {
     let start = tokio::time::Instant::now();
-    let seen = paced(source::iter(0..3_000u64).batch_size(10), Rate::records(1_000)).await;
+    let seen = paced(
+        source::iter(0..3_000u64).batch_size(10),
+        Rate::records(1_000),
+    )
+    .await;
     assert_eq!(seen.len(), 300);
     // 1,000 at once, the other 2,000 at 1,000 a second.
     assert_eq!(start.elapsed(), Duration::from_secs(2));
@@ -76,7 +83,9 @@ async fn batches_per_second_count_batches_whatever_their_size() {
     )
     .await;
     // 10 at once, then 10 a second: the 50th at 4 s.
-    let expected: Vec<u64> = (0..50).map(|i| if i < 10 { 0 } else { (i - 9) * 100 }).collect();
+    let expected: Vec<u64> = (0..50)
+        .map(|i| if i < 10 { 0 } else { (i - 9) * 100 })
+        .collect();
     assert_eq!(times(&seen), expected);
 }
 
@@ -114,7 +123,9 @@ async fn a_quiet_spell_refills_the_bucket_up_to_the_burst_only() {
     // to 300 records, not to 1,000.
     assert_eq!(
         times(&seen),
-        vec![0, 0, 0, 1_000, 2_000, 12_000, 12_000, 12_000, 13_000, 14_000]
+        vec![
+            0, 0, 0, 1_000, 2_000, 12_000, 12_000, 12_000, 13_000, 14_000
+        ]
     );
 }
 
@@ -128,7 +139,10 @@ async fn a_batch_larger_than_the_burst_waits_for_a_full_bucket_not_for_ever() {
         Rate::records(100).burst(10),
     )
     .await;
-    assert_eq!(seen.iter().map(|&(_, n)| n).collect::<Vec<_>>(), vec![50; 4]);
+    assert_eq!(
+        seen.iter().map(|&(_, n)| n).collect::<Vec<_>>(),
+        vec![50; 4]
+    );
     assert_eq!(times(&seen), vec![0, 500, 1_000, 1_500]);
 }
 

@@ -16,6 +16,20 @@ pub(crate) fn record_bytes<T: SizeEstimate>(record: &T) -> usize {
     std::mem::size_of::<T>() + record.heap_bytes()
 }
 
+/// A byte limit on batches, with the estimate of a record's size.
+pub(crate) struct ByteLimit<T> {
+    pub(crate) limit: usize,
+    pub(crate) estimate: fn(&T) -> usize,
+}
+
+impl<T> Clone for ByteLimit<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for ByteLimit<T> {}
+
 /// When a [`rebatch`](crate::Pipeline::rebatch) stage lets a batch of records
 /// of type `T` go: when it holds [`count`](BatchPolicy::count) records, or
 /// (if set) when their estimated size reaches [`bytes`](BatchPolicy::bytes),
@@ -39,7 +53,7 @@ pub(crate) fn record_bytes<T: SizeEstimate>(record: &T) -> usize {
 /// ```
 pub struct BatchPolicy<T> {
     count: usize,
-    bytes: Option<(usize, fn(&T) -> usize)>,
+    bytes: Option<ByteLimit<T>>,
     linger: Option<Duration>,
     _records: PhantomData<fn(&T)>,
 }
@@ -99,7 +113,10 @@ impl<T> BatchPolicy<T> {
     #[track_caller]
     pub fn bytes_with(mut self, bytes: usize, estimate: fn(&T) -> usize) -> Self {
         assert!(bytes > 0, "rebatch: the byte limit must be at least 1");
-        self.bytes = Some((bytes, estimate));
+        self.bytes = Some(ByteLimit {
+            limit: bytes,
+            estimate,
+        });
         self
     }
 
@@ -129,7 +146,7 @@ impl<T> BatchPolicy<T> {
 
     /// The estimated bytes a batch reaches before it goes, if limited.
     pub fn max_bytes(&self) -> Option<usize> {
-        self.bytes.map(|(bytes, _)| bytes)
+        self.bytes.map(|b| b.limit)
     }
 
     /// How long a partial batch waits for more records, if it does not wait
@@ -139,7 +156,7 @@ impl<T> BatchPolicy<T> {
     }
 
     /// The estimate of a record's size, with the byte limit.
-    pub(crate) fn byte_limit(&self) -> Option<(usize, fn(&T) -> usize)> {
+    pub(crate) fn byte_limit(&self) -> Option<ByteLimit<T>> {
         self.bytes
     }
 }

@@ -10,6 +10,7 @@ use pin_project::{pin_project, pinned_drop};
 use tokio::time::Instant;
 
 use super::BatchPolicy;
+use super::batch_policy::ByteLimit;
 use crate::metrics::StageMetrics;
 use crate::runtime::OpTimer;
 use crate::{Batch, Result};
@@ -26,7 +27,7 @@ pub struct Rebatch<S, T> {
     upstream: S,
     count: usize,
     /// The byte limit and the estimate of a record's size, if limited.
-    bytes: Option<(usize, fn(&T) -> usize)>,
+    bytes: Option<ByteLimit<T>>,
     linger: Option<Duration>,
     pending: VecDeque<T>,
     /// With a byte limit: the estimate of each pending record, in step with
@@ -66,7 +67,7 @@ impl<S, T> Rebatch<S, T> {
 /// The fields of a [`Rebatch`] that hold and cut records.
 struct Held<'a, T> {
     count: usize,
-    bytes: Option<(usize, fn(&T) -> usize)>,
+    bytes: Option<ByteLimit<T>>,
     pending: &'a mut VecDeque<T>,
     sizes: &'a mut VecDeque<usize>,
     pending_bytes: &'a mut usize,
@@ -78,12 +79,12 @@ impl<T> Held<'_, T> {
         self.pending.len() >= self.count
             || self
                 .bytes
-                .is_some_and(|(limit, _)| !self.pending.is_empty() && *self.pending_bytes >= limit)
+                .is_some_and(|b| !self.pending.is_empty() && *self.pending_bytes >= b.limit)
     }
 
     /// Takes `batch` in, with the estimate of each record's size if limited.
     fn extend(&mut self, batch: Batch<T>) {
-        let Some((_, estimate)) = self.bytes else {
+        let Some(ByteLimit { estimate, .. }) = self.bytes else {
             self.pending.extend(batch);
             return;
         };
@@ -100,7 +101,7 @@ impl<T> Held<'_, T> {
     /// the byte limit goes alone).
     fn cut(&mut self) -> Vec<T> {
         let mut n = self.pending.len().min(self.count);
-        if let Some((limit, _)) = self.bytes {
+        if let Some(ByteLimit { limit, .. }) = self.bytes {
             let mut total = 0usize;
             let within = self
                 .sizes
@@ -168,9 +169,9 @@ where
                     }
                     if held.pending.is_empty()
                         && batch.len() == held.count
-                        && held.bytes.is_none_or(|(limit, estimate)| {
-                            batch.iter().map(estimate).sum::<usize>() <= limit
-                        })
+                        && held
+                            .bytes
+                            .is_none_or(|b| batch.iter().map(b.estimate).sum::<usize>() <= b.limit)
                     {
                         // Already the right size: pass the allocation through untouched.
                         this.stage.batch_out(batch.len());
@@ -215,7 +216,7 @@ impl<S, T> fmt::Debug for Rebatch<S, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Rebatch")
             .field("count", &self.count)
-            .field("bytes", &self.bytes.map(|(bytes, _)| bytes))
+            .field("bytes", &self.bytes.map(|b| b.limit))
             .field("linger", &self.linger)
             .field("pending", &self.pending.len())
             .finish_non_exhaustive()
