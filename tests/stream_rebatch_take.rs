@@ -1,14 +1,18 @@
-//! `rebatch` (regrouping records into batches of a set size) and `take`
-//! (ending the stream after N records).
+//! `rebatch` (regrouping records into batches by count, estimated bytes and
+//! linger) and `take` (ending the stream after N records).
 
 mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::time::Duration;
 
+use dataflare::ops::BatchPolicy;
 use dataflare::prelude::*;
+use dataflare::state::StateSize;
 use dataflare::testkit::probe;
-use support::sizes;
+use proptest::prelude::*;
+use support::{runtime, sizes};
 
 async fn rebatched(records: u64, source_batch: usize, size: usize) -> (Vec<usize>, Vec<u64>) {
     let (sink, probe) = probe();
@@ -212,4 +216,230 @@ async fn take_then_rebatch() {
         .unwrap();
     assert_eq!(sizes(&probe), vec![4, 4, 2]);
     assert_eq!(probe.records(), (0..10).collect::<Vec<_>>());
+}
+
+// ---- batching policies: bytes and linger ----
+
+/// A source yielding each batch after waiting its delay (on Tokio's clock, so
+/// paused in these tests), then ending after `end` more.
+fn timed_source(batches: Vec<(u64, Vec<u64>)>, end: u64) -> impl Source<Record = u64> {
+    async_stream::stream! {
+        for (after_ms, records) in batches {
+            tokio::time::sleep(Duration::from_millis(after_ms)).await;
+            yield Ok(Batch::new(records));
+        }
+        tokio::time::sleep(Duration::from_millis(end)).await;
+    }
+}
+
+/// Runs `source` through `rebatch(policy)`: each batch out with the time (ms
+/// since the start, paused clock) it reached the sink.
+async fn arrivals(
+    source: impl Source<Record = u64>,
+    policy: BatchPolicy<u64>,
+) -> Vec<(u64, Vec<u64>)> {
+    let start = tokio::time::Instant::now();
+    let seen = Collected::new();
+    let s = seen.clone();
+    let report = Pipeline::from(source)
+        .rebatch(policy)
+        .to(sink::for_each(move |batch: Batch<u64>| {
+            s.push((start.elapsed().as_millis() as u64, batch.into_records()));
+            Ok(())
+        }))
+        .run()
+        .await
+        .unwrap();
+    let stage = report.stage("rebatch#1").unwrap();
+    assert_eq!(stage.in_flight(), 0);
+    assert_eq!(stage.records_in, stage.records_out);
+    seen.to_vec()
+}
+
+fn lingering(count: usize, ms: u64) -> BatchPolicy<u64> {
+    BatchPolicy::count(count).linger(Duration::from_millis(ms))
+}
+
+#[tokio::test(start_paused = true)]
+async fn linger_lets_a_partial_batch_go_after_the_linger_not_before() {
+    // Two records at 0, then nothing for a second: they leave at 50 ms, not
+    // at 0 (too early) nor with the end of the input (too late).
+    let got = arrivals(
+        timed_source(vec![(0, vec![0, 1]), (1_000, vec![2])], 0),
+        lingering(100, 50),
+    )
+    .await;
+    assert_eq!(got, vec![(50, vec![0, 1]), (1_000, vec![2])]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn linger_runs_from_the_first_record_of_the_batch() {
+    let got = arrivals(
+        timed_source(
+            vec![(0, vec![0]), (30, vec![1]), (30, vec![2]), (140, vec![3])],
+            10,
+        ),
+        lingering(100, 50),
+    )
+    .await;
+    // 0 and 1 leave at 0 + 50 (the record at 30 does not restart the
+    // clock); 2, come at 60, at 110; 3, come at 200, with the end at 210.
+    assert_eq!(got, vec![(50, vec![0, 1]), (110, vec![2]), (210, vec![3])]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_batch_goes_at_once_and_the_rest_lingers_from_its_arrival() {
+    let got = arrivals(
+        timed_source(vec![(0, vec![0]), (30, vec![1, 2, 3, 4])], 500),
+        lingering(3, 50),
+    )
+    .await;
+    // The count fills at 30; 3 and 4 came at 30, so they leave at 80.
+    assert_eq!(got, vec![(30, vec![0, 1, 2]), (80, vec![3, 4])]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn linger_sends_no_empty_batch() {
+    let got = arrivals(timed_source(vec![(100, vec![])], 1_000), lingering(10, 50)).await;
+    assert!(got.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_linger_a_partial_batch_waits_for_the_end() {
+    let got = arrivals(
+        timed_source(vec![(0, vec![0, 1])], 1_000),
+        BatchPolicy::count(100),
+    )
+    .await;
+    assert_eq!(got, vec![(1_000, vec![0, 1])]);
+}
+
+/// The estimate a byte limit uses: inline size plus heap bytes.
+fn bytes_of(s: &String) -> usize {
+    std::mem::size_of::<String>() + s.heap_bytes()
+}
+
+#[tokio::test]
+async fn a_byte_limit_cuts_batches_and_a_big_record_goes_alone() {
+    let records: Vec<String> = ["a", "bb", &"x".repeat(200), "c", "dd", "e"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let (sink, probe) = probe();
+    let limit = 3 * std::mem::size_of::<String>() + 4;
+    Pipeline::from(source::iter(records.clone()).batch_size(100))
+        .rebatch(BatchPolicy::count(100).bytes(limit))
+        .to(sink)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(probe.records(), records);
+    let batches: Vec<Vec<String>> = probe
+        .batches()
+        .into_iter()
+        .map(|b| b.into_records())
+        .collect();
+    // "a" + "bb" are within; the 200-byte record is over the limit alone;
+    // "c", "dd", "e" (3 x 24 + 4 bytes) fit exactly.
+    assert_eq!(sizes(&probe), vec![2, 1, 3]);
+    for batch in &batches {
+        let bytes: usize = batch.iter().map(bytes_of).sum();
+        assert!(
+            bytes <= limit || batch.len() == 1,
+            "{batch:?}: {bytes} bytes"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_count_of_rebatch_n_is_a_count_policy() {
+    let (a, b) = (probe::<u64>(), probe::<u64>());
+    for (policy, sink) in [(BatchPolicy::from(4), a.0), (BatchPolicy::count(4), b.0)] {
+        Pipeline::from(source::iter(0..10u64).batch_size(3))
+            .rebatch(policy)
+            .to(sink)
+            .run()
+            .await
+            .unwrap();
+    }
+    assert_eq!(sizes(&a.1), vec![4, 4, 2]);
+    assert_eq!(sizes(&a.1), sizes(&b.1));
+}
+
+#[tokio::test]
+async fn an_estimate_of_ones_own_limits_bytes() {
+    let (sink, probe) = probe();
+    Pipeline::from(source::iter(vec![
+        vec![0u8; 10],
+        vec![0; 10],
+        vec![0; 10],
+        vec![0; 5],
+    ]))
+    .rebatch(BatchPolicy::count(100).bytes_with(20, |v: &Vec<u8>| v.len()))
+    .to(sink)
+    .run()
+    .await
+    .unwrap();
+    assert_eq!(sizes(&probe), vec![2, 2]);
+}
+
+#[test]
+#[should_panic(expected = "rebatch: the byte limit must be at least 1")]
+fn a_byte_limit_of_zero_panics() {
+    let _ = BatchPolicy::<String>::count(1).bytes(0);
+}
+
+#[test]
+#[should_panic(expected = "rebatch: the linger time must not be zero")]
+fn a_linger_of_zero_panics() {
+    let _ = BatchPolicy::<u64>::count(1).linger(Duration::ZERO);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever the input batches and limits: the output, concatenated, is
+    /// the input; every batch is within the count and the byte limit (but
+    /// for a record over the limit, alone); and every batch but the last is
+    /// full, as no record more would have fit.
+    #[test]
+    fn batches_keep_the_records_and_the_limits(
+        input in prop::collection::vec(
+            prop::collection::vec("[a-z]{0,60}", 0..12),
+            0..12,
+        ),
+        count in 1..20usize,
+        extra in 0..400usize,
+    ) {
+        let limit = std::mem::size_of::<String>() + extra;
+        let expected: Vec<String> = input.iter().flatten().cloned().collect();
+        let batches = runtime().block_on(async {
+            let (sink, probe) = probe();
+            let source = futures::stream::iter(
+                input.into_iter().map(|b| Ok(Batch::new(b))).collect::<Vec<_>>(),
+            );
+            let report = Pipeline::new(source)
+                .rebatch(BatchPolicy::count(count).bytes(limit))
+                .to(sink)
+                .run()
+                .await
+                .unwrap();
+            prop_assert_eq!(report.stage("rebatch#1").unwrap().in_flight(), 0);
+            Ok(probe.batches().into_iter().map(|b| b.into_records()).collect::<Vec<Vec<String>>>())
+        })?;
+        let flat: Vec<String> = batches.iter().flatten().cloned().collect();
+        prop_assert_eq!(&flat, &expected);
+        for (i, batch) in batches.iter().enumerate() {
+            let bytes: usize = batch.iter().map(bytes_of).sum();
+            prop_assert!(!batch.is_empty());
+            prop_assert!(batch.len() <= count);
+            prop_assert!(bytes <= limit || batch.len() == 1, "{} bytes over {}", bytes, limit);
+            if let Some(next) = batches.get(i + 1) {
+                prop_assert!(
+                    batch.len() == count || bytes + bytes_of(&next[0]) > limit,
+                    "batch {} could have taken one more", i
+                );
+            }
+        }
+    }
 }

@@ -400,7 +400,8 @@ impl Counters {
         self.peak_state_bytes.fetch_max(bytes, Relaxed);
     }
 
-    /// Counts records a lossy output (a `tap`) dropped because it was full.
+    /// Counts records a lossy output (a `tap`, a dropping `buffer_with`)
+    /// dropped because it was full.
     pub(crate) fn drop_records(&self, records: usize) {
         if records > 0 {
             self.dropped.fetch_add(records as u64, Relaxed);
@@ -527,8 +528,10 @@ pub struct StageStats {
     pub dead_lettered: u64,
     /// Extra attempts made under [`ErrorPolicy::Retry`](crate::ErrorPolicy::Retry).
     pub retried: u64,
-    /// Copies a lossy output ([`tap`](crate::Pipeline::tap)) dropped because
-    /// its branch was full.
+    /// Records dropped because a lossy boundary was full: copies a
+    /// [`tap`](crate::Pipeline::tap) could not give its branch, batches a
+    /// [`buffer_with`](crate::Pipeline::buffer_with) dropped under its
+    /// [`Overflow`](crate::ops::Overflow).
     pub dropped: u64,
     /// Records combined into another record that went on: the second of each
     /// pair a [`zip`](crate::Pipeline::zip) makes.

@@ -9,8 +9,9 @@ use std::pin::pin;
 use futures::Stream;
 use futures::future::poll_fn;
 
+use super::Overflow;
 use crate::metrics::{StageMetrics, Wait, WaitFor};
-use crate::runtime::{AbortOnDrop, Giver, LazyContext, Taker, handoff};
+use crate::runtime::{AbortOnDrop, Giver, Gone, LazyContext, Taker, handoff};
 use crate::{Batch, Error, Result};
 
 /// An async boundary: everything upstream runs in its own task and hands batches
@@ -22,13 +23,16 @@ use crate::{Batch, Error, Result};
 ///
 /// The upstream task starts on the first poll (so building a pipeline spawns
 /// nothing) and is aborted when this stream is dropped. When the channel is full
-/// the upstream task waits for room: that wait is the backpressure.
+/// the upstream task waits for room (that wait is the backpressure) or, as its
+/// [`Overflow`] says, drops a batch and counts its records as `dropped`.
 ///
-/// Created by [`Pipeline::buffer`](crate::Pipeline::buffer).
+/// Created by [`Pipeline::buffer`](crate::Pipeline::buffer) and
+/// [`Pipeline::buffer_with`](crate::Pipeline::buffer_with).
 #[must_use = "streams do nothing unless polled"]
 pub struct Buffer<S, T> {
     state: State<S, T>,
     capacity: usize,
+    overflow: Overflow,
     tasks: LazyContext,
     stage: Arc<StageMetrics>,
 }
@@ -43,10 +47,16 @@ enum State<S, T> {
 }
 
 impl<S, T> Buffer<S, T> {
-    pub(crate) fn new(upstream: S, capacity: usize, stage: Arc<StageMetrics>) -> Self {
+    pub(crate) fn new(
+        upstream: S,
+        capacity: usize,
+        overflow: Overflow,
+        stage: Arc<StageMetrics>,
+    ) -> Self {
         Buffer {
             state: State::Idle(upstream),
             capacity,
+            overflow,
             tasks: LazyContext::default(),
             stage,
         }
@@ -72,9 +82,11 @@ where
             };
             let (giver, taker) = handoff(this.capacity);
             let stage = this.stage.clone();
-            let handle = this
-                .tasks
-                .spawn(this.tasks.scope(produce(upstream, giver, stage)));
+            let handle =
+                this.tasks.spawn(
+                    this.tasks
+                        .scope(produce(upstream, giver, stage, this.overflow)),
+                );
             this.state = State::Running {
                 taker,
                 _task: AbortOnDrop(handle.abort_handle()),
@@ -102,9 +114,15 @@ where
 ///
 /// Its waits count on the buffer's stage: for the upstream (`waiting`), for
 /// room in the channel (`blocked`); the batches queued are its queue depth,
-/// set per batch given (and per batch taken, by the [`Buffer`]).
-async fn produce<S, T>(upstream: S, giver: Giver<Result<Batch<T>>>, stage: Arc<StageMetrics>)
-where
+/// set per batch given (and per batch taken, by the [`Buffer`]). A batch
+/// dropped by the `overflow` policy counts on the stage as in and `dropped`
+/// (a batch given counts as in when the [`Buffer`] takes it).
+async fn produce<S, T>(
+    upstream: S,
+    giver: Giver<Result<Batch<T>>>,
+    stage: Arc<StageMetrics>,
+    overflow: Overflow,
+) where
     S: Stream<Item = Result<Batch<T>>>,
 {
     let mut upstream = pin!(upstream);
@@ -134,6 +152,24 @@ where
             Err(payload) => Err(Error::panic(payload).with_stage(stage.name())),
         };
         let last = item.is_err();
+        if !last && overflow != Overflow::Block {
+            // Never waits for room, so it spends tokio's cooperative budget
+            // itself: an always-ready upstream must not keep it from yielding.
+            poll_fn(|cx| {
+                let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) else {
+                    giver.flush();
+                    return Poll::Pending;
+                };
+                coop.made_progress();
+                Poll::Ready(())
+            })
+            .await;
+            if give_or_drop(&giver, item, overflow, &stage).is_err() {
+                break;
+            }
+            stage.set_queue_depth(giver.len() as u64);
+            continue;
+        }
         let mut item = Some(item);
         let given = poll_fn(|cx| {
             // Spend tokio's cooperative budget as a channel send would, so an
@@ -161,6 +197,39 @@ where
     }
 }
 
+/// Gives a batch to a full-or-not channel without waiting, dropping the
+/// batch `overflow` says when it is full; `Err` when the receiver is gone.
+fn give_or_drop<T>(
+    giver: &Giver<Result<Batch<T>>>,
+    item: Result<Batch<T>>,
+    overflow: Overflow,
+    stage: &StageMetrics,
+) -> Result<(), Gone> {
+    let dropped = match overflow {
+        Overflow::DropOldest => match giver.give_evicting(item) {
+            Ok(evicted) => evicted,
+            Err(_) => return Err(Gone),
+        },
+        // `Block` is handled by the caller, waiting for room.
+        Overflow::DropNewest | Overflow::Block => match giver.try_give(item) {
+            Ok(()) => None,
+            Err((_, true)) => return Err(Gone),
+            Err((item, false)) => Some(item),
+        },
+    };
+    match dropped {
+        Some(Ok(batch)) => {
+            stage.batch_in(batch.len());
+            stage.drop_records(batch.len());
+        }
+        // An error is the last item given: nothing comes after it to evict
+        // it, and one that arrives is given by waiting.
+        Some(Err(_)) => unreachable!("an error is never dropped by a buffer"),
+        None => {}
+    }
+    Ok(())
+}
+
 impl<S, T> fmt::Debug for Buffer<S, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
@@ -170,6 +239,7 @@ impl<S, T> fmt::Debug for Buffer<S, T> {
         };
         f.debug_struct("Buffer")
             .field("capacity", &self.capacity)
+            .field("overflow", &self.overflow)
             .field("state", &state)
             .finish_non_exhaustive()
     }

@@ -15,6 +15,7 @@
 //! Users reach these types through the [`Pipeline`](crate::Pipeline) builder's
 //! methods; the types are public so a pipeline's type can be named.
 
+mod batch_policy;
 mod buffer;
 pub(crate) mod failure;
 mod filter;
@@ -28,9 +29,11 @@ mod map_async;
 mod map_async_unordered;
 mod map_batch;
 mod metered;
+mod overflow;
 mod partition_by;
 mod rebatch;
 mod take;
+mod throttle;
 mod through;
 mod transform;
 mod try_filter;
@@ -39,6 +42,7 @@ mod try_map;
 mod try_map_async;
 mod try_transform;
 
+pub use batch_policy::BatchPolicy;
 pub use buffer::Buffer;
 pub use filter::Filter;
 pub use filter_map::FilterMap;
@@ -50,9 +54,11 @@ pub use map_async::MapAsync;
 pub use map_async_unordered::MapAsyncUnordered;
 pub use map_batch::MapBatch;
 pub use metered::Metered;
+pub use overflow::Overflow;
 pub use partition_by::PartitionBy;
 pub use rebatch::Rebatch;
 pub use take::Take;
+pub use throttle::{Rate, Throttle};
 pub use through::{Counted, Through};
 pub use transform::{BatchOp, Transform};
 pub use try_filter::TryFilter;

@@ -796,12 +796,38 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
         self.op("take", Take::new(n))
     }
 
-    /// Regroups records into batches of exactly `size` (the last may be smaller),
-    /// for a sink or stage that works best with a given batch size.
+    /// Regroups records into batches by a [`BatchPolicy`](crate::ops::BatchPolicy): a batch goes when
+    /// it holds the policy's count, or (if set) its records' estimated bytes
+    /// reach the limit, or (if set) the linger has passed since its first
+    /// record arrived, and at the end of the input. For a sink or stage that
+    /// works best with a given batch size, and with a linger for a slow
+    /// streaming source whose records must not wait for a full batch.
+    /// `rebatch(n)` is `rebatch(BatchPolicy::count(n))`: batches of exactly
+    /// `n`, but for the last.
+    ///
+    /// Records keep their order; batches are numbered afresh. A batch that
+    /// arrives with exactly the count (and within the byte limit) while
+    /// nothing is held passes through untouched.
+    ///
+    /// - **Emits** when a batch is full (count or bytes), when the linger of
+    ///   the records it holds has passed, and at the end of its input.
+    /// - **Backpressures** when downstream does: it reads its input only when
+    ///   asked for a batch and holds no full batch.
+    /// - **Completes** when its input has ended and what it held has gone.
+    /// - **Cancels** with the run: the records it holds count as `abandoned`
+    ///   (also when its input fails: the error goes on, the records do not).
+    ///
+    /// Cost: records are moved into a new batch (unless a batch passes
+    /// through untouched); a byte limit estimates each record's size once; a
+    /// linger reads the clock once per batch in and sets a timer per partial
+    /// batch. A single record larger than the byte limit goes alone.
     ///
     /// # Panics
     ///
-    /// If `size` is 0.
+    /// If the count is 0 (`rebatch(0)`); [`BatchPolicy`](crate::ops::BatchPolicy)'s setters check
+    /// theirs.
+    ///
+    /// # Examples
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -818,11 +844,44 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
     /// assert_eq!(sizes.to_vec(), vec![4, 4, 2]);
     /// # Ok(()) }
     /// ```
+    ///
+    /// A slow source: a partial batch leaves after the linger.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    /// use dataflare::ops::BatchPolicy;
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = tokio::sync::mpsc::channel::<String>(8);
+    /// let (out_tx, mut out) = tokio::sync::mpsc::channel::<Vec<String>>(8);
+    /// let run = tokio::spawn(
+    ///     Pipeline::from(source::channel(rx))
+    ///         .rebatch(BatchPolicy::count(1000).bytes(1 << 20).linger(Duration::from_millis(50)))
+    ///         .to(sink::for_each_async(move |batch: Batch<String>| {
+    ///             let out_tx = out_tx.clone();
+    ///             async move { out_tx.send(batch.into_records()).await.ok(); Ok(()) }
+    ///         }))
+    ///         .run(),
+    /// );
+    /// tx.send("a".into()).await.unwrap();
+    /// tx.send("b".into()).await.unwrap();
+    /// let start = tokio::time::Instant::now();
+    /// assert_eq!(out.recv().await.unwrap(), ["a", "b"]); // not 1000 records: the linger
+    /// assert!(start.elapsed() <= Duration::from_millis(50));
+    /// drop(tx);
+    /// run.await.unwrap()?;
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
-    pub fn rebatch(mut self, size: usize) -> Pipeline<Rebatch<Sealed<S, C>, C::Out>> {
-        assert!(size > 0, "rebatch: the batch size must be at least 1");
+    pub fn rebatch(
+        mut self,
+        policy: impl Into<crate::ops::BatchPolicy<C::Out>>,
+    ) -> Pipeline<Rebatch<Sealed<S, C>, C::Out>> {
+        let policy = policy.into();
         let stage = self.add_stage("rebatch", RecordErrors::Never);
-        self.with(|upstream| Rebatch::new(upstream, size, stage))
+        self.with(|upstream| Rebatch::new(upstream, policy, stage))
     }
 
     /// An async boundary: everything before this point runs in its own task,
@@ -830,11 +889,24 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
     ///
     /// Upstream and downstream then work in parallel; when downstream is slower
     /// the channel fills and upstream waits for room (backpressure), so at most
-    /// `capacity` batches (plus the one being handed over) wait here.
+    /// `capacity` batches (plus the one being handed over) wait here. To drop
+    /// batches instead of waiting (a live feed), see
+    /// [`buffer_with`](Pipeline::buffer_with).
+    ///
+    /// - **Emits** each batch queued, in order, as soon as downstream asks.
+    /// - **Backpressures** when `capacity` batches are queued.
+    /// - **Completes** when its upstream has ended and the queue is empty.
+    /// - **Cancels** with the run: its upstream task is aborted.
+    ///
+    /// Cost: a task and a hand-off per batch. It pays when the work on both
+    /// sides is heavy enough to use two cores; in a job bound by one stage, or
+    /// on a current-thread runtime, it is only overhead.
     ///
     /// # Panics
     ///
     /// If `capacity` is 0.
+    ///
+    /// # Examples
     ///
     /// ```
     /// # #[tokio::main]
@@ -858,7 +930,7 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
             "buffer: the capacity must be at least 1 batch"
         );
         let stage = self.add_stage("buffer", RecordErrors::Never);
-        self.with(|upstream| Buffer::new(upstream, capacity, stage))
+        self.with(|upstream| Buffer::new(upstream, capacity, Default::default(), stage))
     }
 
     /// Runs the async function `f` on each record, at most `concurrency` at a

@@ -3,6 +3,7 @@
 mod builder;
 #[cfg(feature = "metrics")]
 mod export;
+mod flow;
 mod progress;
 mod report;
 mod run;

@@ -140,6 +140,23 @@ impl<T> Giver<T> {
         Ok(())
     }
 
+    /// Queues the item without waiting, making room if the channel is full
+    /// by taking out the oldest item queued, which is returned; `Err` gives
+    /// the item back if the receiver is gone.
+    pub(crate) fn give_evicting(&self, item: T) -> Result<Option<T>, T> {
+        let mut state = self.shared.lock();
+        if state.receiver_gone {
+            return Err(item);
+        }
+        let evicted = if state.items.len() == state.capacity {
+            state.items.pop_front()
+        } else {
+            None
+        };
+        push(&self.shared, state, item);
+        Ok(evicted)
+    }
+
     /// The items queued now (a gauge: it may change as soon as it is read).
     pub(crate) fn len(&self) -> usize {
         self.shared.queued.load(Relaxed)
@@ -326,6 +343,21 @@ mod tests {
         assert_eq!(woken(), 1, "half free: the giver is woken");
         assert!(giver.poll_give(&mut cx, &mut fifth).is_ready());
         assert_eq!(fifth, None);
+    }
+
+    #[tokio::test]
+    async fn a_full_channel_evicts_its_oldest_item_for_a_new_one() {
+        let (giver, mut taker) = handoff(2);
+        assert_eq!(giver.give_evicting(0).unwrap(), None);
+        assert_eq!(giver.give_evicting(1).unwrap(), None);
+        assert_eq!(giver.give_evicting(2).unwrap(), Some(0));
+        assert_eq!(giver.len(), 2);
+        assert_eq!(take(&mut taker).await, Some(1));
+        assert_eq!(giver.give_evicting(3).unwrap(), None);
+        drop(giver);
+        assert_eq!(take(&mut taker).await, Some(2));
+        assert_eq!(take(&mut taker).await, Some(3));
+        assert_eq!(take(&mut taker).await, None);
     }
 
     #[tokio::test]

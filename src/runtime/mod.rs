@@ -17,5 +17,5 @@ pub(crate) use context::{
 };
 pub(crate) use control::Control;
 pub(crate) use edge::bounded;
-pub(crate) use handoff::{Depth, Giver, Taker, handoff};
+pub(crate) use handoff::{Depth, Giver, Gone, Taker, handoff};
 pub(crate) use timer::OpTimer;
