@@ -447,6 +447,39 @@ impl<'a, T> IntoIterator for &'a Batch<T> {
 #[cfg(test)]
 mod tests {
     use super::Batch;
+    use crate::runtime::{Budget, SourceShare};
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    #[test]
+    fn a_batch_made_of_fewer_or_larger_records_resizes_its_lease() {
+        let budget = Arc::new(Budget::new(1 << 20));
+        let source = Arc::new(SourceShare::default());
+        let mut batch = Batch::new(vec![String::from("abcd"); 10]).with_heap_bytes(40);
+        let bytes = batch.estimated_bytes();
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        let Poll::Ready(lease) = budget.poll_take(&source, bytes, &mut cx) else {
+            panic!("room for it")
+        };
+        batch.set_lease(lease);
+        // Half the records: half the bytes.
+        let half = batch.map_records(|mut r| {
+            r.truncate(5);
+            r
+        });
+        assert_eq!(half.leased_bytes(), bytes / 2);
+        assert_eq!(budget.in_flight(), bytes / 2);
+        // Each record four times over (a flat_map): the difference taken.
+        let more = half.map_records(|r| r.into_iter().flat_map(|s| vec![s; 4]).collect());
+        assert_eq!(more.leased_bytes(), 2 * bytes);
+        // Shared (a tee), the lease goes when the last copy does.
+        let copies = more.share(2);
+        let mut copies = copies.into_iter();
+        drop(copies.next());
+        assert_eq!(budget.in_flight(), 2 * bytes);
+        drop(copies);
+        assert_eq!(budget.in_flight(), 0);
+    }
 
     #[test]
     fn shared_batches_are_copied_only_when_taken_while_shared() {

@@ -242,3 +242,24 @@ async fn the_gauge_is_in_the_progress_and_the_report() {
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["in_flight"]["max_bytes"], 1 << 20);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rebatch_waiting_for_more_input_than_the_budget_holds_does_not_deadlock() {
+    // Batches of one 1 MiB record regrouped by eight under a 4 MiB budget:
+    // the rebatch must not hold its own source's budget while it waits for
+    // the records that complete its batch.
+    let out = Collected::new();
+    let report = Pipeline::from(source::iter(big_rows(64, MB)).batch_size(1).estimate_heap())
+        .rebatch(8)
+        .map(|s: String| s.len())
+        .to(sink::collect(&out))
+        .max_in_flight_bytes(4 * MB)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 64);
+    let in_flight = report.in_flight().unwrap();
+    // The rebatched batches are counted again when they leave.
+    assert!(in_flight.peak_bytes >= 8 * MB as u64, "{in_flight:?}");
+    assert_eq!(in_flight.bytes, 0);
+}

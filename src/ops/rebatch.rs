@@ -13,6 +13,7 @@ use super::BatchPolicy;
 use super::batch_policy::ByteLimit;
 use crate::metrics::StageMetrics;
 use crate::runtime::OpTimer;
+use crate::runtime::{Lease, Parked};
 use crate::{Batch, Result};
 
 /// Regroups records into batches by a [`BatchPolicy`]: a batch goes when it
@@ -34,6 +35,9 @@ pub struct Rebatch<S, T> {
     /// `pending`, and their sum.
     sizes: VecDeque<usize>,
     pending_bytes: usize,
+    /// The pending records' bytes of the run's byte budget, given back while
+    /// they wait here.
+    parked: Parked,
     /// With a linger: when the first pending record arrived.
     since: Option<Instant>,
     /// With a linger: when the last batch arrived.
@@ -54,6 +58,7 @@ impl<S, T> Rebatch<S, T> {
             pending: VecDeque::new(),
             sizes: VecDeque::new(),
             pending_bytes: 0,
+            parked: Parked::default(),
             since: None,
             arrived: None,
             timer: OpTimer::default(),
@@ -71,6 +76,7 @@ struct Held<'a, T> {
     pending: &'a mut VecDeque<T>,
     sizes: &'a mut VecDeque<usize>,
     pending_bytes: &'a mut usize,
+    parked: &'a mut Parked,
 }
 
 impl<T> Held<'_, T> {
@@ -84,11 +90,15 @@ impl<T> Held<'_, T> {
 
     /// Takes `batch` in, with the estimate of each record's size if limited.
     fn extend(&mut self, batch: Batch<T>) {
+        let (records, mut meta) = batch.into_parts();
+        if let Some(lease) = meta.take_lease() {
+            self.parked.park(lease);
+        }
         let Some(ByteLimit { estimate, .. }) = self.bytes else {
-            self.pending.extend(batch);
+            self.pending.extend(records);
             return;
         };
-        for record in batch {
+        for record in records {
             let size = estimate(&record);
             *self.pending_bytes += size;
             self.sizes.push_back(size);
@@ -99,7 +109,7 @@ impl<T> Held<'_, T> {
     /// The records of the next batch: the longest run from the front within
     /// the count and the byte limit, and at least one record (a record over
     /// the byte limit goes alone).
-    fn cut(&mut self) -> Vec<T> {
+    fn cut(&mut self) -> (Vec<T>, Option<Lease>) {
         let mut n = self.pending.len().min(self.count);
         if let Some(ByteLimit { limit, .. }) = self.bytes {
             let mut total = 0usize;
@@ -116,7 +126,10 @@ impl<T> Held<'_, T> {
             let taken: usize = self.sizes.drain(..n).sum();
             *self.pending_bytes -= taken;
         }
-        self.pending.drain(..n).collect()
+        // The batch's share of the held bytes: all of them for the last.
+        let before = self.pending.len();
+        let share = self.parked.unpark(n, before);
+        (self.pending.drain(..n).collect(), share)
     }
 }
 
@@ -134,6 +147,7 @@ where
             pending: this.pending,
             sizes: this.sizes,
             pending_bytes: this.pending_bytes,
+            parked: this.parked,
         };
         loop {
             let lingered = match (*this.linger, *this.since) {
@@ -141,7 +155,7 @@ where
                 _ => false,
             };
             if held.full() || (!held.pending.is_empty() && (*this.done || lingered)) {
-                let records = held.cut();
+                let (records, lease) = held.cut();
                 // What stays arrived with the last batch: the batch just cut
                 // held every record from before it (they were within the
                 // limits), so its linger runs from then.
@@ -153,7 +167,7 @@ where
                 this.stage.batch_out(records.len());
                 let seq = *this.seq;
                 *this.seq += 1;
-                return Poll::Ready(Some(Ok(Batch::new(records).with_seq(seq))));
+                return Poll::Ready(Some(Ok(Batch::with_lease(records, seq, lease))));
             }
             if *this.done {
                 return Poll::Ready(None);
@@ -194,6 +208,7 @@ where
                     held.pending.clear();
                     held.sizes.clear();
                     *held.pending_bytes = 0;
+                    held.parked.clear();
                     *this.since = None;
                     return Poll::Ready(Some(Err(e)));
                 }

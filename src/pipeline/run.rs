@@ -371,9 +371,11 @@ impl Graph {
     /// - **Not counted**: operator state (bounded by its own
     ///   [`StateLimits`](crate::state::StateLimits): state that waited for
     ///   budget would stall its own source), and what stateful stages emit.
-    ///   `rebatch` keeps the bytes of the records it holds while it waits
-    ///   for more; `zip` gives its inputs' bytes back as it takes their
-    ///   records (its pairs are not counted).
+    ///   `rebatch` gives back the bytes of the records it holds while it
+    ///   waits for more (its own source must be able to send what completes
+    ///   a batch) and takes them again when the batch leaves; `zip` gives
+    ///   its inputs' bytes back as it takes their records (its pairs are not
+    ///   counted).
     /// - **Cost**: one estimate and two atomic updates per batch; none
     ///   without a budget. The gauge is in [`Progress::in_flight`] and
     ///   [`Report::in_flight`].

@@ -170,14 +170,45 @@ impl Lease {
             bytes,
         }
     }
+}
 
-    /// Takes over `other`'s bytes (both leases of one budget).
-    pub(crate) fn absorb(&mut self, mut other: Lease) {
-        if Arc::ptr_eq(&self.budget, &other.budget) && Arc::ptr_eq(&self.source, &other.source) {
-            self.bytes += std::mem::take(&mut other.bytes);
-        }
-        // Otherwise `other` is given back as it drops, and its bytes are
-        // not counted here: never more than the budget holds.
+/// The bytes of records a stage holds while it waits for more input
+/// (`rebatch`): given back to the budget while held, since the stage's own
+/// source must be able to send what completes them (waiting for budget they
+/// hold would deadlock), and taken again, without waiting, when they leave.
+#[derive(Debug, Default)]
+pub(crate) struct Parked {
+    /// A lease of no bytes, to take them again from the same budget.
+    lease: Option<Lease>,
+    bytes: usize,
+}
+
+impl Parked {
+    /// Gives `lease`'s bytes back, keeping count of them.
+    pub(crate) fn park(&mut self, mut lease: Lease) {
+        self.bytes += lease.bytes;
+        lease.resize(0);
+        self.lease.get_or_insert(lease);
+    }
+
+    /// A lease for `part` of the `whole` records held (all that is left
+    /// when `part == whole`), taken again without waiting.
+    pub(crate) fn unpark(&mut self, part: usize, whole: usize) -> Option<Lease> {
+        let template = self.lease.as_mut()?;
+        let bytes = if part >= whole {
+            self.bytes
+        } else {
+            (self.bytes as u128 * part as u128 / whole.max(1) as u128) as usize
+        };
+        self.bytes -= bytes;
+        let mut lease = template.split(0);
+        lease.resize(bytes);
+        Some(lease)
+    }
+
+    /// Forgets the held bytes (the records were dropped).
+    pub(crate) fn clear(&mut self) {
+        self.bytes = 0;
     }
 }
 
@@ -238,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn leases_resize_split_and_merge_without_losing_a_byte() {
+    fn leases_resize_split_and_park_without_losing_a_byte() {
         let budget = Arc::new(Budget::new(1000));
         let source = Arc::new(SourceShare::default());
         let mut lease = take(&budget, &source, 100).unwrap();
@@ -246,8 +277,15 @@ mod tests {
         assert_eq!(budget.in_flight(), 150);
         let part = lease.split(50);
         assert_eq!((lease.bytes(), part.bytes()), (100, 50));
-        lease.absorb(part);
-        assert_eq!(lease.bytes(), 150);
+        // Parked bytes are given back while held, and taken again.
+        let mut parked = Parked::default();
+        parked.park(part);
+        assert_eq!(budget.in_flight(), 100);
+        let back = parked.unpark(1, 2).unwrap();
+        assert_eq!((back.bytes(), budget.in_flight()), (25, 125));
+        let rest = parked.unpark(1, 1).unwrap();
+        assert_eq!(rest.bytes(), 25);
+        drop((back, rest));
         lease.resize(20);
         assert_eq!(budget.in_flight(), 20);
         drop(lease);

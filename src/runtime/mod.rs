@@ -9,7 +9,7 @@ mod edge;
 mod handoff;
 mod timer;
 
-pub(crate) use budget::{Budget, Lease, SourceShare};
+pub(crate) use budget::{Budget, Lease, Parked, SourceShare};
 pub(crate) use commit::Staged;
 pub(crate) use context::{
     AbortOnDrop, LazyContext, Role, RunContext, Spawned, current, spawn_blocking_detached,

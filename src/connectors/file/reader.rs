@@ -51,9 +51,6 @@ pub(crate) struct Emit<T> {
     /// Bytes read when the last batch left: each batch's records own about
     /// the text read since (the heap estimate of the run's byte budget).
     read_at_last_batch: u64,
-    /// Heap bytes each record owns besides its text (a dynamic record's
-    /// value slots).
-    record_heap: usize,
 }
 
 impl<T> Emit<T> {
@@ -79,16 +76,9 @@ impl<T> Emit<T> {
         let read = self.progress.read.load(Relaxed);
         let text = usize::try_from(read.saturating_sub(self.read_at_last_batch)).unwrap_or(0);
         self.read_at_last_batch = read;
-        let heap = text + records.len() * self.record_heap;
-        let batch = Batch::new(records).with_seq(self.seq).with_heap_bytes(heap);
+        let batch = Batch::new(records).with_seq(self.seq).with_heap_bytes(text);
         self.seq += 1;
         self.tx.blocking_send(Ok(batch)).is_ok()
-    }
-
-    /// Says each record owns `bytes` on the heap besides its text (a
-    /// dynamic record: its value slots), for the run's byte budget.
-    pub(crate) fn set_record_heap(&mut self, bytes: usize) {
-        self.record_heap = bytes;
     }
 
     /// True when a batch could be sent now without waiting for room.
@@ -215,7 +205,6 @@ impl<T: Send + 'static> Stream for BlockingSource<T> {
                             seq: 0,
                             progress,
                             read_at_last_batch: 0,
-                            record_heap: 0,
                         };
                         read(&mut emit)
                     });
