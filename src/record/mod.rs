@@ -25,6 +25,7 @@
 //! ```
 
 mod bytes;
+mod column;
 mod date;
 mod decimal;
 #[allow(clippy::module_inception)]
@@ -35,6 +36,7 @@ mod timestamp;
 mod value;
 
 pub use bytes::{Bytes, ParseBytesError};
+pub use column::{Column, ColumnType};
 pub use date::Date;
 pub use decimal::{Decimal, ParseDecimalError};
 pub use record::Record;
