@@ -14,7 +14,9 @@
 //! iterator, and the cost of one buffer boundary per batch, on the 2-worker
 //! runtime and on a single thread (where parallelism cannot hide it).
 //!
-//! Run with `cargo bench --bench pipeline`.
+//! Run with `cargo bench --bench pipeline`; `--only fused [TIMES]` (or
+//! `fused_mt`, `iterator`, `iterator_batched`) runs one variant alone, once
+//! or `TIMES` times, for whole-process comparisons.
 
 use std::hint::black_box;
 use std::sync::atomic::Ordering::Relaxed;
@@ -200,6 +202,25 @@ fn summary(rt: &Runtime) {
 }
 
 fn main() {
+    // `--only VARIANT`: that variant once, nothing else (for `valgrind
+    // --tool=callgrind` or `farm-bench --vs`, whole-process comparisons).
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--only") {
+        let times: usize = args.get(i + 2).map_or(1, |n| n.parse().expect("a count"));
+        let (single, multi) = (current_thread(), multi_thread());
+        let mut n = 0;
+        for _ in 0..times {
+            n += match args[i + 1].as_str() {
+                "iterator" => iterator(),
+                "iterator_batched" => iterator_batched(),
+                "fused" => single.block_on(fused()),
+                "fused_mt" => multi.block_on(fused()),
+                other => panic!("no variant {other}"),
+            };
+        }
+        println!("{n}");
+        return;
+    }
     let rt = multi_thread();
     let mut criterion = Criterion::default().configure_from_args();
     bench(&mut criterion, &rt);
