@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use dataflare::ops::BatchPolicy;
 use dataflare::prelude::*;
-use dataflare::state::StateSize;
+use dataflare::size::EstimateSize;
 use dataflare::testkit::probe;
 use proptest::prelude::*;
 use support::{runtime, sizes};

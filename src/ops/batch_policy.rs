@@ -7,10 +7,10 @@ use std::time::Duration;
 
 // The one place this module names the size-estimate trait (and `record_bytes`
 // the one place it calls it), so moving or renaming the trait touches these.
-use crate::state::StateSize as SizeEstimate;
+use crate::size::EstimateSize as SizeEstimate;
 
 /// The estimated memory of one record: its inline size plus the heap bytes it
-/// owns, as [`StateSize`](crate::state::StateSize) counts them.
+/// owns, as [`EstimateSize`](crate::size::EstimateSize) counts them.
 #[inline]
 pub(crate) fn record_bytes<T: SizeEstimate>(record: &T) -> usize {
     std::mem::size_of::<T>() + record.heap_bytes()
@@ -77,7 +77,7 @@ impl<T> BatchPolicy<T> {
 
     /// Also lets a batch go as soon as its records' estimated size reaches
     /// `bytes` (`size_of::<T>()` plus the heap bytes each record owns, as
-    /// [`StateSize`](crate::state::StateSize) counts them): every batch
+    /// [`EstimateSize`](crate::size::EstimateSize) counts them): every batch
     /// stays within `bytes`, but for a single record larger than that,
     /// which goes alone.
     ///
@@ -97,7 +97,7 @@ impl<T> BatchPolicy<T> {
 
     /// As [`bytes`](BatchPolicy::bytes), with the estimate of each record's
     /// size made by `estimate`: for record types with no
-    /// [`StateSize`](crate::state::StateSize), or a better guess (the length
+    /// [`EstimateSize`](crate::size::EstimateSize), or a better guess (the length
     /// of a line).
     ///
     /// ```
