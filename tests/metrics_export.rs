@@ -21,6 +21,7 @@ fn a_run_publishes_its_stage_counters_once_it_ends() {
             .filter(|n| n % 2 == 0)
             .name("evens")
             .to(sink::discard())
+            .max_in_flight_bytes(1 << 20)
             .run(),
     )
     .unwrap();
@@ -44,4 +45,20 @@ fn a_run_publishes_its_stage_counters_once_it_ends() {
     assert_eq!(found("dataflare_stage_records_in", "evens"), Some(1000));
     assert_eq!(found("dataflare_stage_records_out", "evens"), Some(500));
     assert_eq!(found("dataflare_stage_filtered", "evens"), Some(500));
+    // The byte budget's gauges: all given back at the end, its peak seen.
+    let gauge = |metric: &str| {
+        snapshot
+            .iter()
+            .find(|(key, ..)| key.key().name() == metric)
+            .map(|(.., value)| match value {
+                DebugValue::Gauge(g) => g.into_inner(),
+                _ => panic!("{metric} is no gauge"),
+            })
+    };
+    assert_eq!(gauge("dataflare_in_flight_bytes"), Some(0.0));
+    assert_eq!(
+        gauge("dataflare_in_flight_max_bytes"),
+        Some(f64::from(1u32 << 20))
+    );
+    assert!(gauge("dataflare_in_flight_peak_bytes").is_some_and(|p| p >= 400.0));
 }

@@ -23,10 +23,12 @@ struct Handles {
 pub(crate) struct Exporter {
     handles: Vec<Handles>,
     started: tokio::time::Instant,
+    /// The run's byte budget, for `dataflare_in_flight_bytes` and its peak.
+    budget: Option<Arc<crate::runtime::Budget>>,
 }
 
 impl Exporter {
-    pub(crate) fn new(stages: &Stages) -> Exporter {
+    pub(crate) fn new(stages: &Stages, budget: Option<Arc<crate::runtime::Budget>>) -> Exporter {
         let handles = stages
             .list()
             .into_iter()
@@ -70,6 +72,7 @@ impl Exporter {
         Exporter {
             handles,
             started: tokio::time::Instant::now(),
+            budget,
         }
     }
 
@@ -85,6 +88,11 @@ impl Exporter {
             }
         }
         metrics::gauge!("dataflare_run_elapsed_seconds").set(self.started.elapsed().as_secs_f64());
+        if let Some(budget) = &self.budget {
+            metrics::gauge!("dataflare_in_flight_bytes").set(budget.in_flight() as f64);
+            metrics::gauge!("dataflare_in_flight_peak_bytes").set(budget.peak() as f64);
+            metrics::gauge!("dataflare_in_flight_max_bytes").set(budget.max() as f64);
+        }
     }
 
     /// Flushes every `every`, forever (dropped with the run).

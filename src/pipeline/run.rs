@@ -563,7 +563,10 @@ impl Graph {
         } = self;
         let clock = tokio::time::Instant::now();
         #[cfg(feature = "metrics")]
-        let exporter = Arc::new(super::export::Exporter::new(&stages));
+        let exporter = Arc::new(super::export::Exporter::new(
+            &stages,
+            control.budget().cloned(),
+        ));
         // What runs beside the run, in this task (no task of its own to
         // outlive it): the progress publisher and the metrics exporter, both
         // endless, dropped when the run ends.
