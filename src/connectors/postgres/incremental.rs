@@ -191,7 +191,7 @@ impl HighWaterMark {
 ///     source = source.start_after(mark);
 /// }
 /// let report = Pipeline::from(source)
-///     .to(dataflare::jsonl::write_records("orders-changes.jsonl"))
+///     .to(dataflare::jsonl::write::<dataflare::record::Record>("orders-changes.jsonl"))
 ///     .run()
 ///     .await?;
 /// if let Some(mark) = &report.stage("source").unwrap().position {
