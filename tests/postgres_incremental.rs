@@ -12,7 +12,9 @@ use dataflare::record::{Record, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_runs_read_each_row_once_with_ties() {
-    let Some(db) = db("incremental").await else { return };
+    let Some(db) = db("incremental").await else {
+        return;
+    };
     let t = db.table("events");
     db.exec(&format!(
         "CREATE TABLE {t} (id int4 PRIMARY KEY, at timestamptz, what text)"
@@ -27,7 +29,8 @@ async fn three_runs_read_each_row_once_with_ties() {
     };
     db.exec(&insert(1, 2505)).await;
     // A row without a cursor is never read.
-    db.exec(&format!("INSERT INTO {t} VALUES (0, NULL, 'no cursor')")).await;
+    db.exec(&format!("INSERT INTO {t} VALUES (0, NULL, 'no cursor')"))
+        .await;
 
     let mut mark: Option<String> = None;
     let mut seen = Vec::new();
@@ -38,13 +41,22 @@ async fn three_runs_read_each_row_once_with_ties() {
         }
         let handle = source.high_water_mark();
         let out = Collected::new();
-        let report = Pipeline::from(source).to(sink::collect(&out)).run().await.unwrap();
+        let report = Pipeline::from(source)
+            .to(sink::collect(&out))
+            .run()
+            .await
+            .unwrap();
         let ids: Vec<i64> = out
             .to_vec()
             .iter()
             .map(|r: &Record| r.get("id").and_then(Value::as_i64).unwrap())
             .collect();
-        let position = report.stage("source").unwrap().position.clone().expect("a mark");
+        let position = report
+            .stage("source")
+            .unwrap()
+            .position
+            .clone()
+            .expect("a mark");
         assert_eq!(handle.get().unwrap().to_string(), position);
         mark = Some(position);
         seen.extend(ids);
@@ -64,17 +76,29 @@ async fn three_runs_read_each_row_once_with_ties() {
 
     // A fourth run finds nothing and keeps the mark.
     let source = postgres::incremental(db.url.as_str(), t.as_str(), "at").start_after(last.clone());
-    let report = Pipeline::from(source).to(sink::discard()).run().await.unwrap();
+    let report = Pipeline::from(source)
+        .to(sink::discard())
+        .run()
+        .await
+        .unwrap();
     assert_eq!(report.records_in(), 0);
-    assert_eq!(report.stage("source").unwrap().position, Some(last.to_string()));
+    assert_eq!(
+        report.stage("source").unwrap().position,
+        Some(last.to_string())
+    );
     db.drop_schema().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_needs_its_key_and_a_lag_margin_holds_back_recent_rows() {
-    let Some(db) = db("incremental_query").await else { return };
+    let Some(db) = db("incremental_query").await else {
+        return;
+    };
     let t = db.table("q");
-    db.exec(&format!("CREATE TABLE {t} (a int4, b int4, at timestamptz)")).await;
+    db.exec(&format!(
+        "CREATE TABLE {t} (a int4, b int4, at timestamptz)"
+    ))
+    .await;
     db.exec(&format!(
         "INSERT INTO {t} VALUES (1, 1, now() - interval '1 hour'), (1, 2, now() - interval '1 hour'), (2, 1, now())"
     ))

@@ -23,9 +23,21 @@ const TABLE: &str = "CREATE TABLE {t} (
 fn schema() -> Arc<Schema> {
     use DataType::*;
     Arc::new(Schema::new([
-        ("id", Int), ("small", Int), ("medium", Int), ("ratio", Float), ("score", Float),
-        ("amount", Decimal), ("name", Str), ("code", Str), ("flag", Str), ("ok", Bool),
-        ("day", Date), ("at", Timestamp), ("at_tz", Timestamp), ("doc", Json), ("docb", Json),
+        ("id", Int),
+        ("small", Int),
+        ("medium", Int),
+        ("ratio", Float),
+        ("score", Float),
+        ("amount", Decimal),
+        ("name", Str),
+        ("code", Str),
+        ("flag", Str),
+        ("ok", Bool),
+        ("day", Date),
+        ("at", Timestamp),
+        ("at_tz", Timestamp),
+        ("doc", Json),
+        ("docb", Json),
         ("raw", Bytes),
     ]))
 }
@@ -54,7 +66,9 @@ fn line(i: i64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_type_round_trips_file_to_table_to_file() {
-    let Some(db) = db("roundtrip").await else { return };
+    let Some(db) = db("roundtrip").await else {
+        return;
+    };
     let t = db.table("all_types");
     db.exec(&TABLE.replace("{t}", &t)).await;
     let dir = tempfile::tempdir().unwrap();
@@ -73,13 +87,20 @@ async fn every_type_round_trips_file_to_table_to_file() {
 
     let output = dir.path().join("out.jsonl");
     let sql = format!("SELECT * FROM {t} ORDER BY id");
-    let report = Pipeline::from(postgres::query(db.url.as_str(), sql, [0; 0]).batch_size(700).fetch_size(1000))
-        .to(jsonl::write::<Record>(&output))
-        .run()
-        .await
-        .unwrap();
+    let report = Pipeline::from(
+        postgres::query(db.url.as_str(), sql, [0; 0])
+            .batch_size(700)
+            .fetch_size(1000),
+    )
+    .to(jsonl::write::<Record>(&output))
+    .run()
+    .await
+    .unwrap();
     assert_eq!(report.records_in(), n as u64);
-    let want: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let want: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let got: Vec<serde_json::Value> = std::fs::read_to_string(&output)
         .unwrap()
         .lines()
@@ -148,23 +169,37 @@ async fn typed_rows_csv_copy_and_an_unmappable_column() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains("column \"loc\"") && e.contains("point") && e.contains("CopyFormat::Csv"), "{e}");
+    assert!(
+        e.contains("column \"loc\"") && e.contains("point") && e.contains("CopyFormat::Csv"),
+        "{e}"
+    );
     Pipeline::from(source::iter(rows))
         .to(postgres::copy_in(db.url.as_str(), t.as_str()).format(CopyFormat::Csv))
         .run()
         .await
         .unwrap();
-    let back = db.rows(&format!("SELECT loc::text, u::text, label FROM {t} WHERE id = 100")).await;
+    let back = db
+        .rows(&format!(
+            "SELECT loc::text, u::text, label FROM {t} WHERE id = 100"
+        ))
+        .await;
     assert_eq!(back[0].get::<_, String>(0), "(1.5,2)");
     assert_eq!(back[0].get::<_, String>(2), "comma, \"quote\"");
 
     // Reading an unmappable column fails before any row, naming it.
-    let report = Pipeline::from(postgres::query(db.url.as_str(), format!("SELECT id, loc FROM {t}"), [0; 0]))
-        .to(sink::discard())
-        .run_to_report()
-        .await;
+    let report = Pipeline::from(postgres::query(
+        db.url.as_str(),
+        format!("SELECT id, loc FROM {t}"),
+        [0; 0],
+    ))
+    .to(sink::discard())
+    .run_to_report()
+    .await;
     let e = report.error().expect("failed").to_string();
-    assert!(e.contains("column \"loc\" has PostgreSQL type point"), "{e}");
+    assert!(
+        e.contains("column \"loc\" has PostgreSQL type point"),
+        "{e}"
+    );
     assert!(e.contains("stage \"source\""), "{e}");
     assert_eq!(report.records_in(), 0);
 
@@ -189,7 +224,9 @@ async fn typed_rows_csv_copy_and_an_unmappable_column() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_file_to_table_and_back() {
-    let Some(db) = db("csvfile").await else { return };
+    let Some(db) = db("csvfile").await else {
+        return;
+    };
     let t = db.table("orders");
     db.exec(&format!(
         "CREATE TABLE {t} (id int8, customer text, amount numeric(12,2), placed_at timestamptz)"
@@ -199,7 +236,12 @@ async fn csv_file_to_table_and_back() {
     let input = dir.path().join("orders.csv");
     let mut text = String::from("id,customer,amount,placed_at\n");
     for i in 0..2500 {
-        text.push_str(&format!("{i},\"Müller, {i}\",{}.{:02},2024-01-01T00:00:{:02}Z\n", i * 3, i % 100, i % 60));
+        text.push_str(&format!(
+            "{i},\"Müller, {i}\",{}.{:02},2024-01-01T00:00:{:02}Z\n",
+            i * 3,
+            i % 100,
+            i % 60
+        ));
     }
     std::fs::write(&input, &text).unwrap();
     let schema = Arc::new(Schema::new([
@@ -214,11 +256,15 @@ async fn csv_file_to_table_and_back() {
         .await
         .unwrap();
     let output = dir.path().join("back.csv");
-    Pipeline::from(postgres::query(db.url.as_str(), format!("SELECT * FROM {t} ORDER BY id"), [0; 0]))
-        .to(csv::write_records(&output))
-        .run()
-        .await
-        .unwrap();
+    Pipeline::from(postgres::query(
+        db.url.as_str(),
+        format!("SELECT * FROM {t} ORDER BY id"),
+        [0; 0],
+    ))
+    .to(csv::write_records(&output))
+    .run()
+    .await
+    .unwrap();
     assert_eq!(std::fs::read_to_string(&output).unwrap(), text);
     db.drop_schema().await;
 }
@@ -248,12 +294,22 @@ async fn the_query_source_passes_the_connector_kit() {
                     .await
                     .unwrap();
                 client.execute(&stmt, &[&records]).await.unwrap();
-                postgres::query(url.as_str(), format!("SELECT v FROM {t} ORDER BY v"), [0; 0])
-                    .fetch_size(600)
+                postgres::query(
+                    url.as_str(),
+                    format!("SELECT v FROM {t} ORDER BY v"),
+                    [0; 0],
+                )
+                .fetch_size(600)
             };
-            futures::stream::once(fill)
-                .flatten()
-                .map(|b| b.map(|b| b.map_records(|r| r.into_iter().map(|r: Record| r.get("v").and_then(Value::as_i64).unwrap()).collect())))
+            futures::stream::once(fill).flatten().map(|b| {
+                b.map(|b| {
+                    b.map_records(|r| {
+                        r.into_iter()
+                            .map(|r: Record| r.get("v").and_then(Value::as_i64).unwrap())
+                            .collect()
+                    })
+                })
+            })
         },
     )
     .await;

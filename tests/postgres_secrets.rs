@@ -56,7 +56,9 @@ fn the_password_never_appears() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let Some(db) = db("secrets").await else { return };
+        let Some(db) = db("secrets").await else {
+            return;
+        };
         let password = postgres::Connect::parse(&db.url)
             .unwrap()
             .config()
@@ -64,10 +66,13 @@ fn the_password_never_appears() {
             .map(|p| String::from_utf8(p.to_vec()).unwrap())
             .expect("the test server's URL has a password");
         let t = db.table("t");
-        db.exec(&format!("CREATE TABLE {t} (id int4 PRIMARY KEY)")).await;
+        db.exec(&format!("CREATE TABLE {t} (id int4 PRIMARY KEY)"))
+            .await;
         let schema = Arc::new(Schema::new([("id", DataType::Int)]));
         let rows = |ids: Vec<i64>| -> Vec<Record> {
-            ids.into_iter().map(|i| Record::new(schema.clone(), vec![Value::Int(i)])).collect()
+            ids.into_iter()
+                .map(|i| Record::new(schema.clone(), vec![Value::Int(i)]))
+                .collect()
         };
         let wrong = db.url.replace(&password, "wr0ngpassw0rd");
         let mut texts = Vec::new();
@@ -119,13 +124,23 @@ fn the_password_never_appears() {
                 .await,
         );
         let logs = capture.0.lock().unwrap().clone();
-        assert!(logs.contains("retrying"), "the connection retries were logged: {logs}");
+        assert!(
+            logs.contains("retrying"),
+            "the connection retries were logged: {logs}"
+        );
         texts.push(logs);
         for text in &texts {
             assert!(!text.contains(&password), "the password shows in: {text}");
-            assert!(!text.contains("wr0ngpassw0rd"), "the wrong password shows in: {text}");
+            assert!(
+                !text.contains("wr0ngpassw0rd"),
+                "the wrong password shows in: {text}"
+            );
         }
-        assert!(texts.iter().any(|t| t.contains("password authentication failed")));
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.contains("password authentication failed"))
+        );
         db.drop_schema().await;
     });
 }

@@ -14,16 +14,28 @@ use dataflare::record::{DataType, Record, Schema, Value};
 use dataflare::testkit::failing_source;
 
 fn records(range: std::ops::Range<i64>) -> Vec<Record> {
-    let schema = Arc::new(Schema::new([("id", DataType::Int), ("name", DataType::Str)]));
+    let schema = Arc::new(Schema::new([
+        ("id", DataType::Int),
+        ("name", DataType::Str),
+    ]));
     range
-        .map(|i| Record::new(schema.clone(), vec![Value::Int(i), Value::from(format!("n{i}"))]))
+        .map(|i| {
+            Record::new(
+                schema.clone(),
+                vec![Value::Int(i), Value::from(format!("n{i}"))],
+            )
+        })
         .collect()
 }
 
 async fn table(db: &Db, name: &str) -> String {
     let t = db.table(name);
-    db.exec(&format!("CREATE TABLE {t} (id int8 PRIMARY KEY, name text, note text DEFAULT 'd')")).await;
-    db.exec(&format!("INSERT INTO {t} (id, name) VALUES (-1, 'before')")).await;
+    db.exec(&format!(
+        "CREATE TABLE {t} (id int8 PRIMARY KEY, name text, note text DEFAULT 'd')"
+    ))
+    .await;
+    db.exec(&format!("INSERT INTO {t} (id, name) VALUES (-1, 'before')"))
+        .await;
     t
 }
 
@@ -90,7 +102,11 @@ async fn a_failed_or_cancelled_run_leaves_the_table_unchanged() {
         }
 
         // And a run that succeeds commits everything.
-        let report = Pipeline::from(source::iter(records(0..3000))).to(sink()).run().await.unwrap();
+        let report = Pipeline::from(source::iter(records(0..3000)))
+            .to(sink())
+            .run()
+            .await
+            .unwrap();
         assert_eq!(report.records_out(), 3000);
         assert_eq!(db.count(&format!("t{i}")).await, 3001);
     }
@@ -99,21 +115,39 @@ async fn a_failed_or_cancelled_run_leaves_the_table_unchanged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_table_or_key_fails_before_any_record_is_read() {
-    let Some(db) = db("missing").await else { return };
+    let Some(db) = db("missing").await else {
+        return;
+    };
     let t = table(&db, "t").await;
-    db.exec(&format!("CREATE TABLE {t}_nokey (id int8, name text)")).await;
+    db.exec(&format!("CREATE TABLE {t}_nokey (id int8, name text)"))
+        .await;
     for (sink, says) in [
-        (postgres::copy_in(db.url.as_str(), db.table("nope")), "does not exist"),
-        (postgres::upsert(db.url.as_str(), format!("{t}_nokey"), ["id"]), "not a unique key"),
-        (postgres::upsert(db.url.as_str(), t.clone(), ["idd"]), "not a column"),
+        (
+            postgres::copy_in(db.url.as_str(), db.table("nope")),
+            "does not exist",
+        ),
+        (
+            postgres::upsert(db.url.as_str(), format!("{t}_nokey"), ["id"]),
+            "not a unique key",
+        ),
+        (
+            postgres::upsert(db.url.as_str(), t.clone(), ["idd"]),
+            "not a column",
+        ),
     ] {
-        let report = Pipeline::from(source::iter(records(0..10))).to(sink).run_to_report().await;
+        let report = Pipeline::from(source::iter(records(0..10)))
+            .to(sink)
+            .run_to_report()
+            .await;
         let e = report.error().expect("failed").to_string();
         assert!(e.contains(says) && e.contains("stage \"sink\""), "{e}");
         assert_eq!(report.records_in(), 0);
     }
     // A field the table has no column for is named.
-    let schema = Arc::new(Schema::new([("id", DataType::Int), ("colour", DataType::Str)]));
+    let schema = Arc::new(Schema::new([
+        ("id", DataType::Int),
+        ("colour", DataType::Str),
+    ]));
     let r = Record::new(schema, vec![Value::Int(1), Value::from("red")]);
     let e = Pipeline::from(source::iter(vec![r]))
         .to(postgres::copy_in(db.url.as_str(), t.as_str()))
@@ -121,7 +155,10 @@ async fn a_missing_table_or_key_fails_before_any_record_is_read() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains("field \"colour\"") && e.contains("id, name, note"), "{e}");
+    assert!(
+        e.contains("field \"colour\"") && e.contains("id, name, note"),
+        "{e}"
+    );
     db.drop_schema().await;
 }
 
@@ -133,7 +170,11 @@ async fn a_killed_connection_fails_the_run_and_commits_nothing() {
     let Some(db) = db("killed").await else { return };
     let t = table(&db, "t").await;
     let before = db.dump("t").await;
-    let victim = format!("{}{}application_name=dataflare_victim_sink", db.url, if db.url.contains('?') { "&" } else { "?" });
+    let victim = format!(
+        "{}{}application_name=dataflare_victim_sink",
+        db.url,
+        if db.url.contains('?') { "&" } else { "?" }
+    );
 
     let (reached_tx, reached) = tokio::sync::oneshot::channel::<()>();
     let (killed_tx, killed) = tokio::sync::oneshot::channel::<()>();
@@ -160,7 +201,10 @@ async fn a_killed_connection_fails_the_run_and_commits_nothing() {
         .await;
     killer.await.unwrap();
     let e = report.error().expect("the run failed").to_string();
-    assert!(e.contains("stage \"sink\"") && e.contains("127.0.0.1") && e.contains("connection"), "{e}");
+    assert!(
+        e.contains("stage \"sink\"") && e.contains("127.0.0.1") && e.contains("connection"),
+        "{e}"
+    );
     assert_eq!(db.dump("t").await, before);
 
     // The source's session killed mid-stream: a clear error, and the table
@@ -180,9 +224,13 @@ async fn a_killed_connection_fails_the_run_and_commits_nothing() {
     };
     db.exec(&format!("CREATE TABLE {t}_copy (LIKE {t})")).await;
     let report = Pipeline::from(
-        postgres::query(victim.as_str(), "SELECT g AS id, 'x' AS name FROM generate_series(1, 100000) g", [0; 0])
-            .batch_size(100)
-            .fetch_size(100),
+        postgres::query(
+            victim.as_str(),
+            "SELECT g AS id, 'x' AS name FROM generate_series(1, 100000) g",
+            [0; 0],
+        )
+        .batch_size(100)
+        .fetch_size(100),
     )
     .map_async(1, move |r: Record| {
         let first = reached_tx.take();
@@ -200,7 +248,10 @@ async fn a_killed_connection_fails_the_run_and_commits_nothing() {
     .await;
     killer.await.unwrap();
     let e = report.error().expect("the run failed").to_string();
-    assert!(e.contains("stage \"source\"") && e.contains("127.0.0.1") && e.contains("connection"), "{e}");
+    assert!(
+        e.contains("stage \"source\"") && e.contains("127.0.0.1") && e.contains("connection"),
+        "{e}"
+    );
     assert_eq!(db.count("t_copy").await, 0);
     db.drop_schema().await;
 }
@@ -220,7 +271,10 @@ async fn terminate(client: &postgres::tokio_postgres::Client, app: &str) {
     assert_eq!(killed, [true], "one session named {app}");
     loop {
         let left: i64 = client
-            .query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", &[&app])
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&app],
+            )
             .await
             .unwrap()
             .get(0);
@@ -235,11 +289,20 @@ async fn terminate(client: &postgres::tokio_postgres::Client, app: &str) {
 async fn upsert_is_idempotent_and_the_last_of_a_key_wins() {
     let Some(db) = db("upsert").await else { return };
     let t = table(&db, "t").await;
-    db.exec(&format!("UPDATE {t} SET note = 'kept' WHERE id = -1")).await;
-    let schema = Arc::new(Schema::new([("id", DataType::Int), ("name", DataType::Str)]));
+    db.exec(&format!("UPDATE {t} SET note = 'kept' WHERE id = -1"))
+        .await;
+    let schema = Arc::new(Schema::new([
+        ("id", DataType::Int),
+        ("name", DataType::Str),
+    ]));
     // Keys repeat within a batch and across batches: the last one wins.
     let input: Vec<Record> = (0..5000)
-        .map(|i| Record::new(schema.clone(), vec![Value::Int(i % 1500 - 1), Value::from(format!("v{i}"))]))
+        .map(|i| {
+            Record::new(
+                schema.clone(),
+                vec![Value::Int(i % 1500 - 1), Value::from(format!("v{i}"))],
+            )
+        })
         .collect();
     let run = || {
         Pipeline::from(source::iter(input.clone()).batch_size(1000))
@@ -249,12 +312,20 @@ async fn upsert_is_idempotent_and_the_last_of_a_key_wins() {
     run().await.unwrap();
     let once = db.dump("t").await;
     run().await.unwrap();
-    assert_eq!(db.dump("t").await, once, "the same run twice gives the same table");
+    assert_eq!(
+        db.dump("t").await,
+        once,
+        "the same run twice gives the same table"
+    );
     assert_eq!(db.count("t").await, 1500);
-    let rows = db.rows(&format!("SELECT name, note FROM {t} WHERE id = -1")).await;
+    let rows = db
+        .rows(&format!("SELECT name, note FROM {t} WHERE id = -1"))
+        .await;
     assert_eq!(rows[0].get::<_, String>(0), "v4500"); // last of key -1 (i = 4500)
     assert_eq!(rows[0].get::<_, String>(1), "kept"); // a column not written keeps its value
-    let rows = db.rows(&format!("SELECT name FROM {t} WHERE id = 10")).await;
+    let rows = db
+        .rows(&format!("SELECT name FROM {t} WHERE id = 10"))
+        .await;
     assert_eq!(rows[0].get::<_, String>(0), "v4511");
     db.drop_schema().await;
 }

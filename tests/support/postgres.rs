@@ -20,7 +20,9 @@ pub fn url(test: &str) -> Option<String> {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
             if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-                panic!("{test}: DATAFLARE_PG_URL is not set under CI=true: the PostgreSQL tests must run, not be skipped");
+                panic!(
+                    "{test}: DATAFLARE_PG_URL is not set under CI=true: the PostgreSQL tests must run, not be skipped"
+                );
             }
             eprintln!(
                 "\n!!!!!!!! SKIPPED {test}: no PostgreSQL server (set DATAFLARE_PG_URL, or run \
@@ -42,7 +44,11 @@ pub async fn db(test: &str) -> Option<Db> {
         ))
         .await
         .unwrap();
-    Some(Db { url, schema, client })
+    Some(Db {
+        url,
+        schema,
+        client,
+    })
 }
 
 /// A plain client (for setting up and checking, not under test).
@@ -77,7 +83,9 @@ impl Db {
     }
 
     pub async fn count(&self, table: &str) -> i64 {
-        self.rows(&format!("SELECT count(*) FROM {}", self.table(table))).await[0].get(0)
+        self.rows(&format!("SELECT count(*) FROM {}", self.table(table)))
+            .await[0]
+            .get(0)
     }
 
     /// The whole table as text, ordered by its first column: for comparing

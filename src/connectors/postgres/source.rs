@@ -308,11 +308,11 @@ pub(crate) fn stream<T: Send + 'static>(
             Ok(tx) => tx,
             Err(e) => { yield Err(conn.error(&e)); return; }
         };
-        if let Some(setup) = &q.setup {
-            if let Err(e) = tx.batch_execute(setup).await {
-                yield Err(conn.error(&e));
-                return;
-            }
+        if let Some(setup) = &q.setup
+            && let Err(e) = tx.batch_execute(setup).await
+        {
+            yield Err(conn.error(&e));
+            return;
         }
         let statement = match tx.prepare(&q.sql).await {
             Ok(s) => s,

@@ -443,9 +443,13 @@ mod tests {
             "[1,2]"
         );
         let mut buf = BytesMut::new();
-        let e = encode(&Value::Int(70_000), &Type::INT2, &mut buf).unwrap_err();
+        let e = encode(&Value::Int(70_000), &Type::INT2, &mut buf)
+            .err()
+            .unwrap();
         assert_eq!(e, "70000 is out of range for type int2");
-        let e = encode(&Value::Bool(true), &Type::DATE, &mut buf).unwrap_err();
+        let e = encode(&Value::Bool(true), &Type::DATE, &mut buf)
+            .err()
+            .unwrap();
         assert_eq!(e, "a bool value cannot be written to a column of type date");
     }
 }
