@@ -203,6 +203,7 @@ impl StageMetrics {
     }
 
     /// Sets where the source stands (see [`StageStats::position`]).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn set_position(&self, position: String) {
         *lock(&self.position) = Some(position);
     }
