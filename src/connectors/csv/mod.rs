@@ -18,6 +18,7 @@ mod headers;
 mod infer;
 mod limit;
 mod options;
+mod parallel;
 mod parse;
 mod partitioned;
 mod reading;
