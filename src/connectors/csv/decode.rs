@@ -238,7 +238,8 @@ impl<T> Decoding<T> {
         // The records between two errors move in runs, not one by one.
         let mut taken = 0;
         for (at, e) in errors {
-            let run = at.min(records.len()).saturating_sub(taken);
+            // `at` counts the records before the error, `taken` those moved.
+            let run = at.saturating_sub(taken).min(records.len());
             self.extend(records.drain(..run));
             taken += run;
             if !self.error(e) {

@@ -116,7 +116,9 @@ impl Plan {
         let mut buffer = [0u8; 4096];
         let (mut at, mut after_cr, mut lines) = (from.pos.byte, from.after_cr, 0);
         while at < to {
-            let want = usize::try_from(to - at).unwrap_or(usize::MAX).min(buffer.len());
+            let want = usize::try_from(to - at)
+                .unwrap_or(usize::MAX)
+                .min(buffer.len());
             let got = read_at(&self.file, &mut buffer[..want], at)?;
             if got == 0 {
                 break;
@@ -501,12 +503,19 @@ pub(super) fn read_rest<T: Send>(
     let mut local = decoder.fork();
     let (plan, todo, feed) = (&plan, &todo, &mut feed);
     std::thread::scope(move |scope| {
+        let mut started = 0;
         for _ in 0..plan.workers {
             let mut decoder = decoder.fork();
             let done = done.clone();
-            scope.spawn(move || work(plan, decoder.as_mut(), todo, done));
+            let worker = std::thread::Builder::new()
+                .name("dataflare-csv".to_string())
+                .spawn_scoped(scope, move || work(plan, decoder.as_mut(), todo, done));
+            started += usize::from(worker.is_ok());
         }
         drop(done);
+        if started == 0 {
+            return Err(Error::msg("could not start a CSV parsing thread"));
+        }
         // The channels are this closure's: dropped when it returns or
         // unwinds, which stops the workers at their next task or result
         // before the scope waits for them.
@@ -594,7 +603,10 @@ fn collect<T>(
     for j in 0..chunks {
         let parsed = loop {
             if let Some(Some(_)) = ready.front() {
-                break ready.pop_front().flatten().unwrap_or_else(|| unreachable!());
+                break ready
+                    .pop_front()
+                    .flatten()
+                    .unwrap_or_else(|| unreachable!());
             }
             let Ok((k, parsed)) = results.recv() else {
                 return Err(Error::msg("internal error: the CSV parsing threads ended"));
@@ -667,7 +679,9 @@ fn read_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
         #[cfg(not(any(unix, windows)))]
         let got: io::Result<usize> = {
             let _ = (file, buf, pos);
-            Err(io::Error::other("reading at an offset is not supported here"))
+            Err(io::Error::other(
+                "reading at an offset is not supported here",
+            ))
         };
         match got {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

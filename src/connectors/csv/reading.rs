@@ -46,9 +46,7 @@ fn check(options: &CsvOptions) -> Result<()> {
         ));
     }
     if options.parallel == Some(0) {
-        return Err(Error::config(
-            "parallel: reading needs at least 1 thread",
-        ));
+        return Err(Error::config("parallel: reading needs at least 1 thread"));
     }
     if options.chunk_size == 0 {
         return Err(Error::config(
@@ -217,7 +215,10 @@ pub(super) fn read_all<T: Send>(job: Job<T>, emit: &mut Emit<Msg<T>>) -> Result<
         let mut feed = super::parallel::Feed::new(out.size, held.max(out.size));
         let mut local = decoder.fork();
         let first = super::parallel::decode_building(local.as_mut(), &labels, &mut out.chunk);
-        if !out.emit.batch(vec![Msg::Start(decoder.fork(), labels, recycle)]) {
+        if !out
+            .emit
+            .batch(vec![Msg::Start(decoder.fork(), labels, recycle)])
+        {
             return Ok(());
         }
         if !feed.add_first(first, out.emit) {

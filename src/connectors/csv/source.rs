@@ -691,7 +691,10 @@ impl<T: Send + 'static> CsvSource<T> {
     /// ```
     #[track_caller]
     pub fn chunk_size(mut self, bytes: usize) -> Self {
-        assert!(bytes > 0, "chunk_size: a chunk needs room for at least 1 byte");
+        assert!(
+            bytes > 0,
+            "chunk_size: a chunk needs room for at least 1 byte"
+        );
         self.config.options.chunk_size = bytes;
         self
     }
