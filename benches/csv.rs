@@ -268,7 +268,11 @@ fn rounds<'v>(
 /// min, median and max of `values`.
 fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
     values.sort_by(f64::total_cmp);
-    (values[0], values[values.len() / 2], values[values.len() - 1])
+    (
+        values[0],
+        values[values.len() / 2],
+        values[values.len() - 1],
+    )
 }
 
 fn main() {
@@ -312,7 +316,10 @@ fn main() {
     let expected = median("serde_loop").records;
     for (v, runs) in &all {
         for r in runs {
-            assert_eq!(r.records, expected, "{v} wrote a different number of records");
+            assert_eq!(
+                r.records, expected,
+                "{v} wrote a different number of records"
+            );
         }
     }
     // Each pipeline writes what its loop writes, byte for byte (typed ones
@@ -352,11 +359,31 @@ fn main() {
         .unwrap();
     println!("ratios (throughput, higher is better; median of {ROUNDS} paired rounds [min, max]):");
     for (label, v, base, target) in [
-        ("best ({best}) / byte_record_loop", best, "byte_record_loop", ">= 1.5"),
-        ("typed (defaults) / serde_loop", "typed", "serde_loop", ">= 1.5"),
-        ("dynamic / byte_record_loop", "dynamic", "byte_record_loop", ">= 1.0"),
+        (
+            "best ({best}) / byte_record_loop",
+            best,
+            "byte_record_loop",
+            ">= 1.5",
+        ),
+        (
+            "typed (defaults) / serde_loop",
+            "typed",
+            "serde_loop",
+            ">= 1.5",
+        ),
+        (
+            "dynamic / byte_record_loop",
+            "dynamic",
+            "byte_record_loop",
+            ">= 1.0",
+        ),
         ("typed / typed_1_thread", "typed", "typed_1_thread", "-"),
-        ("dynamic / dynamic_1_thread", "dynamic", "dynamic_1_thread", "-"),
+        (
+            "dynamic / dynamic_1_thread",
+            "dynamic",
+            "dynamic_1_thread",
+            "-",
+        ),
     ] {
         let (lo, mid, hi) = paired(v, base);
         let label = label.replace("{best}", best);

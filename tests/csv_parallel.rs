@@ -67,6 +67,8 @@ struct Options {
     comment: bool,
     lossy: bool,
     trim: bool,
+    /// `\` escapes in quoted fields, and doubled quotes not read as one.
+    escape: bool,
     batch: usize,
     max_record: Option<usize>,
 }
@@ -79,7 +81,9 @@ fn configure<T: Send + 'static>(source: CsvSource<T>, o: &Options) -> CsvSource<
         .lossy_utf8(o.lossy)
         .batch_size(o.batch)
         .comment(o.comment.then_some(b'#'))
-        .trim(if o.trim { Trim::All } else { Trim::None });
+        .trim(if o.trim { Trim::All } else { Trim::None })
+        .escape(o.escape.then_some(b'\\'))
+        .double_quote(!o.escape);
     if let Some(max) = o.max_record {
         source = source.max_record_bytes(max);
     }
@@ -123,6 +127,8 @@ fn data() -> impl Strategy<Value = Vec<u8>> {
         b"\"ab\"c",
         b"\xFF\xFE",
         b"caf\xC3\xA9",
+        b"\"esc\\\"aped\n\\\n\"",
+        b"back\\slash",
     ]);
     let end = prop::sample::select(vec![&b"\n"[..], b"\r\n", b"\r", b"\n\n", b"\n# c,\"x\n"]);
     let record = (prop::collection::vec(field, 1..4), end).prop_map(|(fields, end)| {
@@ -157,19 +163,23 @@ fn options() -> impl Strategy<Value = Options> {
         any::<bool>(),
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
         1usize..5,
         prop::option::weighted(0.2, 8usize..64),
     )
         .prop_map(
-            |(headers, flexible, lenient, comment, lossy, trim, batch, max_record)| Options {
-                headers,
-                flexible,
-                lenient,
-                comment,
-                lossy,
-                trim,
-                batch,
-                max_record,
+            |(headers, flexible, lenient, comment, lossy, trim, escape, batch, max_record)| {
+                Options {
+                    headers,
+                    flexible,
+                    lenient,
+                    comment,
+                    lossy,
+                    trim,
+                    escape,
+                    batch,
+                    max_record,
+                }
             },
         )
 }
@@ -243,6 +253,7 @@ const PLAIN: Options = Options {
     comment: false,
     lossy: false,
     trim: false,
+    escape: false,
     batch: 100,
     max_record: None,
 };
@@ -306,6 +317,21 @@ fn same_errors(data: &[u8]) {
         assert!(one == many, "schema records, chunks of {chunk}");
         let (one, many) = both(|| csv::read::<(u32, String, u32)>(&path), &PLAIN, 2, chunk);
         assert!(one == many, "typed rows, chunks of {chunk}");
+        // Without a header: the first row is data, the schema gives the width.
+        let no_header = Options {
+            headers: false,
+            ..PLAIN
+        };
+        let (one, many) = both(
+            || csv::read_records(&path).schema(schema.clone()),
+            &no_header,
+            2,
+            chunk,
+        );
+        assert!(
+            one == many,
+            "schema records without a header, chunks of {chunk}"
+        );
     }
 }
 

@@ -438,16 +438,20 @@ impl<T> Feed<T> {
             }
             self.fed = self.next;
             self.next += self.size;
-            if !self.send(emit) {
-                return false;
+            if self.batching.done {
+                return self.send(emit);
             }
         }
         true
     }
 
-    /// Sends the batches made so far; false when the pipeline is gone or the
-    /// source has ended.
+    /// Sends the batches made so far, together (one hand-off for many
+    /// batches); false when the pipeline is gone or the source has ended.
     fn send(&mut self, emit: &mut Emit<Msg<T>>) -> bool {
+        if self.batching.out.is_empty() {
+            return !self.batching.done;
+        }
+        let mut msgs = Vec::with_capacity(self.batching.out.len());
         while let Some(item) = self.batching.out.pop_front() {
             let decoded = match item {
                 Ok(batch) => Decoded {
@@ -461,11 +465,9 @@ impl<T> Feed<T> {
                     flush: true,
                 },
             };
-            if !emit.batch(vec![Msg::Decoded(decoded)]) {
-                return false;
-            }
+            msgs.push(Msg::Decoded(decoded));
         }
-        !self.batching.done
+        emit.batch(msgs) && !self.batching.done
     }
 
     /// At the end of the input: sends every row left.
@@ -645,6 +647,9 @@ fn collect<T>(
             if !feed.add(part, emit) {
                 return Ok(());
             }
+        }
+        if !feed.send(emit) {
+            return Ok(());
         }
         if let Some(e) = failed {
             feed.fail(emit);
