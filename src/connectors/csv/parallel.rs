@@ -314,6 +314,9 @@ fn parse<T>(
             }
         }
     }
+    // A record cut short by a stream-level error is no row.
+    let chunk = &mut collect.chunk;
+    chunk.fields.truncate(chunk.fields_len, chunk.text_len);
     if !collect.chunk.items.is_empty() {
         parsed.take(decoder, &plan.labels, &mut collect.chunk);
     }
