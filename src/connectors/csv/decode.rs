@@ -635,10 +635,7 @@ impl Decode<Record> for Dynamic {
 
     fn fork(&self) -> Box<dyn Decode<Record>> {
         Box::new(Dynamic::new(
-            // A schema of its own, equal to this one: every record holds
-            // its schema, and records made on several threads at once
-            // would otherwise all count references on one shared counter.
-            Arc::new(Schema::clone(&self.schema)),
+            self.schema.clone(),
             self.columns.clone(),
             self.inferred,
         ))
