@@ -3,9 +3,9 @@
 //! output files replaced atomically when the run completes.
 //!
 //! Parsing and writing run on blocking threads, linked to the pipeline by
-//! bounded channels. A regular file is parsed on as many threads as the
-//! machine has cores ([`CsvSource::parallel`]), with exactly the records and
-//! errors of one thread; a stream (stdin, a pipe, any reader) is read on one
+//! bounded channels. A regular file may be parsed on several threads
+//! ([`CsvSource::parallel`]; by default the machine's cores less one), with
+//! exactly the records and errors of one thread; a stream (stdin, a pipe, any reader) is read on one
 //! thread and delivers records as they arrive.
 //!
 //! Reading: [`read`] and [`read_from`] deserialize records into your own

@@ -73,7 +73,7 @@ pub struct CsvOptions {
     /// [`DuplicateHeaders::Refuse`] by default.
     pub duplicate_headers: DuplicateHeaders,
     /// Threads parsing one regular file at once (sources only); `None` (the
-    /// default) for the machine's cores. A stream (stdin, a pipe, any
+    /// default) for the machine's cores less one, at least one. A stream (stdin, a pipe, any
     /// reader) is always read on one thread. See
     /// [`CsvSource::parallel`](super::CsvSource::parallel).
     pub parallel: Option<usize>,

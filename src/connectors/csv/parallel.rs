@@ -39,16 +39,24 @@ use crate::{Error, Result};
 /// Bytes of a file parsed by one worker at a time, by default.
 pub(crate) const DEFAULT_CHUNK_SIZE: usize = 512 * 1024;
 
-/// The workers to use for `options`: its `parallel`, or the machine's cores.
+/// The workers to use for `options`: its `parallel`, or by default the
+/// machine's cores less one, which the pipeline's own task keeps busy (at
+/// least one).
 pub(super) fn workers(options: &CsvOptions) -> usize {
     if !cfg!(any(unix, windows)) {
         return 1;
     }
-    options.parallel.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(usize::from)
-            .unwrap_or(1)
-    })
+    options.parallel.unwrap_or_else(default_workers)
+}
+
+/// The machine's cores less one, at least one. On 2 cores, one: there the
+/// one-thread reader, the pipeline's task and a sink's writing thread
+/// already keep both cores busy, and a second parsing thread only added
+/// work (see `benches/csv.rs`).
+pub(super) fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| usize::from(n).saturating_sub(1).max(1))
+        .unwrap_or(1)
 }
 
 /// What every worker reads the file with.

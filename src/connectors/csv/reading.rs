@@ -191,40 +191,44 @@ pub(super) fn read_all<T: Send>(job: Job<T>, emit: &mut Emit<Msg<T>>) -> Result<
         && workers > 1
         && let Some(path) = &path
     {
-        // The rest of the file is parsed on several threads.
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        let plan = super::parallel::Plan {
-            file: std::sync::Arc::new(file),
-            path: path.clone(),
-            len,
-            width: rows.width,
-            names: rows.names.clone(),
-            unnamed: rows.unnamed,
-            labels: labels.clone(),
-            first: rows.end(),
-            index: rows.next_index(),
-            workers,
-            options,
-        };
-        let counted = rows.read_to();
-        drop(rows);
-        // The rows read so far: the first chunk the sequential reader sends
-        // holds them all, and at least a batch.
-        let held = out.chunk.items.len();
-        let mut feed = super::parallel::Feed::new(out.size, held.max(out.size));
-        let mut local = decoder.fork();
-        let first = super::parallel::decode_building(local.as_mut(), &labels, &mut out.chunk);
-        if !out
-            .emit
-            .batch(vec![Msg::Start(decoder.fork(), labels, recycle)])
-        {
-            return Ok(());
+        let first = rows.end();
+        // What is left fits one chunk: one thread reads it.
+        if len.saturating_sub(first.pos.byte) > options.chunk_size as u64 {
+            // The rest of the file is parsed on several threads.
+            let plan = super::parallel::Plan {
+                file: std::sync::Arc::new(file),
+                path: path.clone(),
+                len,
+                width: rows.width,
+                names: rows.names.clone(),
+                unnamed: rows.unnamed,
+                labels: labels.clone(),
+                first,
+                index: rows.next_index(),
+                workers,
+                options: options.clone(),
+            };
+            let counted = rows.read_to();
+            drop(rows);
+            // The rows read so far: the first chunk the sequential reader
+            // sends holds them all, and at least a batch.
+            let held = out.chunk.items.len();
+            let mut feed = super::parallel::Feed::new(out.size, held.max(out.size));
+            let mut local = decoder.fork();
+            let first = super::parallel::decode_building(local.as_mut(), &labels, &mut out.chunk);
+            if !out
+                .emit
+                .batch(vec![Msg::Start(decoder.fork(), labels, recycle)])
+            {
+                return Ok(());
+            }
+            if !feed.add_first(first, out.emit) {
+                return Ok(());
+            }
+            return super::parallel::read_rest(plan, decoder.as_ref(), feed, out.emit, counted);
         }
-        if !feed.add_first(first, out.emit) {
-            return Ok(());
-        }
-        return super::parallel::read_rest(plan, decoder.as_ref(), feed, out.emit, counted);
     }
     out.local = Some((decoder.fork(), labels.clone()));
     if !out.emit.batch(vec![Msg::Start(decoder, labels, recycle)]) {
