@@ -468,3 +468,25 @@ async fn a_named_pipe_still_streams() {
     writer.join().unwrap();
     assert!(source.next().await.is_none());
 }
+
+/// A run whose sink fails part way, or which is cancelled, ends with the
+/// parsing threads busy ahead of it, and does not wait for the whole file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_or_cancelled_run_ends_while_the_file_is_parsed_ahead() {
+    let (_dir, path) = file(&orders(100_000));
+    let (sink, probe) = dataflare::testkit::failing_sink(2_000);
+    let err = Pipeline::from(csv::read_records(&path).parallel(3).chunk_size(4096))
+        .to(sink)
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(err.stage(), Some("sink"));
+    assert!(probe.record_count() < 100_000);
+
+    let handle = Pipeline::from(csv::read_records(&path).parallel(3).chunk_size(4096))
+        .to(sink::discard())
+        .spawn();
+    handle.cancel();
+    let report = handle.await;
+    assert!(report.records_out() < 100_000, "{report:?}");
+}
