@@ -490,3 +490,44 @@ async fn a_failed_or_cancelled_run_ends_while_the_file_is_parsed_ahead() {
     let report = handle.await;
     assert!(report.records_out() < 100_000, "{report:?}");
 }
+
+/// Lines far longer than a chunk, lines ended by a lone `\r` (no `\n` to
+/// start a chunk after), and a last line without a line break.
+#[test]
+fn long_lines_and_carriage_returns_read_alike() {
+    let mut long = b"id,text\n".to_vec();
+    for i in 0..300 {
+        let width = [3, 20_000, 10, 4_000, 1][i % 5];
+        long.extend_from_slice(format!("{i},{}\n", "y".repeat(width)).as_bytes());
+    }
+    long.extend_from_slice(b"300,no line break at the end");
+    let mut cr = b"id,text\r".to_vec();
+    for i in 0..3_000 {
+        cr.extend_from_slice(format!("{i},\"two\rlines\"\r").as_bytes());
+    }
+    for data in [long, cr] {
+        let (_dir, path) = file(&data);
+        for chunk in [7, 512, 4096] {
+            let (one, many) = both(|| csv::read_records(&path), &PLAIN, 3, chunk);
+            assert!(matches!(one.last(), Some(Event::Batch(_))));
+            assert!(one == many, "chunks of {chunk}");
+        }
+    }
+}
+
+/// The schema read before the run: the rows read for it come first, then
+/// the rest of the file on several threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_read_before_the_run_keeps_every_record() {
+    let (_dir, path) = file(&orders(5_000));
+    let mut source = csv::read_records(&path)
+        .infer_schema(1_500)
+        .parallel(3)
+        .chunk_size(2048);
+    let schema = source.read_schema().await.unwrap();
+    assert_eq!(schema.fields()[0].data_type(), DataType::Int);
+    let many = trace(source).await;
+    let one = trace(csv::read_records(&path).infer_schema(1_500).parallel(1)).await;
+    assert_eq!(many.len(), 5);
+    assert!(one == many);
+}

@@ -93,15 +93,6 @@ impl Plan {
         self.first.pos.byte + j as u64 * self.chunk()
     }
 
-    /// Where chunk `j`'s records end: the first byte after a `\n` at or
-    /// after the next chunk's nominal start; none for the last chunk.
-    fn until(&self, j: usize) -> io::Result<u64> {
-        if j + 1 >= self.chunks() {
-            return Ok(u64::MAX);
-        }
-        self.boundary(self.nominal(j + 1))
-    }
-
     /// The first offset at or after `n` (> 0) that follows a `\n`, or the
     /// end of the file.
     fn boundary(&self, n: u64) -> io::Result<u64> {
@@ -364,33 +355,74 @@ impl<T> Parsed<T> {
     }
 }
 
-/// Parses chunk `j` on a worker: from its guessed start, or from `first`
-/// for the first chunk.
-fn parse_chunk<T>(plan: &Plan, decoder: &mut dyn Decode<T>, j: usize) -> Parsed<T> {
-    let bounds = (|| -> io::Result<(Resume, bool, u64)> {
-        let until = plan.until(j)?;
-        if j == 0 {
-            return Ok((plan.first, true, until));
+/// A chunk to parse: its index, where it starts (none for the first, which
+/// starts where the one-thread reader stopped) and where the next starts,
+/// when they could be found.
+#[derive(Debug, Clone, Copy)]
+struct Task {
+    j: usize,
+    start: Option<u64>,
+    until: Option<u64>,
+}
+
+/// Finds the chunks' starts in file order. A search that ran past the next
+/// nominal start found that chunk's start too, so a file with few line
+/// breaks (or none: `\r` line ends) is scanned once, not once a chunk.
+#[derive(Default)]
+struct Bounds {
+    /// The last search: the first start at or after `.0` is `.1`.
+    last: Option<(u64, u64)>,
+}
+
+impl Bounds {
+    fn boundary(&mut self, plan: &Plan, n: u64) -> Option<u64> {
+        if let Some((from, found)) = self.last
+            && from <= n
+            && n <= found
+        {
+            return Some(found);
         }
-        let start = plan.boundary(plan.nominal(j))?;
-        let start = Resume {
-            pos: Pos {
-                byte: start,
-                line: 1,
-            },
-            after_cr: u64::MAX,
+        // A file that cannot be read there is read again, in order, by the
+        // reading thread, which meets the error where the one-thread
+        // reader would.
+        let found = plan.boundary(n).ok()?;
+        self.last = Some((n, found));
+        Some(found)
+    }
+
+    fn task(&mut self, plan: &Plan, j: usize) -> Task {
+        let start = match j {
+            0 => None,
+            _ => self.boundary(plan, plan.nominal(j)),
         };
-        Ok((start, false, until))
-    })();
-    match bounds {
-        Ok((start, exact, until)) => {
-            let index = if exact { plan.index } else { 0 };
-            parse(plan, decoder, start, index, exact, until)
+        let until = match j + 1 >= plan.chunks() {
+            true => Some(u64::MAX),
+            false => self.boundary(plan, plan.nominal(j + 1)),
+        };
+        Task { j, start, until }
+    }
+}
+
+/// Parses a chunk on a worker: from its guessed start, or from where the
+/// one-thread reader stopped for the first chunk.
+fn parse_chunk<T>(plan: &Plan, decoder: &mut dyn Decode<T>, task: Task) -> Parsed<T> {
+    // Not knowing where the next chunk starts, take every record after.
+    let until = task.until.unwrap_or(u64::MAX);
+    match (task.j, task.start) {
+        (0, _) => parse(plan, decoder, plan.first, plan.index, true, until),
+        (_, Some(start)) => {
+            let start = Resume {
+                pos: Pos {
+                    byte: start,
+                    line: 1,
+                },
+                after_cr: u64::MAX,
+            };
+            parse(plan, decoder, start, 0, false, until)
         }
-        Err(e) => {
-            let mut parsed = Parsed::empty(plan.first, false, 0);
-            parsed.start = u64::MAX; // never right: parsed again, and fails there
-            parsed.failed = Some(Error::io(&plan.path, e));
+        (_, None) => {
+            let mut parsed = Parsed::empty(plan.first, false, until);
+            parsed.start = u64::MAX; // never right: parsed again where it starts
             parsed
         }
     }
@@ -510,7 +542,7 @@ pub(super) fn read_rest<T: Send>(
 ) -> Result<()> {
     let chunks = plan.chunks();
     let window = 2 * plan.workers + 2;
-    let (tasks, todo) = sync_channel::<usize>(window);
+    let (tasks, todo) = sync_channel::<Task>(window);
     let todo = Mutex::new(todo);
     let (done, results) = sync_channel::<(usize, Parsed<T>)>(window);
     let mut local = decoder.fork();
@@ -550,7 +582,7 @@ pub(super) fn read_rest<T: Send>(
 fn work<T>(
     plan: &Plan,
     decoder: &mut dyn Decode<T>,
-    todo: &Mutex<Receiver<usize>>,
+    todo: &Mutex<Receiver<Task>>,
     done: SyncSender<(usize, Parsed<T>)>,
 ) {
     loop {
@@ -558,9 +590,9 @@ fn work<T>(
             Ok(todo) => todo.recv(),
             Err(_) => return,
         };
-        let Ok(j) = task else { return };
+        let Ok(task) = task else { return };
         let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            parse_chunk(plan, decoder, j)
+            parse_chunk(plan, decoder, task)
         }))
         .unwrap_or_else(|panic| {
             let mut parsed = Parsed::empty(plan.first, true, 0);
@@ -571,7 +603,7 @@ fn work<T>(
             )));
             parsed
         });
-        if done.send((j, parsed)).is_err() {
+        if done.send((task.j, parsed)).is_err() {
             return;
         }
     }
@@ -598,12 +630,13 @@ fn collect<T>(
     mut counted: u64,
     chunks: usize,
     window: usize,
-    tasks: &SyncSender<usize>,
+    tasks: &SyncSender<Task>,
     results: &Receiver<(usize, Parsed<T>)>,
 ) -> Result<()> {
+    let mut bounds = Bounds::default();
     let mut given = 0;
     while given < chunks.min(window) {
-        if tasks.send(given).is_err() {
+        if tasks.send(bounds.task(plan, given)).is_err() {
             break;
         }
         given += 1;
@@ -631,7 +664,7 @@ fn collect<T>(
             ready[slot] = Some(parsed);
         };
         if given < chunks {
-            let _ = tasks.send(given);
+            let _ = tasks.send(bounds.task(plan, given));
             given += 1;
         }
         let right = parsed.start == at.pos.byte;
