@@ -692,18 +692,19 @@ fn collect<T>(
                 return Ok(());
             }
         }
-        if !feed.send(emit) {
-            return Ok(());
-        }
         if let Some(e) = failed {
             feed.fail(emit);
             return Err(e);
         }
         index += items;
         at = at_until.unwrap_or(end);
+        // The chunk's bytes count as read before its batches leave.
         if at.pos.byte > counted && at.pos.byte != u64::MAX {
             emit.add_read(at.pos.byte - counted);
             counted = at.pos.byte;
+        }
+        if !feed.send(emit) {
+            return Ok(());
         }
     }
     if read_to > counted {
