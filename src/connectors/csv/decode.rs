@@ -281,7 +281,16 @@ impl<T> Decoding<T> {
         if self.carry.is_empty() {
             return;
         }
-        let batch = Batch::new(std::mem::take(&mut self.carry)).with_seq(self.seq);
+        // For the run's byte budget: a dynamic record's value slots (its
+        // short text is inline, long text shared); a typed record counts its
+        // inline size only.
+        let slots = self
+            .schema()
+            .map_or(0, |s| s.len() * std::mem::size_of::<Value>());
+        let heap = slots * self.carry.len();
+        let batch = Batch::new(std::mem::take(&mut self.carry))
+            .with_seq(self.seq)
+            .with_heap_bytes(heap);
         self.seq += 1;
         self.out.push_back(Ok(batch));
     }
