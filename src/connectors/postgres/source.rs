@@ -13,6 +13,7 @@ use tokio_postgres::{IsolationLevel, Row, Statement};
 
 use super::Connect;
 use super::de::from_record;
+use super::table::quote_table;
 use super::types::{Cell, Param, data_type, unmappable};
 use crate::record::{Field, Record, Schema, Value};
 use crate::source::DEFAULT_BATCH_SIZE;
@@ -77,6 +78,30 @@ pub fn query<P: Into<Value>>(
             setup: None,
         },
         Ok,
+    )
+}
+
+/// A source reading every row of `table` (`SELECT * FROM table`): as
+/// [`query`], with the name quoted as [`copy_in`](super::copy_in) quotes it
+/// (`schema.table` part by part; a name holding `"` is taken as written).
+///
+/// ```no_run
+/// # #[tokio::main]
+/// # async fn main() -> dataflare::Result<()> {
+/// use dataflare::prelude::*;
+/// use dataflare::{csv, postgres};
+///
+/// Pipeline::from(postgres::table("postgres://app@localhost/shop", "sales.orders"))
+///     .to(csv::write_records("orders.csv"))
+///     .run()
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub fn table(conn: impl Into<Connect>, table: &str) -> PgSource<Record> {
+    query(
+        conn,
+        format!("SELECT * FROM {}", quote_table(table)),
+        [0i64; 0],
     )
 }
 
@@ -166,6 +191,24 @@ impl<T: Send + 'static> PgSource<T> {
 }
 
 impl PgSource<Record> {
+    /// The schema of the query's result, asked of the server before the run
+    /// (a connection opened and closed for it): for writing a header when
+    /// the result is empty, or checking the columns up front. Fails as the
+    /// run would fail before its first row: a server that cannot be reached,
+    /// a query the server refuses, a column DataFlare cannot map.
+    ///
+    /// # Panics
+    ///
+    /// If the source has already been polled.
+    pub async fn read_schema(&self) -> Result<Arc<Schema>> {
+        let State::Configured(q, _) = &self.state else {
+            panic!("read_schema is called before the source is polled");
+        };
+        let client = q.conn.open().await?;
+        let statement = client.prepare(&q.sql).await.map_err(|e| q.conn.error(&e))?;
+        schema_of(&statement).map_err(|e| q.conn.error_msg(e))
+    }
+
     /// Reads each row into a `T` with serde instead of a [`Record`]: a struct
     /// or map by column name, a tuple by position. A `numeric` reads into a
     /// [`Decimal`](crate::record::Decimal) (or a float, rounded), a
