@@ -38,7 +38,7 @@ pub(crate) async fn source(
     wants_schema: bool,
 ) -> Result<(Records, Option<Arc<Schema>>)> {
     let conn = connect(endpoint)?;
-    let source = match &endpoint.what {
+    let mut source = match &endpoint.what {
         PgWhat::Query(sql) => postgres::query(conn, sql.as_str(), [0i64; 0]),
         PgWhat::Table(table) => postgres::table(conn, table),
         PgWhat::Upsert(..) => unreachable!("--upsert names an output"),

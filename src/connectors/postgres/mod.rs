@@ -1,7 +1,7 @@
 //! PostgreSQL sources and sinks (feature `postgres`), on `tokio-postgres`.
 //!
-//! - [`query`]: the rows of a query, streamed through a server-side portal a
-//!   fetch at a time, as dynamic [`Record`](crate::record::Record)s typed by
+//! - [`query`]: the rows of a query, streamed through `COPY ... TO STDOUT`
+//!   (binary) or, with parameters, a server-side portal a fetch at a time, as dynamic [`Record`](crate::record::Record)s typed by
 //!   the result's columns, or into your own type with serde
 //!   ([`typed`](PgSource::typed)); [`table`]: all rows of a table.
 //! - [`incremental`]: the rows of a table or query past the last high-water
