@@ -3,11 +3,14 @@
 //!
 //! - load: CSV file → table, `csv::read_records` (typed schema) into
 //!   `postgres::copy_in` (binary COPY) vs `psql -c "\copy t FROM file CSV HEADER"`;
-//! - unload: table → CSV file, `postgres::query` (portal, binary rows) into
-//!   `csv::write_records` vs `psql -c "\copy (SELECT ...) TO file CSV HEADER"`.
+//! - unload: table → CSV file, `postgres::query` (a query without parameters:
+//!   binary `COPY ... TO STDOUT`) into `csv::write_records` vs `psql -c
+//!   "\copy (SELECT ...) TO file CSV HEADER"`; and the same query with a
+//!   parameter (`WHERE id >= $1`), which goes through a portal, for the
+//!   transport's share.
 //!
-//! Each is timed wall-clock, 3 interleaved rounds (DataFlare, psql, DataFlare,
-//! psql, ...); the ratio is psql's time over DataFlare's (≥ 1 means DataFlare
+//! Each is timed wall-clock, interleaved rounds (DataFlare, psql, DataFlare,
+//! psql, ...; 5, or `DATAFLARE_BENCH_ROUNDS`); the ratio is psql's time over DataFlare's (≥ 1 means DataFlare
 //! is faster; the target is ≥ 0.8), median and spread over the rounds. The
 //! peak RSS of this process (VmHWM) is reported after the first 1 M-row load.
 //!
@@ -23,8 +26,6 @@ use std::time::{Duration, Instant};
 use dataflare::prelude::*;
 use dataflare::record::{DataType, Schema};
 use dataflare::{csv, postgres};
-
-const ROUNDS: usize = 3;
 
 struct Server {
     url: String,
@@ -128,6 +129,10 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
+    let rounds: usize = std::env::var("DATAFLARE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     let server = Server::get();
     let url = server.url.clone();
     let dir = tempfile::tempdir().unwrap();
@@ -155,9 +160,9 @@ fn main() {
         ("placed_at", DataType::Timestamp),
     ]));
 
-    let (mut load, mut unload) = (Vec::new(), Vec::new());
+    let (mut load, mut unload, mut portal) = (Vec::new(), Vec::new(), Vec::new());
     let mut rss = None;
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         setup("TRUNCATE bench.orders_df");
         let start = Instant::now();
         let report = runtime
@@ -195,6 +200,20 @@ fn main() {
             .unwrap();
         let df_unload = start.elapsed();
         assert_eq!(report.records_in(), rows as u64);
+        let start = Instant::now();
+        let report = runtime
+            .block_on(
+                Pipeline::from(postgres::query(
+                    url.as_str(),
+                    "SELECT * FROM bench.orders_df WHERE id >= $1",
+                    [i64::MIN],
+                ))
+                .to(csv::write_records(&out))
+                .run(),
+            )
+            .unwrap();
+        let df_portal = start.elapsed();
+        assert_eq!(report.records_in(), rows as u64);
         let psql_out = dir.path().join("psql-out.csv");
         let psql_unload = psql(
             &url,
@@ -204,25 +223,31 @@ fn main() {
             ),
         );
         println!(
-            "round {}: load DataFlare {:.2}s, psql {:.2}s; unload DataFlare {:.2}s, psql {:.2}s",
+            "round {}: load DataFlare {:.2}s, psql {:.2}s; unload DataFlare {:.2}s (portal {:.2}s), psql {:.2}s",
             round + 1,
             df_load.as_secs_f64(),
             psql_load.as_secs_f64(),
             df_unload.as_secs_f64(),
+            df_portal.as_secs_f64(),
             psql_unload.as_secs_f64()
         );
+        portal.push(psql_unload.as_secs_f64() / df_portal.as_secs_f64());
         load.push(psql_load.as_secs_f64() / df_load.as_secs_f64());
         unload.push(psql_unload.as_secs_f64() / df_unload.as_secs_f64());
     }
     for (what, ratios) in [
         ("CSV -> table (copy_in vs \\copy FROM)", load),
-        ("table -> CSV (query vs \\copy TO)", unload),
+        ("table -> CSV (query, COPY TO STDOUT, vs \\copy TO)", unload),
+        (
+            "table -> CSV (query with a parameter, portal, vs \\copy TO)",
+            portal,
+        ),
     ] {
         let (lo, hi) = ratios
             .iter()
             .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
         println!(
-            "{what}: psql time / DataFlare time = {:.2}x median of {ROUNDS} (spread {lo:.2}-{hi:.2}); target >= 0.8",
+            "{what}: psql time / DataFlare time = {:.2}x median of {rounds} (spread {lo:.2}-{hi:.2}); target >= 0.8",
             median(ratios.clone())
         );
     }

@@ -111,6 +111,25 @@ async fn every_type_round_trips_file_to_table_to_file() {
         // float4 keeps 0.5 exactly; numeric(20,4) keeps its scale; char(3) pads.
         assert_eq!(g, w, "\n got {g}\nwant {w}");
     }
+
+    // A query with parameters goes through a portal instead of COPY: the
+    // same records, byte for byte.
+    let portal = dir.path().join("portal.jsonl");
+    let sql = format!("SELECT * FROM {t} WHERE id >= $1 ORDER BY id");
+    let report = Pipeline::from(
+        postgres::query(db.url.as_str(), sql, [i64::MIN])
+            .batch_size(700)
+            .fetch_size(1000),
+    )
+    .to(jsonl::write::<Record>(&portal))
+    .run()
+    .await
+    .unwrap();
+    assert_eq!(report.records_in(), n as u64);
+    assert_eq!(
+        std::fs::read_to_string(&portal).unwrap(),
+        std::fs::read_to_string(&output).unwrap()
+    );
     db.drop_schema().await;
 }
 
@@ -219,6 +238,19 @@ async fn typed_rows_csv_copy_and_an_unmappable_column() {
     assert_eq!(report.skipped(), 1);
     let e = report.errors()[0].to_string();
     assert!(e.contains("record 2") && e.contains("\"big\""), "{e}");
+    // The same through a portal (a query with a parameter): the same error.
+    let report = Pipeline::from(postgres::query(
+        db.url.as_str(),
+        "SELECT x::numeric AS big FROM (VALUES ('1'), ('1e40'), ('2')) v(x) WHERE $1::int8 = 0",
+        [0],
+    ))
+    .on_error(ErrorPolicy::Skip)
+    .to(sink::discard())
+    .run()
+    .await
+    .unwrap();
+    assert_eq!((report.records_out(), report.skipped()), (2, 1));
+    assert_eq!(report.errors()[0].to_string(), e);
     db.drop_schema().await;
 }
 

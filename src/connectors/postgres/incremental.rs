@@ -456,7 +456,7 @@ fn run(config: Config, mark: HighWaterMark) -> impl Stream<Item = Result<Batch<R
                 tracked.set(m);
             }
         });
-        let mut rows = std::pin::pin!(stream(query, Ok, Some(on_batch)));
+        let mut rows = std::pin::pin!(stream(query, Ok, Some(on_batch), None));
         while let Some(item) = rows.next().await {
             yield item;
         }

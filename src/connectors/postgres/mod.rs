@@ -1,9 +1,9 @@
 //! PostgreSQL sources and sinks (feature `postgres`), on `tokio-postgres`.
 //!
-//! - [`query`]: the rows of a query, streamed through a server-side portal a
-//!   fetch at a time, as dynamic [`Record`](crate::record::Record)s typed by
+//! - [`query`]: the rows of a query, streamed through `COPY ... TO STDOUT`
+//!   (binary) or, with parameters, a server-side portal a fetch at a time, as dynamic [`Record`](crate::record::Record)s typed by
 //!   the result's columns, or into your own type with serde
-//!   ([`typed`](PgSource::typed)).
+//!   ([`typed`](PgSource::typed)); [`table`]: all rows of a table.
 //! - [`incremental`]: the rows of a table or query past the last high-water
 //!   mark, in cursor order, each row read once over scheduled runs.
 //! - [`copy_in`]: a sink loading a table through `COPY ... FROM STDIN`.
@@ -57,6 +57,6 @@ pub use encode::CopyFormat;
 pub use error::PgError;
 pub use incremental::{HighWaterMark, Incremental, Mark, ParseMarkError, incremental};
 pub use sink::{PgSink, copy_in, upsert};
-pub use source::{PgSource, query};
+pub use source::{PgSource, query, table};
 /// The PostgreSQL client DataFlare uses, for its [`Config`](tokio_postgres::Config).
 pub use tokio_postgres;
