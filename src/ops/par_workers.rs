@@ -1,0 +1,416 @@
+//! The workers behind the parallel stages (`par_map`, `par_map_unordered`,
+//! `par_try_map`, `par_map_keyed`): what they share, in one place.
+//!
+//! - **Threads.** A stage runs `n` long-lived workers on tokio's blocking pool,
+//!   started through the run's context (so the run waits for them to end
+//!   before it returns: nothing outlives `run()`) on the stage's first poll.
+//!   Off the async worker threads, a CPU-heavy closure cannot starve the
+//!   stages and sinks that share them; a fixed set of `n` loops caps the
+//!   stage at exactly `n` threads whatever the blocking pool's own limit, and
+//!   a worker takes its next unit from a queue without a round trip through
+//!   the stage's task, so it idles only when that queue is empty.
+//! - **Work unit.** A batch, or a slice of one ([`Feed`] splits a batch only
+//!   while workers are idle: at the start, or behind a slow source), handed
+//!   over once per unit, not per record: one queue push and one `oneshot`
+//!   reply per unit.
+//! - **Bound.** At most [`UNITS_PER_WORKER`] units per worker are in flight
+//!   (queued, being worked on, or done and waiting for an earlier one), each
+//!   at most one input batch; the stage takes no input beyond that, so
+//!   backpressure from downstream reaches the source.
+//! - **Stopping.** A worker checks, before each record, whether anybody
+//!   still waits for its unit (the reply's receiver is alive): when the stage
+//!   is dropped (the run failed, was cancelled or aborted), its workers stop
+//!   within one record and leave; the stage's queues are closed then too.
+//! - **Panics** in user code become an error naming the stage, sent back as
+//!   the unit's reply.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::Stream;
+use tokio::sync::oneshot;
+
+use super::guard;
+use crate::metrics::StageMetrics;
+use crate::runtime::RunContext;
+use crate::{Batch, Error, Result};
+
+/// Units of work in flight per worker: one being worked on, one waiting, so
+/// a worker that finishes finds its next unit ready.
+pub(crate) const UNITS_PER_WORKER: usize = 2;
+
+/// The fewest records in a slice when a batch is split for idle workers:
+/// below that, handing a slice over costs a noticeable share of its work
+/// for light closures.
+pub(crate) const MIN_SLICE: usize = 64;
+
+/// A unit of work: records to process, and where the result goes.
+pub(crate) struct Unit<T, R> {
+    pub(crate) records: Vec<T>,
+    pub(crate) reply: oneshot::Sender<Result<R>>,
+}
+
+/// Where the result of a unit arrives.
+pub(crate) type Reply<R> = oneshot::Receiver<Result<R>>;
+
+/// A unit handed to the workers, as its stage keeps track of it.
+pub(crate) struct Sent<R> {
+    pub(crate) reply: Reply<R>,
+    /// Records in the unit.
+    pub(crate) len: usize,
+    /// The sequence number of the batch it came from.
+    pub(crate) seq: u64,
+    /// Whether it is the last slice of its batch.
+    pub(crate) last: bool,
+}
+
+/// Polls a unit's reply. A reply that never comes (its worker left without
+/// answering, which the workers never do while the stage lives) is an error
+/// naming the stage rather than a hang.
+pub(crate) fn poll_reply<R>(
+    reply: &mut Reply<R>,
+    cx: &mut Context<'_>,
+    stage: &StageMetrics,
+) -> Poll<Result<R>> {
+    Pin::new(reply).poll(cx).map(|r| {
+        r.unwrap_or_else(|_| {
+            Err(Error::msg("a worker of the stage stopped without a result").with_stage(stage.name()))
+        })
+    })
+}
+
+/// A queue of jobs for blocking workers: the stage pushes (never more than its
+/// bound, so this is not an unbounded edge), workers wait for jobs.
+struct Jobs<J> {
+    state: Mutex<JobsState<J>>,
+    ready: Condvar,
+}
+
+struct JobsState<J> {
+    queue: VecDeque<J>,
+    closed: bool,
+}
+
+impl<J> Jobs<J> {
+    fn new() -> Self {
+        Jobs {
+            state: Mutex::new(JobsState {
+                queue: VecDeque::new(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, JobsState<J>> {
+        // Every update is a single push, pop or flag: consistent after a panic.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, job: J, front: bool) {
+        let mut state = self.lock();
+        if front {
+            state.queue.push_front(job);
+        } else {
+            state.queue.push_back(job);
+        }
+        drop(state);
+        self.ready.notify_one();
+    }
+
+    /// The next job, waiting for one; `None` once closed.
+    fn pop(&self) -> Option<J> {
+        let mut state = self.lock();
+        loop {
+            if state.closed {
+                return None;
+            }
+            if let Some(job) = state.queue.pop_front() {
+                return Some(job);
+            }
+            state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Closes the queue: waiting workers leave, queued jobs are dropped here
+    /// (their replies with them).
+    fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        let queued = std::mem::take(&mut state.queue);
+        drop(state);
+        self.ready.notify_all();
+        drop(queued);
+    }
+}
+
+/// A stage's workers and their queues: one queue shared by every worker
+/// ([`shared`](Pool::shared)), or one queue per worker ([`lanes`](Pool::lanes)).
+/// Dropping it closes the queues.
+pub(crate) struct Pool<J> {
+    queues: Vec<Arc<Jobs<J>>>,
+    workers: usize,
+    started: bool,
+    /// Jobs pushed and not yet finished by a worker (a gauge for splitting).
+    unfinished: Arc<AtomicUsize>,
+}
+
+impl<J: Send + 'static> Pool<J> {
+    /// `n` workers taking jobs from one queue.
+    pub(crate) fn shared(n: usize) -> Self {
+        Self::new(n, 1)
+    }
+
+    /// `n` workers, each with a queue of its own.
+    pub(crate) fn lanes(n: usize) -> Self {
+        Self::new(n, n)
+    }
+
+    fn new(workers: usize, queues: usize) -> Self {
+        Pool {
+            queues: (0..queues).map(|_| Arc::new(Jobs::new())).collect(),
+            workers,
+            started: false,
+            unfinished: Arc::default(),
+        }
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        self.workers
+    }
+
+    pub(crate) fn is_started(&self) -> bool {
+        self.started
+    }
+
+    /// Starts the workers on the run's blocking threads: worker `i` runs
+    /// `worker(i)` on each job of its queue until the queue is closed.
+    pub(crate) fn start<W>(&mut self, tasks: &RunContext, mut worker: impl FnMut(usize) -> W)
+    where
+        W: FnMut(J) + Send + 'static,
+    {
+        self.started = true;
+        for i in 0..self.workers {
+            let queue = self.queues[i % self.queues.len()].clone();
+            let unfinished = self.unfinished.clone();
+            let mut work = worker(i);
+            // Not awaited: the run's task set waits for it before `run()`
+            // returns, and it ends once its queue is closed.
+            drop(tasks.spawn_blocking(move || {
+                while let Some(job) = queue.pop() {
+                    work(job);
+                    unfinished.fetch_sub(1, Relaxed);
+                }
+            }));
+        }
+    }
+
+    /// Queues `job` for the workers of `queue` (0 for a shared pool), behind
+    /// the others or, `front`, before them (a record the output waits for).
+    pub(crate) fn push(&self, queue: usize, job: J, front: bool) {
+        self.unfinished.fetch_add(1, Relaxed);
+        self.queues[queue].push(job, front);
+    }
+
+    /// Workers with nothing to do, about.
+    pub(crate) fn idle(&self) -> usize {
+        self.workers.saturating_sub(self.unfinished.load(Relaxed))
+    }
+
+}
+
+impl<J> Pool<J> {
+    /// Closes the queues: the workers leave once done with the record in hand.
+    pub(crate) fn close(&self) {
+        for queue in &self.queues {
+            queue.close();
+        }
+    }
+}
+
+impl<J> Drop for Pool<J> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Runs `work` on a unit on a worker and sends back its result: a panic in
+/// it becomes an error naming the stage. Skipped when nobody waits for the
+/// result; `work` gets a check to call between records that says whether
+/// anybody still does.
+///
+/// The time is counted as the stage's `busy` divided by `workers`, so a
+/// stage whose workers were all busy all along shows as busy 100% of the
+/// time, as a single-threaded stage would.
+pub(crate) fn serve<T, R>(
+    stage: &StageMetrics,
+    workers: usize,
+    unit: Unit<T, R>,
+    work: impl FnOnce(Vec<T>, &dyn Fn() -> bool) -> R,
+) {
+    let Unit { records, reply } = unit;
+    if reply.is_closed() {
+        return;
+    }
+    let start = Instant::now();
+    let result = {
+        let _span = stage.span().enter();
+        guard(stage, || work(records, &|| reply.is_closed()))
+    };
+    // `busy_since` counts the time since an instant: this one makes it count
+    // this worker's share.
+    let now = Instant::now();
+    let share = (now - start) / workers.max(1) as u32;
+    stage.busy_since(now - share);
+    let _ = reply.send(result);
+}
+
+/// `f` over the records, in order, stopping early (with a partial result
+/// nobody will read) once `stopped` says so.
+pub(crate) fn map_records<T, U>(
+    records: Vec<T>,
+    stopped: &dyn Fn() -> bool,
+    mut f: impl FnMut(T) -> U,
+) -> Vec<U> {
+    records
+        .into_iter()
+        .map_while(|r| (!stopped()).then(|| f(r)))
+        .collect()
+}
+
+/// Splits `records` into `k` slices of near-equal length, in order.
+fn split<T>(mut records: Vec<T>, k: usize) -> Vec<Vec<T>> {
+    let len = records.len();
+    let mut slices = Vec::with_capacity(k);
+    // From the back, so each `split_off` moves only its own slice.
+    for i in (1..k).rev() {
+        slices.push(records.split_off(len * i / k));
+    }
+    slices.push(records);
+    slices.reverse();
+    slices
+}
+
+/// The input side of the stages on a shared pool (`par_map`,
+/// `par_map_unordered`, `par_try_map`): takes batches from upstream while
+/// there is room, cuts them into units, and queues them for the workers.
+pub(crate) struct Feed<T, R> {
+    pub(crate) pool: Pool<Unit<T, R>>,
+    upstream_done: bool,
+}
+
+impl<T: Send + 'static, R: Send + 'static> Feed<T, R> {
+    pub(crate) fn new(workers: usize) -> Self {
+        Feed {
+            pool: Pool::shared(workers),
+            upstream_done: false,
+        }
+    }
+
+    /// The most units in flight.
+    pub(crate) fn limit(&self) -> usize {
+        self.pool.workers() * UNITS_PER_WORKER
+    }
+
+    /// True once upstream has ended.
+    pub(crate) fn upstream_done(&self) -> bool {
+        self.upstream_done
+    }
+
+    /// Takes batches from upstream while fewer than [`limit`](Feed::limit)
+    /// units are in flight (`in_flight` now), queueing their units and
+    /// passing each to `sent`. Returns when there is no room or upstream
+    /// has nothing ready (it will wake the task) or has ended; `Err` when
+    /// upstream failed.
+    pub(crate) fn poll_fill<S>(
+        &mut self,
+        mut upstream: Pin<&mut S>,
+        cx: &mut Context<'_>,
+        stage: &StageMetrics,
+        mut in_flight: usize,
+        mut sent: impl FnMut(Sent<R>),
+    ) -> Result<()>
+    where
+        S: Stream<Item = Result<Batch<T>>>,
+    {
+        while !self.upstream_done && in_flight < self.limit() {
+            let batch = match upstream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(batch))) => batch,
+                Poll::Ready(Some(Err(e))) => return Err(e),
+                Poll::Ready(None) => {
+                    self.upstream_done = true;
+                    break;
+                }
+                Poll::Pending => break,
+            };
+            stage.batch_in(batch.len());
+            if batch.is_empty() {
+                continue;
+            }
+            let seq = batch.seq();
+            // Whole batches keep every worker busy once the queue holds
+            // some; a batch is cut only for workers that would idle.
+            let k = self
+                .pool
+                .idle()
+                .min(self.limit() - in_flight)
+                .min(batch.len() / MIN_SLICE)
+                .max(1);
+            let slices = split(batch.into_records(), k);
+            for (i, records) in slices.into_iter().enumerate() {
+                let (reply, receiver) = oneshot::channel();
+                let len = records.len();
+                self.pool.push(0, Unit { records, reply }, false);
+                sent(Sent {
+                    reply: receiver,
+                    len,
+                    seq,
+                    last: i + 1 == k,
+                });
+                in_flight += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_keeps_order_and_sizes() {
+        for len in [0usize, 1, 5, 64, 1000, 1024] {
+            for k in 1..=5 {
+                let slices = split((0..len).collect::<Vec<_>>(), k);
+                assert_eq!(slices.len(), k);
+                let lens: Vec<usize> = slices.iter().map(Vec::len).collect();
+                let (min, max) = (lens.iter().min().unwrap(), lens.iter().max().unwrap());
+                assert!(max - min <= 1, "{lens:?}");
+                assert_eq!(slices.concat(), (0..len).collect::<Vec<_>>());
+            }
+        }
+    }
+
+    #[test]
+    fn a_closed_queue_wakes_its_workers_and_drops_its_jobs() {
+        let jobs = Arc::new(Jobs::<Arc<()>>::new());
+        let waiting = {
+            let jobs = jobs.clone();
+            std::thread::spawn(move || jobs.pop())
+        };
+        let job = Arc::new(());
+        jobs.push(job.clone(), false);
+        // Either the worker took it, or it is queued and dropped on close.
+        jobs.close();
+        let taken = waiting.join().unwrap();
+        assert!(jobs.pop().is_none());
+        drop(taken);
+        assert_eq!(Arc::strong_count(&job), 1);
+    }
+}
