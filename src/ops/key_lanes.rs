@@ -142,6 +142,8 @@ where
                     last: true,
                 });
             }
+            let parts: usize = this.lanes.iter().map(VecDeque::len).sum();
+            this.stage.set_queue_depth(parts as u64);
         }
         // Pass on what every lane has finished, lane by lane: each lane's
         // parts in order, so each key's records stay in order.

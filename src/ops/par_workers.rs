@@ -374,6 +374,7 @@ impl<T: Send + 'static, R: Send + 'static> Feed<T, R> {
                 });
                 in_flight += 1;
             }
+            stage.set_queue_depth(in_flight as u64);
         }
         Ok(())
     }
