@@ -193,7 +193,11 @@ fn main() {
             let (secs, sum) = rt.block_on(in_memory(v, records, hash_rounds));
             let cpu = common::cpu_secs() - cpu;
             let elsewhere = common::machine_cpu_secs() - machine - cpu;
-            assert_eq!(*checksums.get_or_insert(sum), sum, "{v}: other records or order");
+            assert_eq!(
+                *checksums.get_or_insert(sum),
+                sum,
+                "{v}: other records or order"
+            );
             (secs, cpu, elsewhere)
         },
         |_| {},
@@ -256,8 +260,7 @@ fn main() {
     );
     println!("CSV job, per round (wall s):");
     let mut csv_ratios = Vec::new();
-    for r in 0..rounds {
-        let (m, p) = (&csv_runs[0][r], &csv_runs[1][r]);
+    for (r, (m, p)) in csv_runs[0].iter().zip(&csv_runs[1]).enumerate() {
         let ratio = m.secs / p.secs;
         csv_ratios.push(ratio);
         let elsewhere = m.machine_cpu_secs - m.cpu_secs + p.machine_cpu_secs - p.cpu_secs;

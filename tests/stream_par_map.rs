@@ -19,7 +19,9 @@ use support::{runtime, sizes, yielding_sink};
 /// Uneven CPU work per record: a non-crypto hash iterated `x % 37` times.
 fn work(x: u32) -> u64 {
     (0..x % 37).fold(u64::from(x), |h, i| {
-        (h ^ u64::from(i)).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17)
+        (h ^ u64::from(i))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(17)
     })
 }
 
@@ -41,7 +43,13 @@ const KINDS: [Kind; 3] = [Kind::Ordered, Kind::Unordered, Kind::Keyed];
 
 /// `records` through the parallel stage of `kind` with `n` workers, `f` on
 /// each, into `sink`; keyed by `x % 7`.
-async fn run_kind<F, K>(kind: Kind, source: impl Source<Record = u32>, n: usize, f: F, sink: K) -> Report
+async fn run_kind<F, K>(
+    kind: Kind,
+    source: impl Source<Record = u32>,
+    n: usize,
+    f: F,
+    sink: K,
+) -> Report
 where
     F: Fn(u32) -> u64 + Send + Sync + Clone + 'static,
     K: futures::Sink<Batch<u64>, Error = Error> + Send + 'static,
@@ -50,7 +58,12 @@ where
     match kind {
         Kind::Ordered => p.par_map(n, f).to(sink).run_to_report().await,
         Kind::Unordered => p.par_map_unordered(n, f).to(sink).run_to_report().await,
-        Kind::Keyed => p.par_map_keyed(n, |x: &u32| x % 7, f).to(sink).run_to_report().await,
+        Kind::Keyed => {
+            p.par_map_keyed(n, |x: &u32| x % 7, f)
+                .to(sink)
+                .run_to_report()
+                .await
+        }
     }
 }
 
@@ -183,16 +196,29 @@ async fn workers_run_at_once_off_the_runtime_thread() {
         let p = Pipeline::from(source);
         let report = match kind {
             Kind::Ordered => p.par_map(2, f).to(sink::collect(&out)).run().await,
-            Kind::Unordered => p.par_map_unordered(2, f).to(sink::collect(&out)).run().await,
+            Kind::Unordered => {
+                p.par_map_unordered(2, f)
+                    .to(sink::collect(&out))
+                    .run()
+                    .await
+            }
             // 0 and 1 go to different lanes of 2 (checked by the test passing).
-            Kind::Keyed => p.par_map_keyed(2, |x: &u32| *x, f).to(sink::collect(&out)).run().await,
+            Kind::Keyed => {
+                p.par_map_keyed(2, |x: &u32| *x, f)
+                    .to(sink::collect(&out))
+                    .run()
+                    .await
+            }
         }
         .unwrap();
         let mut got = out.to_vec();
         got.sort_unstable();
         assert_eq!(got, (0..8).collect::<Vec<u64>>(), "{kind:?}");
         let threads = threads.lock().unwrap().clone();
-        assert!(!threads.contains(&runtime_thread), "{kind:?}: work on the runtime's thread");
+        assert!(
+            !threads.contains(&runtime_thread),
+            "{kind:?}: work on the runtime's thread"
+        );
         assert_eq!(report.check_accounting(), Ok(()));
     }
 }
@@ -205,7 +231,9 @@ fn counted_source(
 ) -> impl Source<Record = u32> {
     futures::stream::iter((0..batches as u32).map(move |b| {
         pulled.fetch_add(1, SeqCst);
-        Ok(Batch::new((0..per_batch).map(|i| b * per_batch + i).collect()))
+        Ok(Batch::new(
+            (0..per_batch).map(|i| b * per_batch + i).collect(),
+        ))
     }))
 }
 
@@ -235,11 +263,13 @@ async fn a_slow_sink_bounds_what_is_read_ahead() {
         // without backpressure the source would run ahead by all 200.
         let bound = 2 * N + 3;
         let max = ahead.load(SeqCst);
-        assert!(max <= bound, "{kind:?}: {max} batches read ahead of the sink (bound {bound})");
+        assert!(
+            max <= bound,
+            "{kind:?}: {max} batches read ahead of the sink (bound {bound})"
+        );
         assert_eq!(report.check_accounting(), Ok(()));
     }
 }
-
 
 /// A panic in the closure fails the run with an error naming the stage, in
 /// every variant, and every record is accounted for.
@@ -254,12 +284,17 @@ async fn a_panic_in_the_closure_fails_the_run_naming_the_stage() {
         };
         let source = source::iter(0..5000u32).batch_size(100);
         let report = run_kind(kind, source, 2, f, sink::discard()).await;
-        let error = report.error().unwrap_or_else(|| panic!("{kind:?}: the run did not fail"));
+        let error = report
+            .error()
+            .unwrap_or_else(|| panic!("{kind:?}: the run did not fail"));
         let text = error.to_string();
         assert!(text.contains(stage_name(kind)), "{kind:?}: {text}");
         assert!(text.contains("boom at 1234"), "{kind:?}: {text}");
         assert_eq!(report.check_accounting(), Ok(()), "{kind:?}");
-        assert!(report.stage(stage_name(kind)).unwrap().abandoned > 0, "{kind:?}");
+        assert!(
+            report.stage(stage_name(kind)).unwrap().abandoned > 0,
+            "{kind:?}"
+        );
     }
 }
 
@@ -279,7 +314,10 @@ async fn a_panic_in_the_key_fails_the_run_naming_the_stage() {
         .run_to_report()
         .await;
     let text = report.error().expect("the run fails").to_string();
-    assert!(text.contains("lanes") && text.contains("no key for 500"), "{text}");
+    assert!(
+        text.contains("lanes") && text.contains("no key for 500"),
+        "{text}"
+    );
     assert_eq!(report.check_accounting(), Ok(()));
 }
 
@@ -305,12 +343,23 @@ async fn an_upstream_error_ends_the_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_input_and_empty_batches_complete() {
     for kind in KINDS {
-        let source = Script::new().batch(vec![]).batch(vec![7]).batch(vec![]).into_source();
+        let source = Script::new()
+            .batch(vec![])
+            .batch(vec![7])
+            .batch(vec![])
+            .into_source();
         let (sink, probe) = probe();
         let report = run_kind(kind, source, 2, |x| u64::from(x) * 2, sink).await;
         assert!(report.is_completed(), "{kind:?}");
         assert_eq!(probe.records(), vec![14], "{kind:?}");
-        let report = run_kind(kind, source::iter(Vec::<u32>::new()), 2, work, sink::discard()).await;
+        let report = run_kind(
+            kind,
+            source::iter(Vec::<u32>::new()),
+            2,
+            work,
+            sink::discard(),
+        )
+        .await;
         assert!(report.is_completed(), "{kind:?}");
         assert_eq!(report.records_out(), 0);
     }
@@ -378,7 +427,11 @@ impl Drop for Dropped {
 /// told when the closure is dropped.
 async fn busy_run(
     kind: Kind,
-) -> (dataflare::RunHandle, Arc<AtomicUsize>, tokio::sync::oneshot::Receiver<()>) {
+) -> (
+    dataflare::RunHandle,
+    Arc<AtomicUsize>,
+    tokio::sync::oneshot::Receiver<()>,
+) {
     let gate = Gate::default();
     let calls = Arc::new(AtomicUsize::new(0));
     let (tx, dropped) = tokio::sync::oneshot::channel();
@@ -403,7 +456,10 @@ async fn busy_run(
     let run = match kind {
         Kind::Ordered => p.par_map(2, f).to(sink::discard()).spawn(),
         Kind::Unordered => p.par_map_unordered(2, f).to(sink::discard()).spawn(),
-        Kind::Keyed => p.par_map_keyed(2, |x: &u32| *x, f).to(sink::discard()).spawn(),
+        Kind::Keyed => p
+            .par_map_keyed(2, |x: &u32| *x, f)
+            .to(sink::discard())
+            .spawn(),
     };
     let waiting = calls.clone();
     tokio::task::spawn_blocking(move || wait_for(&waiting, 2, "both workers busy"))
@@ -426,9 +482,16 @@ async fn cancel_while_workers_are_busy_stops_them() {
         assert!(report.is_cancelled(), "{kind:?}: {:?}", report.status());
         // Each worker finished the record in hand and took no other.
         assert_eq!(calls.load(SeqCst), 2, "{kind:?}");
-        assert!(dropped.try_recv().is_ok(), "{kind:?}: a worker still holds the closure");
+        assert!(
+            dropped.try_recv().is_ok(),
+            "{kind:?}: a worker still holds the closure"
+        );
         assert_eq!(report.check_accounting(), Ok(()), "{kind:?}");
-        assert_eq!(report.stage(stage_name(kind)).unwrap().abandoned, 20_000, "{kind:?}");
+        assert_eq!(
+            report.stage(stage_name(kind)).unwrap().abandoned,
+            20_000,
+            "{kind:?}"
+        );
     }
 }
 
@@ -455,9 +518,27 @@ async fn a_take_downstream_ends_the_run_with_everything_counted() {
         let out = Collected::new();
         let p = Pipeline::from(source::iter(0..).batch_size(64)); // endless
         let report = match kind {
-            Kind::Ordered => p.par_map(2, work).take(1000).to(sink::collect(&out)).run().await,
-            Kind::Unordered => p.par_map_unordered(2, work).take(1000).to(sink::collect(&out)).run().await,
-            Kind::Keyed => p.par_map_keyed(2, |x: &u32| x % 5, work).take(1000).to(sink::collect(&out)).run().await,
+            Kind::Ordered => {
+                p.par_map(2, work)
+                    .take(1000)
+                    .to(sink::collect(&out))
+                    .run()
+                    .await
+            }
+            Kind::Unordered => {
+                p.par_map_unordered(2, work)
+                    .take(1000)
+                    .to(sink::collect(&out))
+                    .run()
+                    .await
+            }
+            Kind::Keyed => {
+                p.par_map_keyed(2, |x: &u32| x % 5, work)
+                    .take(1000)
+                    .to(sink::collect(&out))
+                    .run()
+                    .await
+            }
         }
         .unwrap();
         assert_eq!(out.len(), 1000, "{kind:?}");

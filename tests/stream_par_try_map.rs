@@ -84,9 +84,21 @@ fn policy() -> impl Strategy<Value = Policy> {
 
 /// What a run gave: records out, the fallible stage's counters, rejects
 /// (record, index, attempts), and whether its accounting balanced.
-type Outcome = (Vec<u64>, [u64; 6], Vec<(Option<String>, Option<u64>, u32)>, Result<(), String>);
+type Outcome = (
+    Vec<u64>,
+    [u64; 6],
+    Vec<(Option<String>, Option<u64>, u32)>,
+    Result<(), String>,
+);
 
-fn run(parallel: Option<usize>, input: &[(usize, u32)], batch: usize, k: u32, r: u32, policy: Policy) -> Outcome {
+fn run(
+    parallel: Option<usize>,
+    input: &[(usize, u32)],
+    batch: usize,
+    k: u32,
+    r: u32,
+    policy: Policy,
+) -> Outcome {
     let out = Collected::new();
     let rejects: Collected<Rejected> = Collected::new();
     let dead_letters = DeadLetters::to(sink::collect(&rejects));
@@ -116,7 +128,14 @@ fn run(parallel: Option<usize>, input: &[(usize, u32)], batch: usize, k: u32, r:
     });
     assert!(report.error().is_none(), "{:?}", report.error());
     let s = report.stage(stage).unwrap();
-    let counts = [s.records_in, s.records_out, s.skipped, s.dead_lettered, s.retried, s.abandoned];
+    let counts = [
+        s.records_in,
+        s.records_out,
+        s.skipped,
+        s.dead_lettered,
+        s.retried,
+        s.abandoned,
+    ];
     let rejects = rejects
         .to_vec()
         .into_iter()
@@ -152,7 +171,7 @@ proptest! {
 }
 
 fn numbered(n: u32) -> Vec<(usize, u32)> {
-    (0..n).enumerate().map(|(i, x)| (i, x)).collect()
+    (0..n).enumerate().collect()
 }
 
 /// The default policy aborts: the run fails on the first failed record in
@@ -163,7 +182,11 @@ async fn a_failure_under_abort_fails_the_run_at_that_record() {
     let out = Collected::new();
     let report = Pipeline::from(source::iter(numbered(5000)).batch_size(100))
         .par_try_map(2, |&(_, x): &(usize, u32)| {
-            if x == 3210 || x == 4000 { Err(Failed(x)) } else { Ok(x) }
+            if x == 3210 || x == 4000 {
+                Err(Failed(x))
+            } else {
+                Ok(x)
+            }
         })
         .name("parse")
         .to(sink::collect(&out))
@@ -171,7 +194,10 @@ async fn a_failure_under_abort_fails_the_run_at_that_record() {
         .await;
     let error = report.error().expect("the run fails");
     let text = error.to_string();
-    assert!(text.contains("parse") && text.contains("3210 failed"), "{text}");
+    assert!(
+        text.contains("parse") && text.contains("3210 failed"),
+        "{text}"
+    );
     assert!(text.contains("record 3211"), "{text}");
     let got = out.to_vec();
     assert!(got.len() <= 3200, "{} records passed on", got.len());
@@ -195,13 +221,18 @@ async fn retries_with_backoff_keep_input_order() {
     let expected: Vec<u64> = numbered(2000)
         .iter()
         .map(|&(_, x)| {
-            (0..x % 29).fold(u64::from(x), |h, i| (h ^ u64::from(i)).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            (0..x % 29).fold(u64::from(x), |h, i| {
+                (h ^ u64::from(i)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            })
         })
         .collect();
     assert_eq!(out.to_vec(), expected);
     let stage = report.stage("par_try_map#1").unwrap();
     // 40 records fail twice each before succeeding.
-    assert_eq!((stage.records_out, stage.retried, stage.skipped), (2000, 80, 0));
+    assert_eq!(
+        (stage.records_out, stage.retried, stage.skipped),
+        (2000, 80, 0)
+    );
     assert_eq!(report.check_accounting(), Ok(()));
 }
 
@@ -231,7 +262,10 @@ async fn a_panic_fails_the_run_naming_the_stage() {
         let text = report.error().expect("the run fails").to_string();
         let attempt = if on_retry { 2 } else { 1 };
         assert!(text.contains("par_try_map#1"), "{text}");
-        assert!(text.contains(&format!("boom on attempt {attempt}")), "{text}");
+        assert!(
+            text.contains(&format!("boom on attempt {attempt}")),
+            "{text}"
+        );
         assert_eq!(report.check_accounting(), Ok(()), "on retry: {on_retry}");
     }
 }

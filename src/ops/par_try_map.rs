@@ -10,8 +10,8 @@ use pin_project::{pin_project, pinned_drop};
 use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
-use super::failure::{Failures, Outcome};
 use super::fail;
+use super::failure::{Failures, Outcome};
 use super::par_workers::{Feed, Reply, Sent, Unit, poll_reply, serve};
 use crate::metrics::StageMetrics;
 use crate::runtime::LazyContext;
@@ -270,7 +270,14 @@ where
                     }
                 };
                 let index = current.first + current.resolved as u64;
-                match handle(this.failures, this.stage, this.feed, failure, attempts + 1, index) {
+                match handle(
+                    this.failures,
+                    this.stage,
+                    this.feed,
+                    failure,
+                    attempts + 1,
+                    index,
+                ) {
                     Next::Dropped => current.resolved += 1,
                     Next::Retry(retry) => current.retry = Some(retry),
                     Next::Abort(e) => return fail(this.failed, e),

@@ -79,7 +79,8 @@ pub(crate) fn poll_reply<R>(
 ) -> Poll<Result<R>> {
     Pin::new(reply).poll(cx).map(|r| {
         r.unwrap_or_else(|_| {
-            Err(Error::msg("a worker of the stage stopped without a result").with_stage(stage.name()))
+            Err(Error::msg("a worker of the stage stopped without a result")
+                .with_stage(stage.name()))
         })
     })
 }
@@ -221,7 +222,6 @@ impl<J: Send + 'static> Pool<J> {
     pub(crate) fn idle(&self) -> usize {
         self.workers.saturating_sub(self.unfinished.load(Relaxed))
     }
-
 }
 
 impl<J> Pool<J> {
