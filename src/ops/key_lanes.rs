@@ -86,11 +86,11 @@ where
         }
         let n = this.lanes.len();
         if !this.pool.is_started() {
-            let (f, stage) = (&*this.f, &*this.stage);
+            let (f, stage, cost) = (&*this.f, &*this.stage, this.pool.cost());
             this.pool.start(this.tasks, |_| {
-                let (mut f, stage) = (f.clone(), stage.clone());
+                let (mut f, stage, cost) = (f.clone(), stage.clone(), cost.clone());
                 move |unit| {
-                    serve(&stage, n, unit, |records, stopped| {
+                    serve(&stage, &cost, n, unit, |records, stopped| {
                         map_records(records, stopped, &mut f)
                     })
                 }

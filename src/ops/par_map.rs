@@ -70,11 +70,11 @@ pub(crate) fn start_mapping<T, U, F>(
     U: Send + 'static,
     F: Fn(T) -> U + Send + Sync + 'static,
 {
-    let workers = feed.pool.workers();
+    let (workers, cost) = (feed.pool.workers(), feed.pool.cost());
     feed.pool.start(tasks, |_| {
-        let (f, stage) = (f.clone(), stage.clone());
+        let (f, stage, cost) = (f.clone(), stage.clone(), cost.clone());
         move |unit| {
-            serve(&stage, workers, unit, |records, stopped| {
+            serve(&stage, &cost, workers, unit, |records, stopped| {
                 map_records(records, stopped, &*f)
             })
         }

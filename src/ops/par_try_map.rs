@@ -170,12 +170,12 @@ where
             return Poll::Ready(None);
         }
         if !this.feed.pool.is_started() {
-            let workers = this.feed.pool.workers();
+            let (workers, cost) = (this.feed.pool.workers(), this.feed.pool.cost());
             let (f, stage) = (&*this.f, &*this.stage);
             this.feed.pool.start(this.tasks, |_| {
-                let (f, stage) = (f.clone(), stage.clone());
+                let (f, stage, cost) = (f.clone(), stage.clone(), cost.clone());
                 move |unit| {
-                    serve(&stage, workers, unit, |records, stopped| {
+                    serve(&stage, &cost, workers, unit, |records, stopped| {
                         try_records(records, stopped, &*f)
                     })
                 }

@@ -27,7 +27,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -44,10 +44,34 @@ use crate::{Batch, Error, Result};
 /// a worker that finishes finds its next unit ready.
 pub(crate) const UNITS_PER_WORKER: usize = 2;
 
-/// The fewest records in a slice when a batch is split for idle workers:
-/// below that, handing a slice over costs a noticeable share of its work
-/// for light closures.
+/// The fewest records in a slice when a batch is split for idle workers.
 pub(crate) const MIN_SLICE: usize = 64;
+
+/// The least work (as measured so far, per record) a slice must hold for a
+/// batch to be split: a hand-off costs about 30 µs of CPU here (wake-ups,
+/// the reply), so a slice of less work would cost more than it saves.
+const SPLIT_WORTH_NANOS: f64 = 300_000.0;
+
+/// The time the workers spent per record so far, for deciding whether a
+/// batch is worth splitting.
+#[derive(Debug, Default)]
+pub(crate) struct Cost {
+    nanos: AtomicU64,
+    records: AtomicU64,
+}
+
+impl Cost {
+    fn add(&self, records: usize, nanos: u64) {
+        self.nanos.fetch_add(nanos, Relaxed);
+        self.records.fetch_add(records as u64, Relaxed);
+    }
+
+    /// Nanoseconds per record so far; `None` before any record was done.
+    fn per_record(&self) -> Option<f64> {
+        let records = self.records.load(Relaxed);
+        (records > 0).then(|| self.nanos.load(Relaxed) as f64 / records as f64)
+    }
+}
 
 /// A unit of work: records to process, and where the result goes.
 pub(crate) struct Unit<T, R> {
@@ -159,6 +183,7 @@ pub(crate) struct Pool<J> {
     started: bool,
     /// Jobs pushed and not yet finished by a worker (a gauge for splitting).
     unfinished: Arc<AtomicUsize>,
+    cost: Arc<Cost>,
 }
 
 impl<J: Send + 'static> Pool<J> {
@@ -178,6 +203,7 @@ impl<J: Send + 'static> Pool<J> {
             workers,
             started: false,
             unfinished: Arc::default(),
+            cost: Arc::default(),
         }
     }
 
@@ -187,6 +213,11 @@ impl<J: Send + 'static> Pool<J> {
 
     pub(crate) fn is_started(&self) -> bool {
         self.started
+    }
+
+    /// The workers' time per record, for [`serve`] to count into.
+    pub(crate) fn cost(&self) -> Arc<Cost> {
+        self.cost.clone()
     }
 
     /// Starts the workers on the run's blocking threads: worker `i` runs
@@ -249,6 +280,7 @@ impl<J> Drop for Pool<J> {
 /// time, as a single-threaded stage would.
 pub(crate) fn serve<T, R>(
     stage: &StageMetrics,
+    cost: &Cost,
     workers: usize,
     unit: Unit<T, R>,
     work: impl FnOnce(Vec<T>, &dyn Fn() -> bool) -> R,
@@ -257,6 +289,7 @@ pub(crate) fn serve<T, R>(
     if reply.is_closed() {
         return;
     }
+    let len = records.len();
     let start = Instant::now();
     let result = {
         let _span = stage.span().enter();
@@ -265,8 +298,9 @@ pub(crate) fn serve<T, R>(
     // `busy_since` counts the time since an instant: this one makes it count
     // this worker's share.
     let now = Instant::now();
-    let share = (now - start) / workers.max(1) as u32;
-    stage.busy_since(now - share);
+    let took = now - start;
+    cost.add(len, took.as_nanos() as u64);
+    stage.busy_since(now - took / workers.max(1) as u32);
     let _ = reply.send(result);
 }
 
@@ -322,6 +356,24 @@ impl<T: Send + 'static, R: Send + 'static> Feed<T, R> {
         self.upstream_done
     }
 
+    /// How many slices to cut a batch of `len` records into. Whole batches
+    /// keep every worker busy once the queue holds some: a batch is cut only
+    /// for workers that would idle (at the start, behind a slow source, one
+    /// huge batch), into slices of at least [`MIN_SLICE`] records and, once
+    /// the workers' time per record is known, worth [`SPLIT_WORTH_NANOS`].
+    fn slices(&self, len: usize, in_flight: usize) -> usize {
+        let worth = match self.pool.cost.per_record() {
+            Some(nanos) => (nanos * len as f64 / SPLIT_WORTH_NANOS) as usize,
+            None => usize::MAX,
+        };
+        self.pool
+            .idle()
+            .min(self.limit() - in_flight)
+            .min(len / MIN_SLICE)
+            .min(worth)
+            .max(1)
+    }
+
     /// Takes batches from upstream while fewer than [`limit`](Feed::limit)
     /// units are in flight (`in_flight` now), queueing their units and
     /// passing each to `sent`. Returns when there is no room or upstream
@@ -353,14 +405,7 @@ impl<T: Send + 'static, R: Send + 'static> Feed<T, R> {
                 continue;
             }
             let seq = batch.seq();
-            // Whole batches keep every worker busy once the queue holds
-            // some; a batch is cut only for workers that would idle.
-            let k = self
-                .pool
-                .idle()
-                .min(self.limit() - in_flight)
-                .min(batch.len() / MIN_SLICE)
-                .max(1);
+            let k = self.slices(batch.len(), in_flight);
             let slices = split(batch.into_records(), k);
             for (i, records) in slices.into_iter().enumerate() {
                 let (reply, receiver) = oneshot::channel();
