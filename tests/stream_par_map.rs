@@ -566,3 +566,85 @@ fn par_map_unordered_with_no_workers_panics() {
 fn par_map_keyed_with_no_workers_panics() {
     let _ = Pipeline::from(source::iter(0..3u32)).par_map_keyed(0, |x: &u32| *x, |x| x);
 }
+
+/// Under the run's byte budget, the records in a parallel stage keep their
+/// batch's bytes leased until they go on: behind a slow sink, no more than
+/// the budget holds is ever between the source and the sink, and every
+/// byte is given back at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_records_in_a_parallel_stage_hold_their_share_of_the_budget() {
+    const KB: usize = 1 << 10;
+    const BUDGET: usize = 4 << 20;
+    for kind in KINDS {
+        // 256 KiB records, 4 to a batch: 16 fit in the budget; the stage
+        // alone would hold up to 6 batches (24 records) without it.
+        let rows = (0..400u32).map(|i| {
+            let mut s = format!("{i:>8}");
+            s.push_str(&"x".repeat(256 * KB - 8));
+            s
+        });
+        let left = Arc::new(AtomicUsize::new(0));
+        let (counter, seen) = (left.clone(), left.clone());
+        let written = Arc::new(AtomicUsize::new(0));
+        let done = written.clone();
+        let max_between = Arc::new(AtomicUsize::new(0));
+        let most = max_between.clone();
+        let sink = sink::for_each_async(move |batch: Batch<String>| {
+            let between = seen.load(SeqCst) - done.load(SeqCst);
+            most.fetch_max(between, SeqCst);
+            let done = done.clone();
+            async move {
+                for _ in 0..20 {
+                    tokio::task::yield_now().await;
+                }
+                done.fetch_add(batch.len(), SeqCst);
+                Ok(())
+            }
+        });
+        let p =
+            Pipeline::from(source::iter(rows).batch_size(4).estimate_heap()).inspect(move |_| {
+                counter.fetch_add(1, SeqCst);
+            });
+        let f = |s: String| s;
+        let run = match kind {
+            Kind::Ordered => {
+                p.par_map(3, f)
+                    .to(sink)
+                    .max_in_flight_bytes(BUDGET)
+                    .run()
+                    .await
+            }
+            Kind::Unordered => {
+                p.par_map_unordered(3, f)
+                    .to(sink)
+                    .max_in_flight_bytes(BUDGET)
+                    .run()
+                    .await
+            }
+            Kind::Keyed => {
+                p.par_map_keyed(3, |s: &String| s[..8].to_string(), f)
+                    .to(sink)
+                    .max_in_flight_bytes(BUDGET)
+                    .run()
+                    .await
+            }
+        };
+        let report = run.unwrap();
+        assert_eq!(written.load(SeqCst), 400, "{kind:?}");
+        let in_flight = report.in_flight().expect("the run had a budget");
+        assert!(
+            in_flight.peak_bytes <= BUDGET as u64,
+            "{kind:?}: {in_flight:?}"
+        );
+        assert_eq!(
+            in_flight.bytes, 0,
+            "{kind:?}: every byte given back at the end"
+        );
+        let most = max_between.load(SeqCst);
+        assert!(
+            most <= 16,
+            "{kind:?}: {most} records between the source and the sink"
+        );
+        assert_eq!(report.check_accounting(), Ok(()), "{kind:?}");
+    }
+}

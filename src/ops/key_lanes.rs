@@ -9,7 +9,9 @@ use futures::Stream;
 use pin_project::{pin_project, pinned_drop};
 use tokio::sync::oneshot;
 
-use super::par_workers::{Pool, Sent, UNITS_PER_WORKER, Unit, map_records, poll_reply, serve};
+use super::par_workers::{
+    Carry, Pool, Sent, UNITS_PER_WORKER, Unit, map_records, poll_reply, serve, share_lease,
+};
 use super::{fail, guard};
 use crate::metrics::StageMetrics;
 use crate::runtime::LazyContext;
@@ -24,8 +26,9 @@ use crate::{Batch, Result};
 /// each lane works through its parts in order, with a copy of the closure of
 /// its own, and holds at most
 /// [`UNITS_PER_WORKER`](super::par_workers::UNITS_PER_WORKER) parts; a batch
-/// is taken in only when every lane has room. What the lanes have finished
-/// is passed on together, lane by lane, as one batch.
+/// is taken in only when every lane has room. Each finished part goes on as
+/// a batch of its own, with its share of the batch's budget lease (so output
+/// batches are about `1/n` of the input's), the lanes taken in turn.
 ///
 /// Created by [`Pipeline::par_map_keyed`](crate::Pipeline::par_map_keyed).
 #[pin_project(PinnedDrop)]
@@ -42,6 +45,8 @@ pub struct ParMapKeyed<S, T, U, K, F> {
     /// Each lane's parts in flight, in input order.
     lanes: Vec<VecDeque<Sent<Vec<U>>>>,
     hasher: foldhash::fast::FixedState,
+    /// The lane to look at first for a finished part.
+    next_lane: usize,
     upstream_done: bool,
     failed: bool,
 }
@@ -62,6 +67,7 @@ where
             lanes: (0..lanes).map(|_| VecDeque::new()).collect(),
             // Fixed, so a key goes to the same lane in every run.
             hasher: foldhash::fast::FixedState::default(),
+            next_lane: 0,
             upstream_done: false,
             failed: false,
         }
@@ -113,10 +119,13 @@ where
                 continue;
             }
             let seq = batch.seq();
+            let (records, mut meta) = batch.into_parts();
+            // Each lane's part takes its share of the batch's lease.
+            let mut lease = meta.take_lease();
             let (key, hasher) = (&mut *this.key, &*this.hasher);
             let mut parts: Vec<Vec<T>> = (0..n).map(|_| Vec::with_capacity(len / n + 1)).collect();
             let routed = guard(this.stage, || {
-                for record in batch.into_records() {
+                for record in records {
                     let hash = hasher.hash_one(key(&record));
                     // Multiply-shift: the hash's high bits pick the lane.
                     let lane = ((u128::from(hash) * n as u128) >> 64) as usize;
@@ -128,55 +137,53 @@ where
                 this.stage.abandon(len);
                 return fail(this.failed, e);
             }
+            let last = parts.iter().rposition(|p| !p.is_empty());
             for (lane, records) in parts.into_iter().enumerate() {
                 if records.is_empty() {
                     continue;
                 }
                 let (reply, receiver) = oneshot::channel();
-                let len = records.len();
+                let part = records.len();
+                let share = if Some(lane) == last {
+                    lease.take()
+                } else {
+                    share_lease(&mut lease, part, len)
+                };
                 this.pool.push(lane, Unit { records, reply }, false);
                 this.lanes[lane].push_back(Sent {
                     reply: receiver,
-                    len,
+                    len: part,
                     seq,
-                    last: true,
+                    carry: Carry::Share(share),
                 });
             }
             let parts: usize = this.lanes.iter().map(VecDeque::len).sum();
             this.stage.set_queue_depth(parts as u64);
         }
-        // Pass on what every lane has finished, lane by lane: each lane's
-        // parts in order, so each key's records stay in order.
-        let mut out: Vec<U> = Vec::new();
-        let mut seq = u64::MAX;
-        for lane in this.lanes.iter_mut() {
-            while let Some(head) = lane.front_mut() {
-                let Poll::Ready(result) = poll_reply(&mut head.reply, cx, this.stage) else {
-                    break;
-                };
-                let head = lane.pop_front().expect("polled just above");
-                match result {
-                    Ok(values) => {
-                        seq = seq.min(head.seq);
-                        if out.is_empty() {
-                            out = values;
-                        } else {
-                            out.extend(values);
-                        }
-                    }
-                    Err(e) => {
-                        // The part is lost with the run, and so is what the
-                        // other lanes finished meanwhile.
-                        this.stage.abandon(head.len + out.len());
-                        return fail(this.failed, e);
-                    }
+        // Pass on a part some lane has finished, each as a batch of its own
+        // with its share of the budget: a lane's parts in order, so each
+        // key's records stay in order; the lanes in turn, from the one after
+        // the last passed on.
+        for i in 0..n {
+            let lane = (*this.next_lane + i) % n;
+            let Some(head) = this.lanes[lane].front_mut() else {
+                continue;
+            };
+            let Poll::Ready(result) = poll_reply(&mut head.reply, cx, this.stage) else {
+                continue;
+            };
+            let head = this.lanes[lane].pop_front().expect("polled just above");
+            let values = match result {
+                Ok(values) => values,
+                Err(e) => {
+                    // The part is lost with the run.
+                    this.stage.abandon(head.len);
+                    return fail(this.failed, e);
                 }
-            }
-        }
-        if !out.is_empty() {
-            this.stage.batch_out(out.len());
-            // The oldest input batch it holds records of.
-            return Poll::Ready(Some(Ok(Batch::new(out).with_seq(seq))));
+            };
+            *this.next_lane = (lane + 1) % n;
+            this.stage.batch_out(values.len());
+            return Poll::Ready(Some(Ok(head.carry.into_batch(values, head.seq))));
         }
         if *this.upstream_done && this.lanes.iter().all(VecDeque::is_empty) {
             this.pool.close();

@@ -8,7 +8,7 @@ use futures::Stream;
 use pin_project::{pin_project, pinned_drop};
 
 use super::fail;
-use super::par_workers::{Feed, Sent, map_records, poll_reply, serve};
+use super::par_workers::{Carry, Feed, Sent, map_records, poll_reply, serve};
 use crate::metrics::StageMetrics;
 use crate::runtime::LazyContext;
 use crate::{Batch, Result};
@@ -51,7 +51,7 @@ where
             f: Arc::new(f),
             tasks: LazyContext::default(),
             stage,
-            feed: Feed::new(workers),
+            feed: Feed::new(workers, true),
             in_flight: VecDeque::new(),
             out: Vec::new(),
             failed: false,
@@ -132,10 +132,10 @@ where
             } else {
                 this.out.extend(values);
             }
-            if head.last {
+            if let Carry::Batch(meta) = head.carry {
                 let records = std::mem::take(this.out);
                 this.stage.batch_out(records.len());
-                return Poll::Ready(Some(Ok(Batch::new(records).with_seq(head.seq))));
+                return Poll::Ready(Some(Ok(Batch::from_parts(records, meta))));
             }
         }
     }

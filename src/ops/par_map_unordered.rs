@@ -10,7 +10,7 @@ use pin_project::{pin_project, pinned_drop};
 
 use super::fail;
 use super::par_map::start_mapping;
-use super::par_workers::{Feed, Sent, poll_reply};
+use super::par_workers::{Carry, Feed, Sent, poll_reply};
 use crate::metrics::StageMetrics;
 use crate::runtime::LazyContext;
 use crate::{Batch, Result};
@@ -45,12 +45,15 @@ struct Done<U> {
 }
 
 impl<U> Future for Done<U> {
-    type Output = (usize, u64, Result<Vec<U>>);
+    /// The unit's size and sequence number, what it carries, its result.
+    type Output = (usize, u64, Carry, Result<Vec<U>>);
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        poll_reply(&mut this.sent.reply, cx, &this.stage)
-            .map(|result| (this.sent.len, this.sent.seq, result))
+        poll_reply(&mut this.sent.reply, cx, &this.stage).map(|result| {
+            let carry = std::mem::replace(&mut this.sent.carry, Carry::Nothing);
+            (this.sent.len, this.sent.seq, carry, result)
+        })
     }
 }
 
@@ -65,7 +68,7 @@ where
             f: Arc::new(f),
             tasks: LazyContext::default(),
             stage,
-            feed: Feed::new(workers),
+            feed: Feed::new(workers, false),
             in_flight: FuturesUnordered::new(),
             failed: false,
         }
@@ -107,14 +110,14 @@ where
                 return fail(this.failed, e);
             }
             match this.in_flight.poll_next_unpin(cx) {
-                Poll::Ready(Some((_, seq, Ok(records)))) => {
+                Poll::Ready(Some((_, seq, carry, Ok(records)))) => {
                     if records.is_empty() {
                         continue;
                     }
                     this.stage.batch_out(records.len());
-                    return Poll::Ready(Some(Ok(Batch::new(records).with_seq(seq))));
+                    return Poll::Ready(Some(Ok(carry.into_batch(records, seq))));
                 }
-                Poll::Ready(Some((len, _, Err(e)))) => {
+                Poll::Ready(Some((len, _, _, Err(e)))) => {
                     // The unit is lost with the run.
                     this.stage.abandon(len);
                     return fail(this.failed, e);

@@ -12,7 +12,7 @@ use tokio::time::Sleep;
 
 use super::fail;
 use super::failure::{Failures, Outcome};
-use super::par_workers::{Feed, Reply, Sent, Unit, poll_reply, serve};
+use super::par_workers::{Carry, Feed, Reply, Sent, Unit, poll_reply, serve};
 use crate::metrics::StageMetrics;
 use crate::runtime::LazyContext;
 use crate::{Batch, BoxError, Error, Result};
@@ -70,8 +70,8 @@ struct Resolving<T, U> {
     /// The stage's input index of its first record.
     first: u64,
     len: usize,
-    seq: u64,
-    last: bool,
+    /// What the input batch carried, if this unit is its last.
+    carry: Carry,
     values: std::vec::IntoIter<U>,
     failures: std::vec::IntoIter<Failure<T>>,
     /// Records passed on or put aside so far: the place of the next one.
@@ -106,7 +106,7 @@ where
             tasks: LazyContext::default(),
             stage,
             failures: Failures::default(),
-            feed: Feed::new(workers),
+            feed: Feed::new(workers, true),
             in_flight: VecDeque::new(),
             current: None,
             next_index: 0,
@@ -223,8 +223,7 @@ where
                     this.current.insert(Resolving {
                         first,
                         len: head.len,
-                        seq: head.seq,
-                        last: head.last,
+                        carry: head.carry,
                         values: tried.values.into_iter(),
                         failures: tried.failures.into_iter(),
                         resolved: 0,
@@ -302,16 +301,15 @@ where
             let rest = current.len - current.resolved;
             this.out.extend(current.values.by_ref());
             *this.accepted += rest;
-            let last = current.last;
-            let seq = current.seq;
-            *this.current = None;
-            if last {
+            let carry = this.current.take().expect("resolved above").carry;
+            if let Carry::Batch(meta) = carry {
                 let records = std::mem::take(this.out);
                 this.stage
                     .balance(std::mem::take(this.accepted), records.len());
                 if !records.is_empty() {
                     this.stage.batch_out(records.len());
-                    return Poll::Ready(Some(Ok(Batch::new(records).with_seq(seq))));
+                    // The lease scaled to the records that went on.
+                    return Poll::Ready(Some(Ok(Batch::from_parts(records, meta))));
                 }
             }
         }

@@ -36,8 +36,9 @@ use futures::Stream;
 use tokio::sync::oneshot;
 
 use super::guard;
+use crate::batch::Meta;
 use crate::metrics::StageMetrics;
-use crate::runtime::RunContext;
+use crate::runtime::{Lease, RunContext};
 use crate::{Batch, Error, Result};
 
 /// Units of work in flight per worker: one being worked on, one waiting, so
@@ -89,8 +90,41 @@ pub(crate) struct Sent<R> {
     pub(crate) len: usize,
     /// The sequence number of the batch it came from.
     pub(crate) seq: u64,
-    /// Whether it is the last slice of its batch.
-    pub(crate) last: bool,
+    /// What the batch carried that goes on with the unit's results.
+    pub(crate) carry: Carry,
+}
+
+/// What an input batch carries besides its records (its sequence number, its
+/// share of the run's byte budget) and how it travels with a unit: the bytes
+/// stay leased while the records, then their results, are in the stage.
+pub(crate) enum Carry {
+    /// All of it: the unit is the whole batch, or the last slice of one
+    /// its stage puts back together (the batch made of the results gets it,
+    /// the lease scaled to them).
+    Batch(Meta),
+    /// A slice's share of the batch's lease, for a stage that passes the
+    /// slice on alone.
+    Share(Option<Lease>),
+    /// Nothing: an earlier slice of a batch its stage puts back together.
+    Nothing,
+}
+
+impl Carry {
+    /// The batch of a unit's `records` passed on alone.
+    pub(crate) fn into_batch<U>(self, records: Vec<U>, seq: u64) -> Batch<U> {
+        match self {
+            Carry::Batch(meta) => Batch::from_parts(records, meta),
+            Carry::Share(lease) => Batch::with_lease(records, seq, lease),
+            Carry::Nothing => Batch::with_lease(records, seq, None),
+        }
+    }
+}
+
+/// Splits `lease` by records: `part` of `whole` records' bytes.
+pub(crate) fn share_lease(lease: &mut Option<Lease>, part: usize, whole: usize) -> Option<Lease> {
+    let lease = lease.as_mut()?;
+    let bytes = (lease.bytes() as u128 * part as u128 / whole.max(1) as u128) as usize;
+    Some(lease.split(bytes))
 }
 
 /// Polls a unit's reply. A reply that never comes (its worker left without
@@ -335,13 +369,19 @@ fn split<T>(mut records: Vec<T>, k: usize) -> Vec<Vec<T>> {
 /// there is room, cuts them into units, and queues them for the workers.
 pub(crate) struct Feed<T, R> {
     pub(crate) pool: Pool<Unit<T, R>>,
+    /// Whether the stage puts each batch back together from its slices
+    /// (else each slice goes on alone, with its share of the lease).
+    rejoin: bool,
     upstream_done: bool,
 }
 
 impl<T: Send + 'static, R: Send + 'static> Feed<T, R> {
-    pub(crate) fn new(workers: usize) -> Self {
+    /// The feed of a stage that puts each batch back together from its
+    /// slices (`rejoin`), or passes each slice on alone.
+    pub(crate) fn new(workers: usize, rejoin: bool) -> Self {
         Feed {
             pool: Pool::shared(workers),
+            rejoin,
             upstream_done: false,
         }
     }
@@ -404,18 +444,31 @@ impl<T: Send + 'static, R: Send + 'static> Feed<T, R> {
             if batch.is_empty() {
                 continue;
             }
-            let seq = batch.seq();
-            let k = self.slices(batch.len(), in_flight);
-            let slices = split(batch.into_records(), k);
-            for (i, records) in slices.into_iter().enumerate() {
+            let (total, seq) = (batch.len(), batch.seq());
+            let k = self.slices(total, in_flight);
+            let (records, mut meta) = batch.into_parts();
+            let mut lease = if k > 1 && !self.rejoin {
+                meta.take_lease()
+            } else {
+                None
+            };
+            let mut meta = Some(meta);
+            for (i, records) in split(records, k).into_iter().enumerate() {
                 let (reply, receiver) = oneshot::channel();
                 let len = records.len();
+                let carry = match (k, self.rejoin) {
+                    (1, _) => Carry::Batch(meta.take().expect("one slice")),
+                    (_, true) if i + 1 == k => Carry::Batch(meta.take().expect("one last slice")),
+                    (_, true) => Carry::Nothing,
+                    (_, false) if i + 1 == k => Carry::Share(lease.take()),
+                    (_, false) => Carry::Share(share_lease(&mut lease, len, total)),
+                };
                 self.pool.push(0, Unit { records, reply }, false);
                 sent(Sent {
                     reply: receiver,
                     len,
                     seq,
-                    last: i + 1 == k,
+                    carry,
                 });
                 in_flight += 1;
             }

@@ -242,8 +242,9 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
     /// (queued, being worked on, or done and not yet passed on), so at most
     /// `2 × n` batches are in flight.
     ///
-    /// - **Emits** when any lane has finished a part: what every lane has
-    ///   finished goes on together, as one batch.
+    /// - **Emits** when any lane has finished a part: each part (a lane's
+    ///   share of an input batch, about `1/n` of it) goes on as a batch of
+    ///   its own, the lanes taken in turn.
     /// - **Backpressures** when a lane holds 2 parts: no batch is taken in
     ///   until every lane has room.
     /// - **Completes** when its input has ended and every lane has passed its
