@@ -648,3 +648,32 @@ async fn the_records_in_a_parallel_stage_hold_their_share_of_the_budget() {
         assert_eq!(report.check_accounting(), Ok(()), "{kind:?}");
     }
 }
+
+/// Under paused time (tokio's `test-util`) the workers neither freeze the
+/// clock (it advances as soon as their work is done) nor let it jump while
+/// they work: a slow sink takes exactly its time, and a generous timeout
+/// does not fire.
+#[tokio::test(start_paused = true)]
+async fn paused_time_advances_only_when_the_work_is_done() {
+    for kind in KINDS {
+        let (sink, probe) = dataflare::testkit::slow_sink(Duration::from_millis(10));
+        let start = tokio::time::Instant::now();
+        let run = run_kind(kind, source::iter(0..100u32).batch_size(10), 2, work, sink);
+        let report = tokio::time::timeout(Duration::from_secs(3600), run)
+            .await
+            .unwrap_or_else(|_| panic!("{kind:?}: the clock jumped while the workers worked"));
+        assert!(report.is_completed(), "{kind:?}");
+        let mut got = probe.records();
+        got.sort_unstable();
+        let mut expected: Vec<u64> = (0..100).map(work).collect();
+        expected.sort_unstable();
+        assert_eq!(got, expected, "{kind:?}");
+        // 10 ms a batch: 10 batches in order (the keyed stage's are parts).
+        let batches = probe.batch_count() as u64;
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(10 * batches),
+            "{kind:?}"
+        );
+    }
+}

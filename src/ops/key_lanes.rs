@@ -2,7 +2,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use futures::Stream;
@@ -23,8 +23,8 @@ use crate::{Batch, Result};
 /// order**; records of different keys may pass each other.
 ///
 /// Each batch is split by lane (the key is computed on the stage's task);
-/// each lane works through its parts in order, with a copy of the closure of
-/// its own, and holds at most
+/// each lane works through its parts in order (one worker at a time), with a
+/// copy of the closure of its own, and holds at most
 /// [`UNITS_PER_WORKER`](super::par_workers::UNITS_PER_WORKER) parts; a batch
 /// is taken in only when every lane has room. Each finished part goes on as
 /// a batch of its own, with its share of the batch's budget lease (so output
@@ -92,12 +92,19 @@ where
         }
         let n = this.lanes.len();
         if !this.pool.is_started() {
-            let (f, stage, cost) = (&*this.f, &*this.stage, this.pool.cost());
-            this.pool.start(this.tasks, |_| {
-                let (mut f, stage, cost) = (f.clone(), stage.clone(), cost.clone());
+            // Each lane's copy of the closure, kept across the lane's workers
+            // (one at a time: a lane's worker leaves when its queue is empty).
+            let copies: Vec<Arc<Mutex<F>>> = (0..n)
+                .map(|_| Arc::new(Mutex::new(this.f.clone())))
+                .collect();
+            let (stage, cost) = (this.stage.clone(), this.pool.cost());
+            this.pool.start(this.tasks, move |lane| {
+                let (f, stage, cost) = (copies[lane].clone(), stage.clone(), cost.clone());
                 move |unit| {
+                    // Never contended; poisoned only by a panic that fails the run.
+                    let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
                     serve(&stage, &cost, n, unit, |records, stopped| {
-                        map_records(records, stopped, &mut f)
+                        map_records(records, stopped, &mut *f)
                     })
                 }
             });

@@ -71,7 +71,8 @@ pub(crate) fn start_mapping<T, U, F>(
     F: Fn(T) -> U + Send + Sync + 'static,
 {
     let (workers, cost) = (feed.pool.workers(), feed.pool.cost());
-    feed.pool.start(tasks, |_| {
+    let (f, stage) = (f.clone(), stage.clone());
+    feed.pool.start(tasks, move |_| {
         let (f, stage, cost) = (f.clone(), stage.clone(), cost.clone());
         move |unit| {
             serve(&stage, &cost, workers, unit, |records, stopped| {

@@ -171,8 +171,8 @@ where
         }
         if !this.feed.pool.is_started() {
             let (workers, cost) = (this.feed.pool.workers(), this.feed.pool.cost());
-            let (f, stage) = (&*this.f, &*this.stage);
-            this.feed.pool.start(this.tasks, |_| {
+            let (f, stage) = (this.f.clone(), this.stage.clone());
+            this.feed.pool.start(this.tasks, move |_| {
                 let (f, stage, cost) = (f.clone(), stage.clone(), cost.clone());
                 move |unit| {
                     serve(&stage, &cost, workers, unit, |records, stopped| {

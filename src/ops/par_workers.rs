@@ -1,14 +1,14 @@
 //! The workers behind the parallel stages (`par_map`, `par_map_unordered`,
 //! `par_try_map`, `par_map_keyed`): what they share, in one place.
 //!
-//! - **Threads.** A stage runs `n` long-lived workers on tokio's blocking pool,
-//!   started through the run's context (so the run waits for them to end
-//!   before it returns: nothing outlives `run()`) on the stage's first poll.
-//!   Off the async worker threads, a CPU-heavy closure cannot starve the
-//!   stages and sinks that share them; a fixed set of `n` loops caps the
-//!   stage at exactly `n` threads whatever the blocking pool's own limit, and
-//!   a worker takes its next unit from a queue without a round trip through
-//!   the stage's task, so it idles only when that queue is empty.
+//! - **Threads.** A stage's `n` workers are tasks on tokio's blocking pool,
+//!   run through the run's context (the run waits for them before it
+//!   returns: nothing outlives `run()`), at work while their queue has jobs
+//!   (see [`Pool`]). Off the async worker threads, a CPU-heavy closure cannot
+//!   starve the stages and sinks that share them; at most `n` at work per
+//!   stage whatever the blocking pool's own limit; a worker takes its next
+//!   unit from the queue without a round trip through the stage's task, so
+//!   it stops only when the queue is empty.
 //! - **Work unit.** A batch, or a slice of one ([`Feed`] splits a batch only
 //!   while workers are idle: at the start, or behind a slow source), handed
 //!   over once per unit, not per record: one queue push and one `oneshot`
@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -143,15 +143,18 @@ pub(crate) fn poll_reply<R>(
     })
 }
 
-/// A queue of jobs for blocking workers: the stage pushes (never more than its
-/// bound, so this is not an unbounded edge), workers wait for jobs.
+/// A queue of jobs and the workers taking them: the stage pushes (never more
+/// than its bound, so this is not an unbounded edge) and starts a worker
+/// when fewer than the queue's share are at work; a worker that finds the
+/// queue empty leaves. Both under one lock, so no job is left without one.
 struct Jobs<J> {
     state: Mutex<JobsState<J>>,
-    ready: Condvar,
 }
 
 struct JobsState<J> {
     queue: VecDeque<J>,
+    /// Workers at work on this queue.
+    alive: usize,
     closed: bool,
 }
 
@@ -160,61 +163,78 @@ impl<J> Jobs<J> {
         Jobs {
             state: Mutex::new(JobsState {
                 queue: VecDeque::new(),
+                alive: 0,
                 closed: false,
             }),
-            ready: Condvar::new(),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, JobsState<J>> {
-        // Every update is a single push, pop or flag: consistent after a panic.
+        // Every update is a single push, pop or count: consistent after a panic.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn push(&self, job: J, front: bool) {
+    /// Queues `job`; true if a worker is to be started for it (fewer than
+    /// `workers` are at work: counted as one from now).
+    fn push(&self, job: J, front: bool, workers: usize) -> bool {
         let mut state = self.lock();
         if front {
             state.queue.push_front(job);
         } else {
             state.queue.push_back(job);
         }
-        drop(state);
-        self.ready.notify_one();
+        let start = state.alive < workers;
+        state.alive += usize::from(start);
+        start
     }
 
-    /// The next job, waiting for one; `None` once closed.
-    fn pop(&self) -> Option<J> {
+    /// The next job; `None` when there is none (or the queue is closed): the
+    /// worker then leaves, counted out.
+    fn pop_or_leave(&self) -> Option<J> {
         let mut state = self.lock();
-        loop {
-            if state.closed {
-                return None;
-            }
-            if let Some(job) = state.queue.pop_front() {
-                return Some(job);
-            }
-            state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner());
+        let job = if state.closed {
+            None
+        } else {
+            state.queue.pop_front()
+        };
+        if job.is_none() {
+            state.alive -= 1;
         }
+        job
     }
 
-    /// Closes the queue: waiting workers leave, queued jobs are dropped here
-    /// (their replies with them).
+    /// Closes the queue: workers leave after the job in hand; queued jobs
+    /// are dropped here (their replies with them).
     fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
         let queued = std::mem::take(&mut state.queue);
         drop(state);
-        self.ready.notify_all();
         drop(queued);
     }
 }
 
-/// A stage's workers and their queues: one queue shared by every worker
-/// ([`shared`](Pool::shared)), or one queue per worker ([`lanes`](Pool::lanes)).
-/// Dropping it closes the queues.
+/// Starts one worker on queue `q`.
+type Starter = Box<dyn Fn(usize) + Send>;
+
+/// A stage's workers and their queues: one queue shared by up to `n`
+/// workers ([`shared`](Pool::shared)), or `n` queues of one worker each
+/// ([`lanes`](Pool::lanes)). Dropping it closes the queues.
+///
+/// Workers are tasks on tokio's blocking pool, run through the run's
+/// context (so the run waits for them before it returns: nothing outlives
+/// `run()`), and at work only while their queue has jobs: a worker that
+/// finds it empty leaves, and the next push starts one again (tokio keeps
+/// the idle thread a while, so that costs a wake-up, as waiting would).
+/// That way a worker never holds a thread for nothing, and paused time
+/// (tokio's `test-util`), which does not auto-advance while a blocking task
+/// runs, advances as soon as the work is done.
 pub(crate) struct Pool<J> {
     queues: Vec<Arc<Jobs<J>>>,
     workers: usize,
-    started: bool,
+    /// Workers per queue at most.
+    per_queue: usize,
+    starter: Option<Starter>,
     /// Jobs pushed and not yet finished by a worker (a gauge for splitting).
     unfinished: Arc<AtomicUsize>,
     cost: Arc<Cost>,
@@ -223,19 +243,20 @@ pub(crate) struct Pool<J> {
 impl<J: Send + 'static> Pool<J> {
     /// `n` workers taking jobs from one queue.
     pub(crate) fn shared(n: usize) -> Self {
-        Self::new(n, 1)
+        Self::new(n, 1, n)
     }
 
     /// `n` workers, each with a queue of its own.
     pub(crate) fn lanes(n: usize) -> Self {
-        Self::new(n, n)
+        Self::new(n, n, 1)
     }
 
-    fn new(workers: usize, queues: usize) -> Self {
+    fn new(workers: usize, queues: usize, per_queue: usize) -> Self {
         Pool {
             queues: (0..queues).map(|_| Arc::new(Jobs::new())).collect(),
             workers,
-            started: false,
+            per_queue,
+            starter: None,
             unfinished: Arc::default(),
             cost: Arc::default(),
         }
@@ -246,7 +267,7 @@ impl<J: Send + 'static> Pool<J> {
     }
 
     pub(crate) fn is_started(&self) -> bool {
-        self.started
+        self.starter.is_some()
     }
 
     /// The workers' time per record, for [`serve`] to count into.
@@ -254,33 +275,38 @@ impl<J: Send + 'static> Pool<J> {
         self.cost.clone()
     }
 
-    /// Starts the workers on the run's blocking threads: worker `i` runs
-    /// `worker(i)` on each job of its queue until the queue is closed.
-    pub(crate) fn start<W>(&mut self, tasks: &RunContext, mut worker: impl FnMut(usize) -> W)
-    where
+    /// Readies the pool: a worker on queue `q` runs `worker(q)` on each job
+    /// it takes, on the run's blocking threads.
+    pub(crate) fn start<W>(
+        &mut self,
+        tasks: &RunContext,
+        worker: impl Fn(usize) -> W + Send + 'static,
+    ) where
         W: FnMut(J) + Send + 'static,
     {
-        self.started = true;
-        for i in 0..self.workers {
-            let queue = self.queues[i % self.queues.len()].clone();
-            let unfinished = self.unfinished.clone();
-            let mut work = worker(i);
-            // Not awaited: the run's task set waits for it before `run()`
-            // returns, and it ends once its queue is closed.
+        let (queues, unfinished, tasks) =
+            (self.queues.clone(), self.unfinished.clone(), tasks.clone());
+        self.starter = Some(Box::new(move |q| {
+            let (queue, unfinished, mut work) = (queues[q].clone(), unfinished.clone(), worker(q));
+            // Not awaited: the run's task set waits for it.
             drop(tasks.spawn_blocking(move || {
-                while let Some(job) = queue.pop() {
+                while let Some(job) = queue.pop_or_leave() {
                     work(job);
                     unfinished.fetch_sub(1, Relaxed);
                 }
             }));
-        }
+        }));
     }
 
     /// Queues `job` for the workers of `queue` (0 for a shared pool), behind
-    /// the others or, `front`, before them (a record the output waits for).
+    /// the others or, `front`, before them (a record the output waits for),
+    /// starting a worker for it if the queue has fewer than its share.
     pub(crate) fn push(&self, queue: usize, job: J, front: bool) {
         self.unfinished.fetch_add(1, Relaxed);
-        self.queues[queue].push(job, front);
+        if self.queues[queue].push(job, front, self.per_queue) {
+            let start = self.starter.as_ref().expect("a pool is started before use");
+            start(queue);
+        }
     }
 
     /// Workers with nothing to do, about.
@@ -497,19 +523,29 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_queue_wakes_its_workers_and_drops_its_jobs() {
-        let jobs = Arc::new(Jobs::<Arc<()>>::new());
-        let waiting = {
-            let jobs = jobs.clone();
-            std::thread::spawn(move || jobs.pop())
-        };
+    fn a_worker_starts_for_a_job_when_fewer_than_allowed_are_at_work() {
+        let jobs = Jobs::<Arc<()>>::new();
         let job = Arc::new(());
-        jobs.push(job.clone(), false);
-        // Either the worker took it, or it is queued and dropped on close.
+        assert!(jobs.push(job.clone(), false, 2), "none at work: start one");
+        assert!(
+            jobs.push(job.clone(), false, 2),
+            "one at work: start another"
+        );
+        assert!(
+            !jobs.push(job.clone(), false, 2),
+            "two at work: they will take it"
+        );
+        assert!(jobs.pop_or_leave().is_some());
+        assert!(jobs.pop_or_leave().is_some());
+        assert!(jobs.pop_or_leave().is_some());
+        // Empty: the first worker leaves; a new job starts one again.
+        assert!(jobs.pop_or_leave().is_none());
+        assert!(jobs.push(job.clone(), false, 2));
+        // Closed: queued jobs dropped, workers leave.
         jobs.close();
-        let taken = waiting.join().unwrap();
-        assert!(jobs.pop().is_none());
-        drop(taken);
         assert_eq!(Arc::strong_count(&job), 1);
+        assert!(jobs.pop_or_leave().is_none());
+        assert!(jobs.pop_or_leave().is_none());
+        assert_eq!(jobs.lock().alive, 0);
     }
 }

@@ -1,6 +1,6 @@
 //! The parallel stages of the [`Pipeline`] builder: per-record work on
-//! worker threads of the stage's own (`par_map`, `par_map_unordered`,
-//! `par_try_map`, `par_map_keyed`).
+//! workers of the stage's own, on tokio's blocking threads (`par_map`,
+//! `par_map_unordered`, `par_try_map`, `par_map_keyed`).
 
 // The builder's return types spell out the adapters a pipeline is made of
 // (that is what makes them zero-cost): long by nature.
@@ -29,6 +29,11 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
     /// the async runtime's, and passes the results on **in input order**, in
     /// batches of the input's sizes: for CPU-heavy work per record (parsing,
     /// hashing, scoring, compressing) that one core cannot keep up with.
+    ///
+    /// The workers are tasks on tokio's blocking pool, at work while the
+    /// stage has batches for them (they leave when there are none and start
+    /// again with the next), and the run waits for them before it returns;
+    /// under tokio's paused time, the clock stands still while they work.
     ///
     /// Records are handed to the workers a batch at a time (a batch is cut
     /// into slices only while workers would otherwise idle, as for the first
