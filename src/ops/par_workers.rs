@@ -28,9 +28,9 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::Stream;
 use tokio::sync::oneshot;
@@ -49,8 +49,10 @@ pub(crate) const UNITS_PER_WORKER: usize = 2;
 pub(crate) const MIN_SLICE: usize = 64;
 
 /// The least work (as measured so far, per record) a slice must hold for a
-/// batch to be split: a hand-off costs about 30 µs of CPU here (wake-ups,
-/// the reply), so a slice of less work would cost more than it saves.
+/// batch to be split: a hand-off costs about 20 µs of CPU here (wake-ups,
+/// the reply; `benches/par_map.rs` at batches of 64), so a slice of less
+/// work would cost more than it saves (the CSV job's cheap `par_map` went
+/// from 0.77x to 0.98x of `map` without the split).
 const SPLIT_WORTH_NANOS: f64 = 300_000.0;
 
 /// The time the workers spent per record so far, for deciding whether a
@@ -143,17 +145,26 @@ pub(crate) fn poll_reply<R>(
     })
 }
 
+/// How long a worker that finds its queue empty waits for a job before it
+/// leaves: long enough for the next batch of a steady flow (starting a
+/// worker again costs more than waking one), short enough that an idle
+/// stage holds no thread, and that paused time in tests, which stands
+/// still while a worker is at work, moves on almost at once.
+const LINGER: Duration = Duration::from_millis(2);
+
 /// A queue of jobs and the workers taking them: the stage pushes (never more
 /// than its bound, so this is not an unbounded edge) and starts a worker
 /// when fewer than the queue's share are at work; a worker that finds the
-/// queue empty leaves. Both under one lock, so no job is left without one.
+/// queue empty for [`LINGER`] leaves. Both under one lock, so no job is left
+/// without one.
 struct Jobs<J> {
     state: Mutex<JobsState<J>>,
+    ready: Condvar,
 }
 
 struct JobsState<J> {
     queue: VecDeque<J>,
-    /// Workers at work on this queue.
+    /// Workers at work on this queue (or lingering).
     alive: usize,
     closed: bool,
 }
@@ -166,6 +177,7 @@ impl<J> Jobs<J> {
                 alive: 0,
                 closed: false,
             }),
+            ready: Condvar::new(),
         }
     }
 
@@ -175,7 +187,8 @@ impl<J> Jobs<J> {
     }
 
     /// Queues `job`; true if a worker is to be started for it (fewer than
-    /// `workers` are at work: counted as one from now).
+    /// `workers` are at work: counted as one from now), else one waiting is
+    /// woken.
     fn push(&self, job: J, front: bool, workers: usize) -> bool {
         let mut state = self.lock();
         if front {
@@ -185,22 +198,38 @@ impl<J> Jobs<J> {
         }
         let start = state.alive < workers;
         state.alive += usize::from(start);
+        drop(state);
+        if !start {
+            self.ready.notify_one();
+        }
         start
     }
 
-    /// The next job; `None` when there is none (or the queue is closed): the
-    /// worker then leaves, counted out.
-    fn pop_or_leave(&self) -> Option<J> {
+    /// The next job, waiting up to `linger` for one; `None` when none came
+    /// (or the queue is closed): the worker then leaves, counted out.
+    fn pop_or_leave(&self, linger: Duration) -> Option<J> {
         let mut state = self.lock();
-        let job = if state.closed {
-            None
-        } else {
-            state.queue.pop_front()
-        };
-        if job.is_none() {
-            state.alive -= 1;
+        let mut deadline = None;
+        loop {
+            if state.closed {
+                break;
+            }
+            if let Some(job) = state.queue.pop_front() {
+                return Some(job);
+            }
+            let now = Instant::now();
+            let until = *deadline.get_or_insert(now + linger);
+            if now >= until {
+                break;
+            }
+            state = self
+                .ready
+                .wait_timeout(state, until - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
-        job
+        state.alive -= 1;
+        None
     }
 
     /// Closes the queue: workers leave after the job in hand; queued jobs
@@ -210,6 +239,7 @@ impl<J> Jobs<J> {
         state.closed = true;
         let queued = std::mem::take(&mut state.queue);
         drop(state);
+        self.ready.notify_all();
         drop(queued);
     }
 }
@@ -224,11 +254,10 @@ type Starter = Box<dyn Fn(usize) + Send>;
 /// Workers are tasks on tokio's blocking pool, run through the run's
 /// context (so the run waits for them before it returns: nothing outlives
 /// `run()`), and at work only while their queue has jobs: a worker that
-/// finds it empty leaves, and the next push starts one again (tokio keeps
-/// the idle thread a while, so that costs a wake-up, as waiting would).
-/// That way a worker never holds a thread for nothing, and paused time
-/// (tokio's `test-util`), which does not auto-advance while a blocking task
-/// runs, advances as soon as the work is done.
+/// finds it empty for [`LINGER`] leaves, and the next push starts one again.
+/// That way a worker never holds a thread for long for nothing, and paused
+/// time (tokio's `test-util`), which does not auto-advance while a blocking
+/// task runs, advances as soon as the work is done.
 pub(crate) struct Pool<J> {
     queues: Vec<Arc<Jobs<J>>>,
     workers: usize,
@@ -290,7 +319,7 @@ impl<J: Send + 'static> Pool<J> {
             let (queue, unfinished, mut work) = (queues[q].clone(), unfinished.clone(), worker(q));
             // Not awaited: the run's task set waits for it.
             drop(tasks.spawn_blocking(move || {
-                while let Some(job) = queue.pop_or_leave() {
+                while let Some(job) = queue.pop_or_leave(LINGER) {
                     work(job);
                     unfinished.fetch_sub(1, Relaxed);
                 }
@@ -524,6 +553,7 @@ mod tests {
 
     #[test]
     fn a_worker_starts_for_a_job_when_fewer_than_allowed_are_at_work() {
+        // (A worker waiting for a job is woken by the next push instead.)
         let jobs = Jobs::<Arc<()>>::new();
         let job = Arc::new(());
         assert!(jobs.push(job.clone(), false, 2), "none at work: start one");
@@ -535,17 +565,18 @@ mod tests {
             !jobs.push(job.clone(), false, 2),
             "two at work: they will take it"
         );
-        assert!(jobs.pop_or_leave().is_some());
-        assert!(jobs.pop_or_leave().is_some());
-        assert!(jobs.pop_or_leave().is_some());
+        let now = Duration::ZERO;
+        assert!(jobs.pop_or_leave(now).is_some());
+        assert!(jobs.pop_or_leave(now).is_some());
+        assert!(jobs.pop_or_leave(now).is_some());
         // Empty: the first worker leaves; a new job starts one again.
-        assert!(jobs.pop_or_leave().is_none());
+        assert!(jobs.pop_or_leave(now).is_none());
         assert!(jobs.push(job.clone(), false, 2));
         // Closed: queued jobs dropped, workers leave.
         jobs.close();
         assert_eq!(Arc::strong_count(&job), 1);
-        assert!(jobs.pop_or_leave().is_none());
-        assert!(jobs.pop_or_leave().is_none());
+        assert!(jobs.pop_or_leave(Duration::from_secs(60)).is_none());
+        assert!(jobs.pop_or_leave(Duration::from_secs(60)).is_none());
         assert_eq!(jobs.lock().alive, 0);
     }
 }
