@@ -2,20 +2,24 @@
 //!
 //! Generates (not committed) a ~100 MB CSV of orders under `target/bench-data/`,
 //! then runs the job — keep rows whose category is one of five and whose amount
-//! is over 100, write `id, user, category, total = amount × qty` — five ways,
-//! each in its own child process so each peak RSS is its own:
+//! is over 100, write `id, user, category, total = amount × qty` — several
+//! ways, each in its own child process so each peak RSS is its own:
 //!
 //! - `serde_loop`: one thread, `csv::Reader::deserialize` into a struct, `serialize` out;
 //! - `byte_record_loop`: one thread, one reused `ByteRecord`, fields parsed by hand;
-//! - `typed`: a DataFlare pipeline of serde structs;
-//! - `dynamic`: a DataFlare pipeline of `Record`s (typed schema: amount float, qty int);
-//! - `typed_buffered`: `typed` with a `buffer` boundary, so the filter/derive work
-//!   runs apart from the task feeding the writer.
+//! - `typed`: a DataFlare pipeline of serde structs of every column, default settings
+//!   (the file parsed on the cores less one: one thread on 2 cores);
+//! - `dynamic`: a DataFlare pipeline of `Record`s (a schema of every column: amount
+//!   float, qty int), default settings;
+//! - `typed_used`, `dynamic_used`: the same with a struct / schema of only the
+//!   columns the job uses, so the others are not decoded;
+//! - `typed_2_threads`, `dynamic_2_threads`: `typed` and `dynamic` parsing on two
+//!   threads (`parallel(2)`), to show what parallel parsing gives on this machine.
 //!
-//! Reading, transforming and writing in DataFlare already run on three threads
-//! (reader, pipeline, writer). The variants run in 5 interleaved rounds; each
-//! one's median counts. `cpu` is the child's user + system time.
-//! Then `typed` and `dynamic` run once more on a ~400 MB file to compare peak RSS.
+//! The variants run in 5 interleaved rounds; each one's median counts, and
+//! each ratio is the median (and the spread) of the ratios within a round.
+//! `cpu` is the child's user + system time. Then `typed` and `dynamic` run
+//! once more on a ~400 MB file to compare peak RSS.
 //!
 //! Run with `cargo bench --bench csv` (release build). Set `DATAFLARE_BENCH_MB`
 //! to change the size. The file's generator, the job's steps and the
@@ -87,28 +91,79 @@ fn byte_record_loop(input: &Path, output: &Path) -> u64 {
     n
 }
 
-async fn typed(input: &Path, output: &Path, buffered: bool) -> u64 {
-    let p = Pipeline::from(csv::read::<Order>(input))
-        .filter(keep_order)
-        .map(total);
-    let report = if buffered {
-        p.buffer(4).to(csv::write::<OwnedTotal>(output)).run().await
-    } else {
-        p.to(csv::write::<OwnedTotal>(output)).run().await
-    };
-    report.unwrap().records_out()
+/// How a variant's source parses: with the defaults (the cores less one:
+/// one thread on 2 cores), or on two threads.
+#[derive(Clone, Copy)]
+enum Threads {
+    Default,
+    Two,
 }
 
-async fn dynamic(input: &Path, output: &Path) -> u64 {
-    let schema = Arc::new(Schema::new([
-        ("id", DataType::Int),
-        ("ts", DataType::Str),
-        ("user", DataType::Str),
-        ("category", DataType::Str),
-        ("amount", DataType::Float),
-        ("qty", DataType::Int),
-        ("note", DataType::Str),
-    ]));
+fn threads<T: Send + 'static>(source: csv::CsvSource<T>, threads: Threads) -> csv::CsvSource<T> {
+    match threads {
+        Threads::Default => source,
+        Threads::Two => source.parallel(2),
+    }
+}
+
+/// The columns the job uses, and only those: the others are not decoded.
+#[derive(Debug, serde::Deserialize)]
+struct Used {
+    id: u64,
+    user: String,
+    category: String,
+    amount: f64,
+    qty: u32,
+}
+
+async fn typed_used(input: &Path, output: &Path) -> u64 {
+    Pipeline::from(csv::read::<Used>(input))
+        .filter(|o: &Used| keep(&o.category, o.amount))
+        .map(|o: Used| OwnedTotal {
+            total: o.amount * f64::from(o.qty),
+            id: o.id,
+            user: o.user,
+            category: o.category,
+        })
+        .to(csv::write::<OwnedTotal>(output))
+        .run()
+        .await
+        .unwrap()
+        .records_out()
+}
+
+async fn typed(input: &Path, output: &Path, t: Threads) -> u64 {
+    Pipeline::from(threads(csv::read::<Order>(input), t))
+        .filter(keep_order)
+        .map(total)
+        .to(csv::write::<OwnedTotal>(output))
+        .run()
+        .await
+        .unwrap()
+        .records_out()
+}
+
+async fn dynamic(input: &Path, output: &Path, t: Threads, used: bool) -> u64 {
+    let schema = Arc::new(if used {
+        // Only the columns the job uses: the others are not decoded.
+        Schema::new([
+            ("id", DataType::Int),
+            ("user", DataType::Str),
+            ("category", DataType::Str),
+            ("amount", DataType::Float),
+            ("qty", DataType::Int),
+        ])
+    } else {
+        Schema::new([
+            ("id", DataType::Int),
+            ("ts", DataType::Str),
+            ("user", DataType::Str),
+            ("category", DataType::Str),
+            ("amount", DataType::Float),
+            ("qty", DataType::Int),
+            ("note", DataType::Str),
+        ])
+    });
     let out = Arc::new(Schema::new([
         ("id", DataType::Int),
         ("user", DataType::Str),
@@ -119,7 +174,7 @@ async fn dynamic(input: &Path, output: &Path) -> u64 {
     let column = |name: &str| schema.index_of(name).unwrap();
     let (id, user, category) = (column("id"), column("user"), column("category"));
     let (amount, qty) = (column("amount"), column("qty"));
-    let report = Pipeline::from(csv::read_records(input).schema(schema.clone()))
+    let report = Pipeline::from(threads(csv::read_records(input).schema(schema.clone()), t))
         .filter(move |r: &Record| {
             let amount = r.get_index(amount).and_then(Value::as_f64).unwrap_or(0.0);
             keep(
@@ -152,9 +207,12 @@ fn child(rt: &tokio::runtime::Runtime, variant: &str, input: &Path, output: &Pat
     match variant {
         "serde_loop" => serde_loop(input, output),
         "byte_record_loop" => byte_record_loop(input, output),
-        "typed" => rt.block_on(typed(input, output, false)),
-        "typed_buffered" => rt.block_on(typed(input, output, true)),
-        "dynamic" => rt.block_on(dynamic(input, output)),
+        "typed" => rt.block_on(typed(input, output, Threads::Default)),
+        "typed_2_threads" => rt.block_on(typed(input, output, Threads::Two)),
+        "typed_used" => rt.block_on(typed_used(input, output)),
+        "dynamic" => rt.block_on(dynamic(input, output, Threads::Default, false)),
+        "dynamic_2_threads" => rt.block_on(dynamic(input, output, Threads::Two, false)),
+        "dynamic_used" => rt.block_on(dynamic(input, output, Threads::Default, true)),
         other => panic!("unknown variant {other}"),
     }
 }
@@ -196,19 +254,25 @@ fn run(variant: &str, input: &Path, dir: &Path) -> Run {
     }
 }
 
-/// The median run of each variant over `rounds` interleaved rounds.
-fn medians<'v>(
+/// Each variant's runs over `rounds` interleaved rounds, in round order.
+fn rounds<'v>(
     variants: &[&'v str],
     input: &Path,
     dir: &Path,
     rounds: usize,
-) -> Vec<(&'v str, Run)> {
+) -> Vec<(&'v str, Vec<Run>)> {
     let runs = common::interleaved(variants, rounds, |v| run(v, input, dir), |_| {});
-    variants
-        .iter()
-        .zip(runs)
-        .map(|(v, runs)| (*v, common::median(runs, |r| r.secs)))
-        .collect()
+    variants.iter().copied().zip(runs).collect()
+}
+
+/// min, median and max of `values`.
+fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    (
+        values[0],
+        values[values.len() / 2],
+        values[values.len() - 1],
+    )
 }
 
 fn main() {
@@ -227,10 +291,19 @@ fn main() {
         "byte_record_loop",
         "typed",
         "dynamic",
-        "typed_buffered",
+        "typed_used",
+        "dynamic_used",
+        "typed_2_threads",
+        "dynamic_2_threads",
     ];
-    let results = medians(&variants, &input, &dir, ROUNDS);
-    for (v, r) in &results {
+    let all = rounds(&variants, &input, &dir, ROUNDS);
+    let runs = |name: &str| &all.iter().find(|(v, _)| *v == name).unwrap().1;
+    let median = |name: &str| {
+        let (_, secs, _) = spread(runs(name).iter().map(|r| r.secs).collect());
+        runs(name).iter().find(|r| r.secs == secs).unwrap()
+    };
+    for v in variants {
+        let r = median(v);
         println!(
             "{v:>18}: {:>7.3} s  {:>7.1} MB/s  cpu {:>6.2} s  {:>9} records out  peak RSS {:>6.1} MB",
             r.secs,
@@ -240,50 +313,94 @@ fn main() {
             r.rss_mb
         );
     }
-    let result = |name: &str| &results.iter().find(|(v, _)| *v == name).unwrap().1;
-    let secs = |name: &str| result(name).secs;
-    let expected = results[0].1.records;
-    for (v, r) in &results {
-        assert_eq!(
-            r.records, expected,
-            "{v} wrote a different number of records"
-        );
+    let expected = median("serde_loop").records;
+    for (v, runs) in &all {
+        for r in runs {
+            assert_eq!(
+                r.records, expected,
+                "{v} wrote a different number of records"
+            );
+        }
     }
     // Each pipeline writes what its loop writes, byte for byte (typed ones
     // through serde, dynamic ones with `Display` numbers, as the loops do).
     for (v, like) in [
         ("typed", "serde_loop"),
-        ("typed_buffered", "serde_loop"),
+        ("typed_used", "serde_loop"),
+        ("typed_2_threads", "serde_loop"),
         ("dynamic", "byte_record_loop"),
+        ("dynamic_used", "byte_record_loop"),
+        ("dynamic_2_threads", "byte_record_loop"),
     ] {
         assert_eq!(
-            result(v).digest,
-            result(like).digest,
+            median(v).digest,
+            median(like).digest,
             "{v} did not write what {like} wrote"
         );
     }
-    println!("ratios (throughput, higher is better):");
-    println!(
-        "  typed / serde_loop            = {:.2}  (target >= 0.9)",
-        secs("serde_loop") / secs("typed")
-    );
-    println!(
-        "  dynamic / byte_record_loop    = {:.2}  (target >= 0.7)",
-        secs("byte_record_loop") / secs("dynamic")
-    );
-    let best = ["typed", "dynamic", "typed_buffered"]
-        .into_iter()
-        .min_by(|a, b| secs(a).total_cmp(&secs(b)))
-        .unwrap();
-    println!(
-        "  best ({best}) / byte_record_loop = {:.2}  (target > 1)",
-        secs("byte_record_loop") / secs(best)
-    );
+    // Throughput ratios, round by round: `base`'s time over `v`'s, from the
+    // same round (higher is better).
+    let paired = |v: &str, base: &str| {
+        spread(
+            runs(v)
+                .iter()
+                .zip(runs(base))
+                .map(|(r, b)| b.secs / r.secs)
+                .collect(),
+        )
+    };
+    let best = [
+        "typed",
+        "dynamic",
+        "typed_used",
+        "dynamic_used",
+        "typed_2_threads",
+        "dynamic_2_threads",
+    ]
+    .into_iter()
+    .max_by(|a, b| {
+        paired(a, "byte_record_loop")
+            .1
+            .total_cmp(&paired(b, "byte_record_loop").1)
+    })
+    .unwrap();
+    println!("ratios (throughput, higher is better; median of {ROUNDS} paired rounds [min, max]):");
+    for (label, v, base, target) in [
+        (
+            "best ({best}) / byte_record_loop",
+            best,
+            "byte_record_loop",
+            ">= 1.5",
+        ),
+        (
+            "typed (defaults) / serde_loop",
+            "typed",
+            "serde_loop",
+            ">= 1.5",
+        ),
+        (
+            "dynamic / byte_record_loop",
+            "dynamic",
+            "byte_record_loop",
+            ">= 1.0",
+        ),
+        ("typed_2_threads / typed", "typed_2_threads", "typed", "-"),
+        (
+            "dynamic_2_threads / dynamic",
+            "dynamic_2_threads",
+            "dynamic",
+            "-",
+        ),
+    ] {
+        let (lo, mid, hi) = paired(v, base);
+        let label = label.replace("{best}", best);
+        println!("  {label:<40} = {mid:.2}  [{lo:.2}, {hi:.2}]  (target {target})");
+    }
 
     let big = dir.join(format!("orders-{}mb.csv", mb * 4));
     common::generate(&big, mb * 4);
     for v in ["typed", "dynamic"] {
-        let small = results.iter().find(|(n, _)| *n == v).unwrap().1.rss_mb;
+        let small = median(v).rss_mb;
         let large = run(v, &big, &dir).rss_mb;
         println!(
             "  peak RSS {v}: {small:.1} MB at {mb} MB input, {large:.1} MB at {} MB input: ratio {:.2} (target <= 1.2)",

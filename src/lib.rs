@@ -60,6 +60,8 @@ pub mod state;
 pub mod testkit;
 
 pub use batch::Batch;
+#[cfg(feature = "postgres")]
+pub use connectors::postgres;
 pub use connectors::{csv, jsonl};
 pub use error::{BoxError, Error, ErrorKind, Position, Result};
 pub use metrics::StageStats;

@@ -263,3 +263,44 @@ async fn a_rebatch_waiting_for_more_input_than_the_budget_holds_does_not_deadloc
     assert!(in_flight.peak_bytes >= 8 * MB as u64, "{in_flight:?}");
     assert_eq!(in_flight.bytes, 0);
 }
+
+#[tokio::test]
+async fn a_csv_source_counts_its_records_against_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rows.csv");
+    let mut text = String::from("id,name,note\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("{i},name {i},a note of some length for row {i}\n"));
+    }
+    std::fs::write(&path, text).unwrap();
+    let budget = 512 << 10;
+    let written = Arc::new(AtomicUsize::new(0));
+    let count = written.clone();
+    let sink = futures::sink::unfold((), move |(), batch: Batch<dataflare::record::Record>| {
+        let count = count.clone();
+        async move {
+            // Slower than the reader: it yields many times per batch. (No
+            // paused clock here: the file is read on a blocking thread,
+            // which holds Tokio's paused clock still.)
+            for _ in 0..200 {
+                tokio::task::yield_now().await;
+            }
+            count.fetch_add(batch.len(), Ordering::SeqCst);
+            Ok::<_, Error>(())
+        }
+    });
+    let report = Pipeline::from(dataflare::csv::read_records(&path))
+        .buffer(64)
+        .to(sink)
+        .max_in_flight_bytes(budget)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(written.load(Ordering::SeqCst), 20_000);
+    let in_flight = report.in_flight().unwrap();
+    // Each batch of 1,024 records counts its value slots and text: several
+    // fit, not all 20 (the buffer alone would hold 64).
+    let per_batch = 1024 * std::mem::size_of::<dataflare::record::Record>() as u64;
+    assert!(in_flight.peak_bytes > 2 * per_batch, "{in_flight:?}");
+    assert!(in_flight.peak_bytes <= budget as u64, "{in_flight:?}");
+}

@@ -4,3 +4,5 @@ pub mod csv;
 pub(crate) mod file;
 pub mod jsonl;
 pub(crate) mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;

@@ -51,6 +51,8 @@ pub(crate) struct StageMetrics {
     /// The stage's tracing span, made when first entered (during the run,
     /// its name settled), entered for each batch the stage works on.
     span: std::sync::OnceLock<tracing::Span>,
+    /// Where a source stands, when it can tell (see [`StageStats::position`]).
+    position: Mutex<Option<String>>,
 }
 
 impl std::ops::Deref for StageMetrics {
@@ -81,6 +83,7 @@ impl StageMetrics {
             default_policy: Mutex::new(None),
             counters: Counters::default(),
             span: std::sync::OnceLock::new(),
+            position: Mutex::new(None),
         })
     }
 
@@ -199,9 +202,16 @@ impl StageMetrics {
         self.keep(error);
     }
 
+    /// Sets where the source stands (see [`StageStats::position`]).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn set_position(&self, position: String) {
+        *lock(&self.position) = Some(position);
+    }
+
     pub(crate) fn snapshot(&self) -> StageStats {
         let c = &self.counters;
         StageStats {
+            position: lock(&self.position).clone(),
             id: self.id(),
             name: self.name(),
             kind: self.kind.to_string(),
@@ -595,6 +605,10 @@ pub struct StageStats {
     /// passed (an [`interval_join`](crate::state::KeyBy::interval_join)'s).
     /// Outside the accounting: those records were counted when taken in.
     pub expired: u64,
+    /// Where a source stands after the records it emitted, when it can tell
+    /// (an incremental PostgreSQL source's high-water mark, see
+    /// `postgres::incremental`); `None` for other stages and sources.
+    pub position: Option<String>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use dataflare::prelude::*;
 use futures::Sink;
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
 /// Names of the entries in `dir`, sorted: what a run left there (its output,
 /// and no temporary file).
 pub fn entries(dir: &Path) -> Vec<String> {

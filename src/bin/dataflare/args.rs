@@ -14,8 +14,8 @@ Exit status:
   2    usage error
   130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM (nothing is committed)";
 
-/// Move records between CSV, TSV and JSON Lines, with exact errors and no
-/// partial output.
+/// Move records between CSV, TSV, JSON Lines and PostgreSQL, with exact errors
+/// and no partial output.
 #[derive(Debug, Parser)]
 #[command(name = "dataflare", version, after_help = EXIT_CODES)]
 pub(crate) struct Cli {
@@ -25,7 +25,7 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Convert a file between CSV, TSV and JSON Lines.
+    /// Convert between CSV, TSV and JSON Lines files and PostgreSQL tables.
     Convert(ConvertArgs),
 }
 
@@ -55,10 +55,12 @@ pub(crate) enum ProgressMode {
 #[derive(Debug, Args)]
 #[command(after_help = CONVERT_AFTER_HELP)]
 pub(crate) struct ConvertArgs {
-    /// The input file, or `-` for standard input.
+    /// The input file, `-` for standard input, or a `postgres://` URL (with
+    /// --query or --table)
     #[arg(value_name = "INPUT")]
     input: PathBuf,
-    /// The output file, or `-` for standard output.
+    /// The output file, `-` for standard output, or a `postgres://` URL (with
+    /// --table)
     #[arg(value_name = "OUTPUT")]
     output: PathBuf,
     /// The input's format [default: from INPUT's extension; CSV for `-`]
@@ -97,6 +99,20 @@ pub(crate) struct ConvertArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     max_record_bytes: u64,
 
+    /// The query whose rows a `postgres://` INPUT reads (run in a read-only transaction)
+    #[arg(long, value_name = "SQL", help_heading = "PostgreSQL")]
+    query: Option<String>,
+    /// The table a `postgres://` OUTPUT is written into (COPY, one transaction committed
+    /// only when the run completes); for a `postgres://` INPUT without --query, the
+    /// table whose rows are read. `schema.table`; quote a name with `"` to keep its case
+    #[arg(long, value_name = "NAME", help_heading = "PostgreSQL")]
+    table: Option<String>,
+    /// Insert or update the output table's rows by these key columns (a unique key)
+    /// instead of COPYing them in: the last record of a key wins
+    #[arg(long, value_name = "KEY[,KEY]", value_delimiter = ',', num_args = 1..,
+          help_heading = "PostgreSQL")]
+    upsert: Option<Vec<String>>,
+
     /// Output CSV field delimiter: one byte, or `tab` / `\t` [default: `,`, tab for TSV]
     #[arg(long, value_name = "C", value_parser = delimiter, help_heading = "CSV output")]
     out_delimiter: Option<u8>,
@@ -128,6 +144,19 @@ run completes: a failed or interrupted run leaves no partial output and an
 existing file untouched. Standard output cannot be taken back: what was written
 before a failure stays written.
 
+PostgreSQL: INPUT or OUTPUT may be a postgres:// (or postgresql://) URL:
+  dataflare convert postgres://etl@db/shop orders.csv \\
+      --query \"SELECT id, amount, placed_at FROM orders WHERE placed_at >= '2024-01-01'\"
+  dataflare convert postgres://etl@db/shop orders.jsonl --table sales.orders
+  dataflare convert orders.csv postgres://etl@db/shop --table staging.orders
+  dataflare convert customers.jsonl postgres://etl@db/shop --table customers --upsert id
+A query or table is read through one read-only transaction, its columns typed by
+theirs. A table is written in one transaction, committed only when the run
+completes: a failed or interrupted run leaves it as it was. CSV fields are
+parsed as the types of the table's columns (an empty field is NULL). The password goes in the URL or, kept out of the process list,
+in PGPASSWORD; it is never printed. Both INPUT and OUTPUT may be PostgreSQL:
+--query reads, --table writes.
+
 Bad rows (malformed CSV or JSON, a value that does not fit its column) fail the
 run, unless:
   --skip-bad-rows            they are skipped and counted as skipped;
@@ -142,7 +171,7 @@ into a pipe too, --progress=never not at all); it is cleared before the report.
 
 Exit status:
   0    completed (the report says when records were put aside)
-  1    failed (nothing is committed to an output file)
+  1    failed (nothing is committed to an output file or table)
   2    usage error
   130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM (nothing is committed);
        a second Ctrl-C during the clean-up exits at once";
@@ -161,6 +190,8 @@ pub(crate) enum Format {
     /// CSV with this delimiter (TSV is CSV with a tab).
     Csv(u8),
     JsonLines,
+    /// A PostgreSQL query or table: records typed by its columns.
+    Postgres,
 }
 
 /// Where records come from or go to.
@@ -169,6 +200,43 @@ pub(crate) enum Place {
     /// Standard input or output (`-`).
     Std,
     File(PathBuf),
+    /// A PostgreSQL server (its URL, password included: never shown).
+    Postgres(Pg),
+}
+
+/// A PostgreSQL endpoint: its URL (never printed) and what to read or write.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Pg {
+    pub(crate) url: String,
+    pub(crate) what: PgWhat,
+}
+
+/// What a PostgreSQL endpoint reads or writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PgWhat {
+    /// Read the rows of this query.
+    Query(String),
+    /// Read all rows of this table (input), or COPY into it (output).
+    Table(String),
+    /// Insert or update this table's rows by these key columns (output).
+    Upsert(String, Vec<String>),
+}
+
+impl std::fmt::Debug for Pg {
+    // Without the URL: it may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pg")
+            .field("what", &self.what)
+            .finish_non_exhaustive()
+    }
+}
+
+/// True for a `postgres://` or `postgresql://` URL.
+fn is_postgres(path: &Path) -> bool {
+    path.to_str().is_some_and(|s| {
+        let s = s.get(..13).unwrap_or(s).to_ascii_lowercase();
+        s.starts_with("postgres://") || s.starts_with("postgresql://")
+    })
 }
 
 /// A `convert` job with every default resolved.
@@ -192,7 +260,13 @@ pub(crate) struct Convert {
 }
 
 fn place(path: PathBuf) -> Place {
-    if path.as_os_str() == "-" {
+    if is_postgres(&path) {
+        let url = path.into_os_string().into_string().unwrap_or_default();
+        Place::Postgres(Pg {
+            url,
+            what: PgWhat::Table(String::new()),
+        })
+    } else if path.as_os_str() == "-" {
         Place::Std
     } else {
         Place::File(path)
@@ -215,6 +289,7 @@ fn format_of(place: &Place, given: Option<FormatName>, flag: &str) -> Result<For
     }
     let path: &Path = match place {
         Place::Std => return Ok(Format::Csv(b',')),
+        Place::Postgres(_) => return Ok(Format::Postgres),
         Place::File(path) => path,
     };
     match path
@@ -237,10 +312,33 @@ fn format_of(place: &Place, given: Option<FormatName>, flag: &str) -> Result<For
 impl ConvertArgs {
     /// Resolves formats and defaults, and refuses options that do not apply.
     fn resolve(self) -> Result<Convert, String> {
-        let input = place(self.input);
-        let output = place(self.output);
+        let mut input = place(self.input.clone());
+        let mut output = place(self.output.clone());
+        if let (Place::Postgres(_), Some(_)) = (&input, self.from) {
+            return Err("--from names a file format; the input is PostgreSQL".into());
+        }
+        if let (Place::Postgres(_), Some(_)) = (&output, self.to) {
+            return Err("--to names a file format; the output is PostgreSQL".into());
+        }
+        self.postgres(&mut input, &mut output)?;
         let mut input_format = format_of(&input, self.from, "--from")?;
         let mut output_format = format_of(&output, self.to, "--to")?;
+        if input_format == Format::Postgres {
+            let file_only = [
+                ("--delimiter", self.delimiter.is_some()),
+                ("--no-header", self.no_header),
+                ("--infer-schema", self.infer_schema.is_some()),
+                ("--flexible", self.flexible),
+                ("--lenient-quotes", self.lenient_quotes),
+                ("--rename-duplicate-headers", self.rename_duplicate_headers),
+                ("--lossy-utf8", self.lossy_utf8),
+            ];
+            if let Some((flag, _)) = file_only.iter().find(|(_, given)| *given) {
+                return Err(format!(
+                    "{flag} applies to file input; the input is PostgreSQL"
+                ));
+            }
+        }
         if input_format == Format::JsonLines {
             let csv_only = [
                 ("--delimiter", self.delimiter.is_some()),
@@ -264,6 +362,11 @@ impl ConvertArgs {
             (Format::JsonLines, Some(_)) => {
                 return Err(
                     "--out-delimiter applies to CSV output; the output is JSON Lines".into(),
+                );
+            }
+            (Format::Postgres, Some(_)) => {
+                return Err(
+                    "--out-delimiter applies to CSV output; the output is PostgreSQL".into(),
                 );
             }
             _ => {}
@@ -297,6 +400,84 @@ impl ConvertArgs {
             },
             quiet: self.quiet,
         })
+    }
+}
+
+impl ConvertArgs {
+    /// Gives each PostgreSQL endpoint what it reads or writes (--query,
+    /// --table, --upsert), and refuses those flags where they do not apply.
+    fn postgres(&self, input: &mut Place, output: &mut Place) -> Result<(), String> {
+        let (pg_in, pg_out) = (
+            matches!(input, Place::Postgres(_)),
+            matches!(output, Place::Postgres(_)),
+        );
+        if cfg!(not(feature = "postgres")) && (pg_in || pg_out) {
+            return Err(
+                "this dataflare was built without PostgreSQL: build it with the \
+                 `postgres` feature (`cargo install dataflare --features postgres`)"
+                    .into(),
+            );
+        }
+        if !pg_in && !pg_out {
+            for (flag, given) in [
+                ("--query", self.query.is_some()),
+                ("--table", self.table.is_some()),
+                ("--upsert", self.upsert.is_some()),
+            ] {
+                if given {
+                    return Err(format!(
+                        "{flag} applies to a postgres:// INPUT or OUTPUT; neither is one"
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        if self.query.is_some() && !pg_in {
+            return Err("--query applies to a postgres:// INPUT; the input is a file".into());
+        }
+        if self.upsert.is_some() && !pg_out {
+            return Err("--upsert applies to a postgres:// OUTPUT; the output is a file".into());
+        }
+        if let Place::Postgres(pg) = output {
+            let Some(table) = self.table.clone() else {
+                return Err("a postgres:// OUTPUT needs --table NAME: the table to write".into());
+            };
+            if let Some(keys) = &self.upsert {
+                if keys.iter().any(|k| k.trim().is_empty()) {
+                    return Err("--upsert takes key column names: KEY[,KEY]".into());
+                }
+                let keys = keys.iter().map(|k| k.trim().to_string()).collect();
+                pg.what = PgWhat::Upsert(table, keys);
+            } else {
+                pg.what = PgWhat::Table(table);
+            }
+        }
+        if let Place::Postgres(pg) = input {
+            pg.what = match (&self.query, &self.table) {
+                (Some(query), None) => PgWhat::Query(query.clone()),
+                (Some(query), Some(_)) if pg_out => PgWhat::Query(query.clone()),
+                (Some(_), Some(_)) => {
+                    return Err(
+                        "--query and --table both name what to read; give one of them".into(),
+                    );
+                }
+                (None, Some(_)) if pg_out => {
+                    return Err(
+                        "a postgres:// INPUT with a postgres:// OUTPUT reads --query \
+                         SQL (--table names the output)"
+                            .into(),
+                    );
+                }
+                (None, Some(table)) => PgWhat::Table(table.clone()),
+                (None, None) => {
+                    return Err(
+                        "a postgres:// INPUT needs --query SQL or --table NAME: what to read"
+                            .into(),
+                    );
+                }
+            };
+        }
+        Ok(())
     }
 }
 
@@ -395,6 +576,33 @@ mod tests {
         assert!(convert("dataflare convert a.csv b.csv --infer-schema 0").is_err());
         assert!(convert("dataflare convert a.csv b.csv --progress sometimes").is_err());
         assert!(convert("dataflare convert a.csv b.csv --quiet --progress always").is_err());
+    }
+
+    #[test]
+    fn postgres_urls_read_a_query_or_table_and_write_a_table() {
+        let url = "postgres://u:pw@h/db";
+        let pg = |place: Place| match place {
+            Place::Postgres(pg) => pg.what,
+            other => panic!("{other:?}"),
+        };
+        let c = convert(&format!("dataflare convert {url} out.jsonl --table s.t")).unwrap();
+        assert_eq!(c.input_format, Format::Postgres);
+        assert_eq!(pg(c.input), PgWhat::Table("s.t".into()));
+        assert_eq!(c.output_format, Format::JsonLines);
+        let c = convert(&format!("dataflare convert - {url} --table t --upsert a,b")).unwrap();
+        assert_eq!(
+            pg(c.output),
+            PgWhat::Upsert("t".into(), vec!["a".into(), "b".into()])
+        );
+        let c = convert(&format!(
+            "dataflare convert postgresql://x/y {url} --table t --query SELECT"
+        ))
+        .unwrap();
+        assert_eq!(pg(c.input), PgWhat::Query("SELECT".into()));
+        assert_eq!(pg(c.output), PgWhat::Table("t".into()));
+        // The URL (and its password) stays out of Debug.
+        let c = convert(&format!("dataflare convert {url} - --table t")).unwrap();
+        assert!(!format!("{c:?}").contains("pw"));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `dataflare`: run file-to-file jobs from the command line.
+//! `dataflare`: run file and PostgreSQL jobs from the command line.
 //!
 //! ```text
 //! dataflare convert INPUT OUTPUT [options]
@@ -6,8 +6,10 @@
 //!
 //! Formats follow the file extensions: `.csv`, `.tsv`, `.jsonl` / `.ndjson`;
 //! `-` reads stdin or writes stdout, as CSV unless `--from` / `--to` name the
-//! format. Records are dynamic: columns come from the input's header (CSV) or
-//! first object (JSON Lines). `dataflare --help` and `dataflare convert --help`
+//! format; a `postgres://` URL reads a query or table (`--query`, `--table`)
+//! or writes a table (`--table`, `--upsert`), with the `postgres` feature.
+//! Records are dynamic: columns come from the input's header (CSV), first
+//! object (JSON Lines) or result columns (PostgreSQL). `dataflare --help` and `dataflare convert --help`
 //! list the options and the exit codes.
 
 mod args;
@@ -26,6 +28,9 @@ use futures::StreamExt;
 use futures::future::{Either, select};
 
 use args::{Convert, Format, Job, Place};
+
+#[cfg(feature = "postgres")]
+mod pg;
 
 /// Exit status of a failed run.
 const FAILED: i32 = 1;
@@ -86,6 +91,15 @@ async fn source(job: &Convert) -> Result<(Records, Option<Arc<Schema>>)> {
         Ok::<_, Error>((source, schema))
     };
     Ok(match (&job.input, job.input_format) {
+        #[cfg(feature = "postgres")]
+        (Place::Postgres(endpoint), _) => {
+            let opened = pg::source(endpoint, wants_schema).await;
+            let (source, schema) = opened.map_err(|e| e.with_stage("source"))?;
+            (source, schema)
+        }
+        #[cfg(not(feature = "postgres"))]
+        (Place::Postgres(_), _) => unreachable!("refused by args::parse without the feature"),
+        (_, Format::Postgres) => unreachable!("a PostgreSQL format is a PostgreSQL place"),
         (Place::File(path), Format::Csv(delimiter)) => {
             let (source, schema) = csv_source(csv_options(csv::read_records(path), delimiter))
                 .await
@@ -159,6 +173,17 @@ async fn convert(job: Convert) -> i32 {
         pipeline = pipeline.on_error(ErrorPolicy::Skip);
     }
     let graph = match (&job.output, job.output_format) {
+        #[cfg(feature = "postgres")]
+        (Place::Postgres(endpoint), _) => match pg::sink(endpoint) {
+            Ok(sink) => Graph::from(pipeline.to(sink)),
+            Err(e) => {
+                say(format_args!("{}", e.with_stage("sink")));
+                return FAILED;
+            }
+        },
+        #[cfg(not(feature = "postgres"))]
+        (Place::Postgres(_), _) => unreachable!("refused by args::parse without the feature"),
+        (_, Format::Postgres) => unreachable!("a PostgreSQL format is a PostgreSQL place"),
         (Place::File(path), Format::Csv(delimiter)) => {
             Graph::from(pipeline.to(csv_sink(csv::write_records(path), delimiter)))
         }

@@ -165,6 +165,14 @@ impl<T> Default for Decoding<T> {
 }
 
 impl<T> Decoding<T> {
+    /// Batches of `size` records.
+    pub(super) fn with_size(size: usize) -> Self {
+        Decoding {
+            size,
+            ..Decoding::default()
+        }
+    }
+
     pub(super) fn take(&mut self, msg: Msg<T>) {
         if self.done {
             return; // after an error that ended the source
@@ -215,9 +223,9 @@ impl<T> Decoding<T> {
     }
 
     /// Batches decoded records, as the reading thread would have.
-    fn push(&mut self, decoded: Decoded<T>) {
+    pub(super) fn push(&mut self, decoded: Decoded<T>) {
         let Decoded {
-            records,
+            mut records,
             errors,
             flush,
         } = decoded;
@@ -227,28 +235,34 @@ impl<T> Decoding<T> {
             self.flush();
             return;
         }
-        let mut errors = errors.into_iter().peekable();
-        for (i, record) in records.into_iter().enumerate() {
-            while let Some((_, e)) = errors.next_if(|(at, _)| *at <= i) {
-                if !self.error(e) {
-                    return;
-                }
-            }
-            if self.carry.capacity() == 0 {
-                self.carry.reserve_exact(self.size.min(4096));
-            }
-            self.carry.push(record);
-            if self.carry.len() >= self.size {
-                self.flush();
-            }
-        }
-        for (_, e) in errors {
+        // The records between two errors move in runs, not one by one.
+        let mut taken = 0;
+        for (at, e) in errors {
+            // `at` counts the records before the error, `taken` those moved.
+            let run = at.saturating_sub(taken).min(records.len());
+            self.extend(records.drain(..run));
+            taken += run;
             if !self.error(e) {
                 return;
             }
         }
+        self.extend(records.drain(..));
         if flush {
             self.flush();
+        }
+    }
+
+    /// Adds records after those carried, sending each batch they fill.
+    fn extend(&mut self, mut records: std::vec::Drain<'_, T>) {
+        while records.len() > 0 {
+            if self.carry.capacity() == 0 {
+                self.carry.reserve_exact(self.size.min(4096));
+            }
+            let room = self.size - self.carry.len();
+            self.carry.extend(records.by_ref().take(room));
+            if self.carry.len() >= self.size {
+                self.flush();
+            }
         }
     }
 
@@ -267,7 +281,16 @@ impl<T> Decoding<T> {
         if self.carry.is_empty() {
             return;
         }
-        let batch = Batch::new(std::mem::take(&mut self.carry)).with_seq(self.seq);
+        // For the run's byte budget: a dynamic record's value slots (its
+        // short text is inline, long text shared); a typed record counts its
+        // inline size only.
+        let slots = self
+            .schema()
+            .map_or(0, |s| s.len() * std::mem::size_of::<Value>());
+        let heap = slots * self.carry.len();
+        let batch = Batch::new(std::mem::take(&mut self.carry))
+            .with_seq(self.seq)
+            .with_heap_bytes(heap);
         self.seq += 1;
         self.out.push_back(Ok(batch));
     }
@@ -276,11 +299,41 @@ impl<T> Decoding<T> {
 /// Records decoded from a chunk, on either side of the channel, and the
 /// record-level errors between them.
 pub(super) struct Decoded<T> {
-    records: Vec<T>,
+    pub(super) records: Vec<T>,
     /// Each error, after how many of `records`.
-    errors: Vec<(usize, Error)>,
+    pub(super) errors: Vec<(usize, Error)>,
     /// Whether the records decoded so far are sent on after these.
-    flush: bool,
+    pub(super) flush: bool,
+}
+
+impl<T> Decoded<T> {
+    /// How many rows of the input these are: records and errors.
+    pub(super) fn items(&self) -> usize {
+        self.records.len() + self.errors.len()
+    }
+
+    /// Takes the first `n` items (records and errors, in the input's order)
+    /// out of these.
+    pub(super) fn split_front(&mut self, n: usize) -> Decoded<T> {
+        // The errors among the first `n` items: error `i`, after `at`
+        // records, is item `at + i`.
+        let errors = self
+            .errors
+            .iter()
+            .enumerate()
+            .take_while(|(i, (at, _))| at + i < n)
+            .count();
+        let records = n - errors;
+        let front = Decoded {
+            records: self.records.drain(..records).collect(),
+            errors: self.errors.drain(..errors).collect(),
+            flush: false,
+        };
+        for (at, _) in &mut self.errors {
+            *at -= records;
+        }
+        front
+    }
 }
 
 /// Decodes the rows of a chunk, leaving it empty.

@@ -3,7 +3,10 @@
 //! output files replaced atomically when the run completes.
 //!
 //! Parsing and writing run on blocking threads, linked to the pipeline by
-//! bounded channels.
+//! bounded channels. A regular file may be parsed on several threads
+//! ([`CsvSource::parallel`]; by default the machine's cores less one), with
+//! exactly the records and errors of one thread; a stream (stdin, a pipe, any reader) is read on one
+//! thread and delivers records as they arrive.
 //!
 //! Reading: [`read`] and [`read_from`] deserialize records into your own
 //! types with serde; [`read_records`] and [`read_records_from`] make dynamic
@@ -18,6 +21,7 @@ mod headers;
 mod infer;
 mod limit;
 mod options;
+mod parallel;
 mod parse;
 mod partitioned;
 mod reading;

@@ -72,6 +72,15 @@ pub struct CsvOptions {
     /// What a header naming a column twice does (sources only);
     /// [`DuplicateHeaders::Refuse`] by default.
     pub duplicate_headers: DuplicateHeaders,
+    /// Threads parsing one regular file at once (sources only); `None` (the
+    /// default) for the machine's cores less one, at least one. A stream (stdin, a pipe, any
+    /// reader) is always read on one thread. See
+    /// [`CsvSource::parallel`](super::CsvSource::parallel).
+    pub parallel: Option<usize>,
+    /// Bytes of a file each parsing thread takes at a time when parsing in
+    /// parallel (sources only); 512 KiB by default. See
+    /// [`CsvSource::chunk_size`](super::CsvSource::chunk_size).
+    pub chunk_size: usize,
 }
 
 impl Default for CsvOptions {
@@ -90,6 +99,8 @@ impl Default for CsvOptions {
             lossy_utf8: false,
             max_record_bytes: super::limit::DEFAULT_MAX_RECORD_BYTES,
             duplicate_headers: DuplicateHeaders::Refuse,
+            parallel: None,
+            chunk_size: super::parallel::DEFAULT_CHUNK_SIZE,
         }
     }
 }

@@ -34,6 +34,16 @@ pub(crate) struct Pos {
     pub(crate) line: u64,
 }
 
+/// Where a parser stands between two records: the next byte's place, and
+/// the offset just past the last `\r` read (a `\n` there ends no new line).
+/// A parser made with [`Records::resume`] at a point where the input's own
+/// parser was between records reads on exactly as that one would have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Resume {
+    pub(crate) pos: Pos,
+    pub(crate) after_cr: u64,
+}
+
 /// A quoting fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fault {
@@ -604,6 +614,33 @@ impl<R: Read> Records<R> {
             carry: Vec::new(),
             carry_for: None,
         }
+    }
+
+    /// Reads records from `input`, the bytes of an input from `at` on, as a
+    /// reader of the whole input would read them from there when it is
+    /// between records at `at` (no BOM is looked for).
+    pub(crate) fn resume(input: R, dialect: Dialect, limit: usize, at: Resume) -> Self {
+        let mut records = Records::new(input, dialect, limit);
+        records.started = true;
+        records.base = at.pos.byte;
+        records.parser.next = at.pos;
+        records.parser.after_cr = at.after_cr;
+        records
+    }
+
+    /// Where the parser stands: after the last record read (or the point it
+    /// resumed at), before any blank or comment line after it.
+    pub(crate) fn resume_point(&self) -> Resume {
+        Resume {
+            pos: self.parser.next,
+            after_cr: self.parser.after_cr,
+        }
+    }
+
+    /// How many bytes of the input have been read from it so far (counted
+    /// from the start of the input, even for one made with [`resume`](Records::resume)).
+    pub(crate) fn read_to(&self) -> u64 {
+        self.base + self.len as u64
     }
 
     /// The raw input of the last record read, without its line break: at

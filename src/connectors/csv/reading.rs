@@ -16,7 +16,7 @@ use super::decode::{
 use super::headers::check_duplicates;
 use super::limit;
 use super::options::{CsvOptions, DuplicateHeaders, Trim};
-use super::parse::{Dialect, Fault, Fields, Pos, RecordInfo, Records, Stop, show};
+use super::parse::{Dialect, Fault, Fields, Pos, RecordInfo, Records, Resume, Stop, show};
 use crate::connectors::file::Emit;
 use crate::{Error, ErrorKind, Position, Result};
 
@@ -43,6 +43,14 @@ fn check(options: &CsvOptions) -> Result<()> {
     if options.batch_size == 0 {
         return Err(Error::config(
             "batch_size: a batch needs room for at least 1 record",
+        ));
+    }
+    if options.parallel == Some(0) {
+        return Err(Error::config("parallel: reading needs at least 1 thread"));
+    }
+    if options.chunk_size == 0 {
+        return Err(Error::config(
+            "chunk_size: a chunk needs room for at least 1 byte",
         ));
     }
     if options.max_record_bytes == 0 {
@@ -96,7 +104,7 @@ fn open<T>(input: Input, emit: &Emit<T>) -> Result<(Box<dyn Read + Send>, bool, 
 /// Reads the whole input, sending rows and record-level errors; returns a
 /// stream-level error, or `Ok` at the end of the input or once the pipeline
 /// is gone.
-pub(super) fn read_all<T>(job: Job<T>, emit: &mut Emit<Msg<T>>) -> Result<()> {
+pub(super) fn read_all<T: Send>(job: Job<T>, emit: &mut Emit<Msg<T>>) -> Result<()> {
     let Job {
         input,
         options,
@@ -150,8 +158,10 @@ pub(super) fn read_all<T>(job: Job<T>, emit: &mut Emit<Msg<T>>) -> Result<()> {
         Columns::Infer(n) => n.max(1),
         _ => 1,
     };
+    let mut more = true;
     while out.chunk.items.len() < wanted {
         if !rows.next(&mut out)? {
+            more = false;
             break;
         }
     }
@@ -175,6 +185,51 @@ pub(super) fn read_all<T>(job: Job<T>, emit: &mut Emit<Msg<T>>) -> Result<()> {
         delimiter: options.delimiter,
         quote: options.quote,
     };
+    let workers = super::parallel::workers(&options);
+    if more
+        && !streaming
+        && workers > 1
+        && let Some(path) = &path
+    {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let first = rows.end();
+        // What is left fits one chunk: one thread reads it.
+        if len.saturating_sub(first.pos.byte) > options.chunk_size as u64 {
+            // The rest of the file is parsed on several threads.
+            let plan = super::parallel::Plan {
+                file: std::sync::Arc::new(file),
+                path: path.clone(),
+                len,
+                width: rows.width,
+                names: rows.names.clone(),
+                unnamed: rows.unnamed,
+                labels: labels.clone(),
+                first,
+                index: rows.next_index(),
+                workers,
+                options: options.clone(),
+            };
+            let counted = rows.read_to();
+            drop(rows);
+            // The rows read so far: the first chunk the sequential reader
+            // sends holds them all, and at least a batch.
+            let held = out.chunk.items.len();
+            let mut feed = super::parallel::Feed::new(out.size, held.max(out.size));
+            let mut local = decoder.fork();
+            let first = super::parallel::decode_building(local.as_mut(), &labels, &mut out.chunk);
+            if !out
+                .emit
+                .batch(vec![Msg::Start(decoder.fork(), labels, recycle)])
+            {
+                return Ok(());
+            }
+            if !feed.add_first(first, out.emit) {
+                return Ok(());
+            }
+            return super::parallel::read_rest(plan, decoder.as_ref(), feed, out.emit, counted);
+        }
+    }
     out.local = Some((decoder.fork(), labels.clone()));
     if !out.emit.batch(vec![Msg::Start(decoder, labels, recycle)]) {
         return Ok(());
@@ -196,13 +251,38 @@ pub(super) fn read_all<T>(job: Job<T>, emit: &mut Emit<Msg<T>>) -> Result<()> {
 
 /// A chunk being filled on the reading thread.
 #[derive(Default)]
-struct Building {
-    fields: Fields,
-    items: Vec<Item>,
+pub(super) struct Building {
+    pub(super) fields: Fields,
+    pub(super) items: Vec<Item>,
     /// The text and fields of the rows in `items`; anything after is the
     /// record being read.
-    text_len: usize,
-    fields_len: usize,
+    pub(super) text_len: usize,
+    pub(super) fields_len: usize,
+}
+
+/// Where [`Rows`] puts the rows it checked and the errors it found.
+pub(super) trait Gather: super::parse::Out {
+    /// The chunk being filled.
+    fn building(&mut self) -> &mut Building;
+    /// Adds the last row parsed, of `fields` fields.
+    fn row(&mut self, index: u64, start: Pos, fields: usize);
+    /// Adds an error, after the rows so far, in place of the last record
+    /// parsed.
+    fn error(&mut self, error: Error);
+}
+
+impl<T> Gather for Batcher<'_, T> {
+    fn building(&mut self) -> &mut Building {
+        &mut self.chunk
+    }
+
+    fn row(&mut self, index: u64, start: Pos, fields: usize) {
+        Batcher::row(self, index, start, fields);
+    }
+
+    fn error(&mut self, error: Error) {
+        Batcher::error(self, error);
+    }
 }
 
 impl Building {
@@ -383,7 +463,7 @@ impl<T> super::parse::Out for Batcher<'_, T> {
 
 /// Reads records with the parser, checking each: quoting, the number of
 /// fields, UTF-8.
-struct Rows {
+pub(super) struct Rows {
     records: Records<Box<dyn Read + Send>>,
     /// `max_record_bytes`.
     limit: usize,
@@ -403,6 +483,11 @@ struct Rows {
     names: Vec<String>,
     /// The prefix of a field's index when it has no name.
     unnamed: &'static str,
+    /// Records starting at or after this byte are left to another reader
+    /// (see [`ranged`](Rows::ranged)); `u64::MAX` for none.
+    until: u64,
+    /// Where the parser stood after the last record taken.
+    end: Resume,
 }
 
 impl Rows {
@@ -413,15 +498,19 @@ impl Rows {
         width: Option<usize>,
         unnamed: &'static str,
     ) -> Self {
-        let dialect = Dialect {
-            delimiter: options.delimiter,
-            quote: options.quote,
-            escape: options.escape,
-            double_quote: options.double_quote,
-            comment: options.comment,
-        };
+        let records = Records::new(reader, dialect(options), options.max_record_bytes);
+        Rows::with(records, options, path, width, unnamed)
+    }
+
+    fn with(
+        records: Records<Box<dyn Read + Send>>,
+        options: &CsvOptions,
+        path: Option<PathBuf>,
+        width: Option<usize>,
+        unnamed: &'static str,
+    ) -> Self {
         Rows {
-            records: Records::new(reader, dialect, options.max_record_bytes),
+            records,
             limit: options.max_record_bytes,
             duplicates: options.duplicate_headers,
             path,
@@ -435,7 +524,54 @@ impl Rows {
             next_index: 0,
             names: Vec::new(),
             unnamed,
+            until: u64::MAX,
+            end: Resume {
+                pos: Pos { byte: 0, line: 1 },
+                after_cr: u64::MAX,
+            },
         }
+    }
+
+    /// Rows of an input read from `at` on, where a reader of the whole
+    /// input is between records, as that reader would check them: records
+    /// count from `index`, fields are named by `names`, and a record must
+    /// have `width` fields (unless flexible). Only the records starting
+    /// before byte `until` are taken; [`next`](Rows::next) ends before the
+    /// first one at or after it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn ranged(
+        reader: Box<dyn Read + Send>,
+        options: &CsvOptions,
+        path: Option<PathBuf>,
+        width: Option<usize>,
+        names: Vec<String>,
+        unnamed: &'static str,
+        at: Resume,
+        index: u64,
+        until: u64,
+    ) -> Self {
+        let records = Records::resume(reader, dialect(options), options.max_record_bytes, at);
+        let mut rows = Rows::with(records, options, path, width, unnamed);
+        rows.names = names;
+        rows.next_index = index;
+        rows.until = until;
+        rows.end = at;
+        rows
+    }
+
+    /// Where the parser stood after the last record taken.
+    pub(super) fn end(&self) -> Resume {
+        self.end
+    }
+
+    /// How far the input has been read.
+    pub(super) fn read_to(&self) -> u64 {
+        self.records.read_to()
+    }
+
+    /// The index the next record will have.
+    pub(super) fn next_index(&self) -> u64 {
+        self.next_index
     }
 
     /// The stream-level error for what stopped the reader while reading the
@@ -500,15 +636,21 @@ impl Rows {
     }
 
     /// Reads and checks the next data record, adding it to `out` as a row or
-    /// an error; false at the end of the input.
-    fn next<T>(&mut self, out: &mut Batcher<'_, T>) -> Result<bool> {
+    /// an error; false at the end of the input, or at a record starting at or
+    /// after [`until`](Rows::ranged), which is left out.
+    pub(super) fn next(&mut self, out: &mut impl Gather) -> Result<bool> {
         let index = self.next_index;
-        if !self
-            .records
-            .next(out)
-            .map_err(|e| self.stop_error(e, Some(index)))?
-        {
-            return Ok(false);
+        match self.records.next(out) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            // Another reader's record, whatever it holds.
+            Err(Stop::TooLong(partial)) if partial.start.byte >= self.until => {
+                return Ok(self.leave(out));
+            }
+            Err(e) => return Err(self.stop_error(e, Some(index))),
+        }
+        if self.records.record().start.byte >= self.until {
+            return Ok(self.leave(out));
         }
         self.next_index += 1;
         // A quote open at the end of the input took every line after it:
@@ -524,7 +666,7 @@ impl Rows {
         // Without a header or a schema, the first record sets the width.
         let fields = self.records.record().fields;
         self.width.get_or_insert(fields);
-        match self.check(&mut out.chunk.fields, index) {
+        match self.check(&mut out.building().fields, index) {
             Ok(()) => {
                 let info = self.records.record();
                 out.row(index, info.start, info.fields);
@@ -535,7 +677,15 @@ impl Rows {
                 out.error(e.with_record_text(crate::error::record_text(&raw, total)));
             }
         }
+        self.end = self.records.resume_point();
         Ok(true)
+    }
+
+    /// Drops the record just parsed, left to another reader: false.
+    fn leave(&mut self, out: &mut impl Gather) -> bool {
+        let chunk = out.building();
+        chunk.fields.truncate(chunk.fields_len, chunk.text_len);
+        false
     }
 
     /// Checks the last record's quoting, its number of fields and its UTF-8,
@@ -596,6 +746,17 @@ impl Rows {
 
     fn at_path(&self, error: Error) -> Error {
         with_path(error, self.path.as_deref())
+    }
+}
+
+/// The parser's dialect for `options`.
+fn dialect(options: &CsvOptions) -> Dialect {
+    Dialect {
+        delimiter: options.delimiter,
+        quote: options.quote,
+        escape: options.escape,
+        double_quote: options.double_quote,
+        comment: options.comment,
     }
 }
 

@@ -64,6 +64,12 @@ impl<T> Emit<T> {
         }
     }
 
+    /// Counts `bytes` more of the input as read, for a reader that reads it
+    /// otherwise than through one [`counted`](Emit::counted) reader.
+    pub(crate) fn add_read(&self, bytes: u64) {
+        self.progress.read.fetch_add(bytes, Relaxed);
+    }
+
     /// Sets the size of the input, when known (a regular file's length, from
     /// its metadata when it is opened): the source's `bytes_total`.
     pub(crate) fn set_total(&self, bytes: u64) {
