@@ -4,6 +4,7 @@ mod builder;
 #[cfg(feature = "metrics")]
 mod export;
 mod flow;
+mod parallel;
 mod progress;
 mod report;
 mod run;
