@@ -24,8 +24,7 @@ use crate::{Batch, Result};
 ///
 /// Each batch is split by lane (the key is computed on the stage's task);
 /// each lane works through its parts in order (one worker at a time), with a
-/// copy of the closure of its own, and holds at most
-/// [`UNITS_PER_WORKER`](super::par_workers::UNITS_PER_WORKER) parts; a batch
+/// copy of the closure of its own, and holds at most two parts; a batch
 /// is taken in only when every lane has room. Each finished part goes on as
 /// a batch of its own, with its share of the batch's budget lease (so output
 /// batches are about `1/n` of the input's), the lanes taken in turn.

@@ -19,9 +19,8 @@ use crate::{Batch, Result};
 ///
 /// Batches (or slices of them, while workers would otherwise idle) go to the
 /// workers through one queue; their results come back each through its own
-/// reply and are passed on in the order the units were queued. At most
-/// [`UNITS_PER_WORKER`](super::par_workers::UNITS_PER_WORKER) units per
-/// worker are in flight, each at most one input batch.
+/// reply and are passed on in the order the units were queued. At most two
+/// units per worker are in flight, each at most one input batch.
 ///
 /// Created by [`Pipeline::par_map`](crate::Pipeline::par_map).
 #[pin_project(PinnedDrop)]
