@@ -107,7 +107,7 @@ refused!(
 
 #[test]
 #[should_panic(
-    expected = r#"on_error landed on stage "double" (kind: map), which cannot produce a record-level error, so the policy would never apply; put on_error right after the try_map / fallible stage it is meant for (try_map, try_filter, try_flat_map, try_map_async, route, or the source for its malformed records), or use default_policy"#
+    expected = r#"on_error landed on stage "double" (kind: map), which cannot produce a record-level error, so the policy would never apply; put on_error right after the try_map / fallible stage it is meant for (try_map, try_filter, try_flat_map, try_map_async, par_try_map, route, or the source for its malformed records), or use default_policy"#
 )]
 fn the_panic_names_a_renamed_stage_its_kind_and_where_the_policy_goes() {
     drop(

@@ -112,6 +112,22 @@ async fn a_slow_sink_makes_the_run_sink_bound() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_throttled_run_is_throttle_bound_not_source_bound() {
+    let report = Pipeline::from(source::iter(0..1000u64).batch_size(10))
+        .throttle(Rate::records(100))
+        .name("pace")
+        .to(sink::discard())
+        .run()
+        .await
+        .unwrap();
+    let bottleneck = report.bottleneck().expect("a bottleneck");
+    assert!(
+        bottleneck.starts_with("throttle-bound: \"pace\""),
+        "{bottleneck}\n{report}"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 

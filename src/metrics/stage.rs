@@ -147,7 +147,7 @@ impl StageMetrics {
     /// it could not: the builder's panic message.
     pub(crate) fn refuse_policy(&self, policy: &ErrorPolicy) -> Option<String> {
         const WHERE: &str = "put on_error right after the try_map / fallible stage it is meant \
-                             for (try_map, try_filter, try_flat_map, try_map_async, route, or the \
+                             for (try_map, try_filter, try_flat_map, try_map_async, par_try_map, route, or the \
                              source for its malformed records), or use default_policy";
         let (name, kind) = (self.name(), self.kind);
         match (self.record_errors, policy) {

@@ -149,8 +149,9 @@ impl Progress {
 
 /// What holds a run back, from its stages' times over `active` time: the
 /// sinks, if they were busy or full most of the time ("sink-bound"); else
-/// the busiest stage between source and sink, if it was busy most of the time
-/// (its own work is the limit: nothing downstream held it back); else the
+/// a `throttle` that held records back most of the time ("throttle-bound");
+/// else the busiest stage between source and sink, if it was busy most of the
+/// time (its own work is the limit: nothing downstream held it back); else the
 /// sources, if the sinks mostly waited for input ("source-bound"). `None`
 /// for a run too short to tell (under 50 ms of running), or time spread
 /// evenly.
@@ -175,6 +176,19 @@ pub(crate) fn bottleneck(stages: &[StageStats], active: Duration) -> Option<Stri
         return Some(format!(
             "sink-bound: {name:?} was writing or full {:.0}% of the time",
             sink_held * 100.0
+        ));
+    }
+    // A throttle holding records back most of the time sets the pace on
+    // purpose: its rate, not any stage's work, is the limit.
+    let throttled = stages
+        .iter()
+        .filter(|s| s.kind == "throttle")
+        .max_by(|a, b| a.blocked.cmp(&b.blocked));
+    if let Some(stage) = throttled.filter(|s| share(s.blocked) >= 0.5) {
+        return Some(format!(
+            "throttle-bound: {:?} held records back {:.0}% of the time (its rate is the limit)",
+            stage.name,
+            share(stage.blocked) * 100.0
         ));
     }
     let busiest = stages
