@@ -261,6 +261,9 @@ impl Decimal {
     /// let total = Decimal::from_f64(302.1 * 3.0, 2).unwrap();
     /// assert_eq!(total.to_string(), "906.30");
     /// assert_eq!(Decimal::from_f64(f64::NAN, 2), None);
+    /// // 1.5 with 28 decimals is 29 digits: more than a decimal holds.
+    /// assert_eq!(Decimal::from_f64(1.5, 28), None);
+    /// assert_eq!(Decimal::from_f64(0.5, 28).unwrap().scale(), 28);
     /// ```
     pub fn from_f64(x: f64, scale: u32) -> Option<Decimal> {
         if !x.is_finite() || scale > MAX_DIGITS {
@@ -269,7 +272,9 @@ impl Decimal {
         let mut text = String::with_capacity(32);
         use std::fmt::Write as _;
         write!(text, "{x:.*}", scale as usize).ok()?;
-        text.parse().ok()
+        // Parsing may drop trailing zeros to fit 28 digits: then the digits
+        // asked for do not fit, and the answer is `None`, not fewer digits.
+        text.parse::<Decimal>().ok().filter(|d| d.scale() == scale)
     }
 
     /// The exact sum of `terms` ([`ZERO`](Decimal::ZERO) for none), or `None`
