@@ -73,10 +73,11 @@ where
 /// the input's budget lease (rejected records give theirs back).
 fn fill<T>(outputs: &mut [Option<Batch<T>>], split: Vec<Vec<T>>, mut meta: Meta) {
     let mut lease = meta.take_lease();
-    let each = lease.as_ref().map_or(0, |l| l.bytes() / meta.len().max(1));
+    let mut left = meta.len();
     for (output, records) in outputs.iter_mut().zip(split) {
         if !records.is_empty() {
-            let share = lease.as_mut().map(|l| l.split(each * records.len()));
+            let share = lease.as_mut().map(|l| l.split_records(records.len(), left));
+            left -= records.len();
             *output = Some(Batch::with_lease(records, meta.seq, share));
         }
     }

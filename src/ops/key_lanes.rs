@@ -10,7 +10,7 @@ use pin_project::{pin_project, pinned_drop};
 use tokio::sync::oneshot;
 
 use super::par_workers::{
-    Carry, Pool, Sent, UNITS_PER_WORKER, Unit, map_records, poll_reply, serve, share_lease,
+    Carry, Pool, Sent, UNITS_PER_WORKER, Unit, map_records, poll_reply, serve,
 };
 use super::{fail, guard};
 use crate::metrics::StageMetrics;
@@ -143,18 +143,16 @@ where
                 this.stage.abandon(len);
                 return fail(this.failed, e);
             }
-            let last = parts.iter().rposition(|p| !p.is_empty());
+            let mut left = len;
             for (lane, records) in parts.into_iter().enumerate() {
                 if records.is_empty() {
                     continue;
                 }
                 let (reply, receiver) = oneshot::channel();
                 let part = records.len();
-                let share = if Some(lane) == last {
-                    lease.take()
-                } else {
-                    share_lease(&mut lease, part, len)
-                };
+                // The last part takes what is left (`part == left`).
+                let share = lease.as_mut().map(|l| l.split_records(part, left));
+                left -= part;
                 this.pool.push(lane, Unit { records, reply }, false);
                 this.lanes[lane].push_back(Sent {
                     reply: receiver,

@@ -122,13 +122,6 @@ impl Carry {
     }
 }
 
-/// Splits `lease` by records: `part` of `whole` records' bytes.
-pub(crate) fn share_lease(lease: &mut Option<Lease>, part: usize, whole: usize) -> Option<Lease> {
-    let lease = lease.as_mut()?;
-    let bytes = (lease.bytes() as u128 * part as u128 / whole.max(1) as u128) as usize;
-    Some(lease.split(bytes))
-}
-
 /// Polls a unit's reply. A reply that never comes (its worker left without
 /// answering, which the workers never do while the stage lives) is an error
 /// naming the stage rather than a hang.
@@ -508,6 +501,7 @@ impl<T: Send + 'static, R: Send + 'static> Feed<T, R> {
                 None
             };
             let mut meta = Some(meta);
+            let mut left = total;
             for (i, records) in split(records, k).into_iter().enumerate() {
                 let (reply, receiver) = oneshot::channel();
                 let len = records.len();
@@ -516,8 +510,9 @@ impl<T: Send + 'static, R: Send + 'static> Feed<T, R> {
                     (_, true) if i + 1 == k => Carry::Batch(meta.take().expect("one last slice")),
                     (_, true) => Carry::Nothing,
                     (_, false) if i + 1 == k => Carry::Share(lease.take()),
-                    (_, false) => Carry::Share(share_lease(&mut lease, len, total)),
+                    (_, false) => Carry::Share(lease.as_mut().map(|l| l.split_records(len, left))),
                 };
+                left -= len;
                 self.pool.push(0, Unit { records, reply }, false);
                 sent(Sent {
                     reply: receiver,

@@ -160,6 +160,15 @@ impl Lease {
         self.bytes = bytes;
     }
 
+    /// Splits off the share of `part` of the `left` records this lease still
+    /// covers (all of it when `part >= left`), for a stage that cuts a batch
+    /// into several: called with the records not given a share yet, the
+    /// last part takes what is left, and records in no part (rejected) give
+    /// theirs back as the lease drops.
+    pub(crate) fn split_records(&mut self, part: usize, left: usize) -> Lease {
+        self.split(share_of(self.bytes, part, left))
+    }
+
     /// Splits off a lease of `bytes` (at most those held) for another batch.
     pub(crate) fn split(&mut self, bytes: usize) -> Lease {
         let bytes = bytes.min(self.bytes);
@@ -195,11 +204,7 @@ impl Parked {
     /// when `part == whole`), taken again without waiting.
     pub(crate) fn unpark(&mut self, part: usize, whole: usize) -> Option<Lease> {
         let template = self.lease.as_mut()?;
-        let bytes = if part >= whole {
-            self.bytes
-        } else {
-            (self.bytes as u128 * part as u128 / whole.max(1) as u128) as usize
-        };
+        let bytes = share_of(self.bytes, part, whole);
         self.bytes -= bytes;
         let mut lease = template.split(0);
         lease.resize(bytes);
@@ -218,6 +223,16 @@ impl Drop for Lease {
             self.source.0.fetch_sub(self.bytes, Ordering::SeqCst);
             self.budget.release(self.bytes);
         }
+    }
+}
+
+/// The share of `bytes` for `part` of `of` records: all of them when
+/// `part >= of`.
+fn share_of(bytes: usize, part: usize, of: usize) -> usize {
+    if part >= of {
+        bytes
+    } else {
+        (bytes as u128 * part as u128 / of as u128) as usize
     }
 }
 
