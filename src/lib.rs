@@ -58,6 +58,8 @@ pub mod source;
 pub mod state;
 #[cfg(feature = "test-util")]
 pub mod testkit;
+#[cfg(feature = "workflow")]
+pub mod workflow;
 
 pub use batch::Batch;
 #[cfg(feature = "postgres")]

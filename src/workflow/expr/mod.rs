@@ -1,0 +1,1 @@
+//! CEL expressions over dynamic records (placeholder: being written).
