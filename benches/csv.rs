@@ -28,12 +28,10 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 
 use common::{Order, OwnedTotal, keep, keep_order, total};
 use dataflare::csv;
 use dataflare::prelude::*;
-use dataflare::record::{DataType, Record, Schema, Value};
 use serde::Serialize;
 
 mod common;
@@ -144,62 +142,11 @@ async fn typed(input: &Path, output: &Path, t: Threads) -> u64 {
 }
 
 async fn dynamic(input: &Path, output: &Path, t: Threads, used: bool) -> u64 {
-    let schema = Arc::new(if used {
-        // Only the columns the job uses: the others are not decoded.
-        Schema::new([
-            ("id", DataType::Int),
-            ("user", DataType::Str),
-            ("category", DataType::Str),
-            ("amount", DataType::Float),
-            ("qty", DataType::Int),
-        ])
-    } else {
-        Schema::new([
-            ("id", DataType::Int),
-            ("ts", DataType::Str),
-            ("user", DataType::Str),
-            ("category", DataType::Str),
-            ("amount", DataType::Float),
-            ("qty", DataType::Int),
-            ("note", DataType::Str),
-        ])
-    });
-    let out = Arc::new(Schema::new([
-        ("id", DataType::Int),
-        ("user", DataType::Str),
-        ("category", DataType::Str),
-        ("total", DataType::Float),
-    ]));
-    // Columns looked up by name once, not per record.
-    let column = |name: &str| schema.index_of(name).unwrap();
-    let (id, user, category) = (column("id"), column("user"), column("category"));
-    let (amount, qty) = (column("amount"), column("qty"));
-    let report = Pipeline::from(threads(csv::read_records(input).schema(schema.clone()), t))
-        .filter(move |r: &Record| {
-            let amount = r.get_index(amount).and_then(Value::as_f64).unwrap_or(0.0);
-            keep(
-                r.get_index(category).and_then(Value::as_str).unwrap_or(""),
-                amount,
-            )
-        })
-        .map(move |r: Record| {
-            let v = r.values();
-            let total = v[amount].as_f64().unwrap_or(0.0) * v[qty].as_f64().unwrap_or(0.0);
-            Record::new(
-                out.clone(),
-                vec![
-                    v[id].clone(),
-                    v[user].clone(),
-                    v[category].clone(),
-                    Value::Float(total),
-                ],
-            )
-        })
-        .to(csv::write_records(output))
-        .run()
-        .await
-        .unwrap();
-    report.records_out()
+    let parallel = match t {
+        Threads::Default => None,
+        Threads::Two => Some(2),
+    };
+    common::dynamic_job(input, output, parallel, used).await
 }
 
 /// Child process: run one variant.

@@ -278,3 +278,75 @@ pub fn median<R>(mut runs: Vec<R>, secs: impl Fn(&R) -> f64) -> R {
     let middle = runs.len() / 2;
     runs.swap_remove(middle)
 }
+
+/// The job as a DataFlare pipeline of dynamic `Record`s (a schema of every
+/// column, amount float and qty int; `used`: of only the columns the job
+/// uses), default settings but `parallel`: shared by `benches/csv.rs` and
+/// `benches/workflow.rs` (the Rust pipeline a workflow file is held to).
+pub async fn dynamic_job(input: &Path, output: &Path, parallel: Option<usize>, used: bool) -> u64 {
+    use dataflare::prelude::*;
+    use dataflare::record::{DataType, Record, Schema, Value};
+    use std::sync::Arc;
+    let schema = Arc::new(if used {
+        // Only the columns the job uses: the others are not decoded.
+        Schema::new([
+            ("id", DataType::Int),
+            ("user", DataType::Str),
+            ("category", DataType::Str),
+            ("amount", DataType::Float),
+            ("qty", DataType::Int),
+        ])
+    } else {
+        Schema::new([
+            ("id", DataType::Int),
+            ("ts", DataType::Str),
+            ("user", DataType::Str),
+            ("category", DataType::Str),
+            ("amount", DataType::Float),
+            ("qty", DataType::Int),
+            ("note", DataType::Str),
+        ])
+    });
+    let out = Arc::new(Schema::new([
+        ("id", DataType::Int),
+        ("user", DataType::Str),
+        ("category", DataType::Str),
+        ("total", DataType::Float),
+    ]));
+    // Columns looked up by name once, not per record.
+    let column = |name: &str| schema.index_of(name).unwrap();
+    let (id, user, category) = (column("id"), column("user"), column("category"));
+    let (amount, qty) = (column("amount"), column("qty"));
+    let report = Pipeline::from({
+        let source = dataflare::csv::read_records(input).schema(schema.clone());
+        match parallel {
+            Some(n) => source.parallel(n),
+            None => source,
+        }
+    })
+    .filter(move |r: &Record| {
+        let amount = r.get_index(amount).and_then(Value::as_f64).unwrap_or(0.0);
+        keep(
+            r.get_index(category).and_then(Value::as_str).unwrap_or(""),
+            amount,
+        )
+    })
+    .map(move |r: Record| {
+        let v = r.values();
+        let total = v[amount].as_f64().unwrap_or(0.0) * v[qty].as_f64().unwrap_or(0.0);
+        Record::new(
+            out.clone(),
+            vec![
+                v[id].clone(),
+                v[user].clone(),
+                v[category].clone(),
+                Value::Float(total),
+            ],
+        )
+    })
+    .to(dataflare::csv::write_records(output))
+    .run()
+    .await
+    .unwrap();
+    report.records_out()
+}

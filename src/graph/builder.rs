@@ -32,11 +32,29 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
     /// Ends this pipeline in a fan-out of `N` outputs fed by one driver task,
     /// `split` sharing out each batch.
     fn fan_out<const N: usize, P>(
-        mut self,
+        self,
         kind: &'static str,
         record_errors: RecordErrors,
         split: P,
     ) -> [Pipeline<Branch<C::Out>>; N]
+    where
+        P: Split<C::Out>,
+    {
+        match self.fan_out_n(N, kind, record_errors, split).try_into() {
+            Ok(outputs) => outputs,
+            Err(_) => unreachable!("fan_out makes N outputs"),
+        }
+    }
+
+    /// [`fan_out`](Self::fan_out) with the number of outputs known at run
+    /// time.
+    fn fan_out_n<P>(
+        mut self,
+        n: usize,
+        kind: &'static str,
+        record_errors: RecordErrors,
+        split: P,
+    ) -> Vec<Pipeline<Branch<C::Out>>>
     where
         P: Split<C::Out>,
     {
@@ -48,7 +66,7 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
             isolated,
             ..
         } = self.with(|sealed| sealed);
-        let (outputs, driver) = fan_out(stream, N, split, stage.clone(), isolated);
+        let (outputs, driver) = fan_out(stream, n, split, stage.clone(), isolated);
         stages.add_driver(driver.boxed());
         let outputs: Vec<Pipeline<Branch<C::Out>>> = outputs
             .into_iter()
@@ -66,10 +84,7 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
                 }
             })
             .collect();
-        match outputs.try_into() {
-            Ok(outputs) => outputs,
-            Err(_) => unreachable!("fan_out makes N outputs"),
-        }
+        outputs
     }
 
     /// Broadcasts every record to each of `N` branches (`let [a, b] =
@@ -118,6 +133,41 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
     {
         assert!(N > 0, "tee: at least one branch is needed");
         self.fan_out("tee", RecordErrors::Never, Tee)
+    }
+
+    /// [`tee`](Pipeline::tee) into `n` branches, `n` known only at run time
+    /// (a workflow file's node read by several others): the same operator,
+    /// the branches in a `Vec`.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let outs = [Collected::new(), Collected::new(), Collected::new()];
+    /// let mut graph: Option<Graph> = None;
+    /// for (branch, out) in Pipeline::from(source::iter(1..=3u32)).tee_n(3).into_iter().zip(&outs) {
+    ///     let run = branch.to(sink::collect(out));
+    ///     graph = Some(match graph {
+    ///         Some(g) => g.and(run),
+    ///         None => Graph::from(run),
+    ///     });
+    /// }
+    /// graph.unwrap().run().await?;
+    /// assert!(outs.iter().all(|o| o.to_vec() == vec![1, 2, 3]));
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn tee_n(self, n: usize) -> Vec<Pipeline<Branch<C::Out>>>
+    where
+        C::Out: Clone + Sync,
+    {
+        assert!(n > 0, "tee_n: at least one branch is needed");
+        self.fan_out_n(n, "tee", RecordErrors::Never, Tee)
     }
 
     /// Splits the records in two branches: `[matching, rest]`, those for which
@@ -195,6 +245,37 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
     {
         assert!(N > 0, "route: at least one branch is needed");
         self.fan_out("route", RecordErrors::NotRetryable, Route { key })
+    }
+
+    /// [`route`](Pipeline::route) into `n` branches, `n` known only at run
+    /// time (a workflow file's `route`): the same operator, the branches in a
+    /// `Vec`; a key of `n` or more is a record-level error.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::prelude::*;
+    ///
+    /// let (even, odd) = (Collected::new(), Collected::new());
+    /// let mut branches = Pipeline::from(source::iter(0..6u32)).route_n(2, |x| (x % 2) as usize);
+    /// let b = branches.pop().unwrap();
+    /// let a = branches.pop().unwrap();
+    /// a.to(sink::collect(&even)).and(b.to(sink::collect(&odd))).run().await?;
+    /// assert_eq!(odd.to_vec(), vec![1, 3, 5]);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn route_n<F>(self, n: usize, key: F) -> Vec<Pipeline<Branch<C::Out>>>
+    where
+        F: FnMut(&C::Out) -> usize + Send + 'static,
+        C::Out: fmt::Debug,
+    {
+        assert!(n > 0, "route_n: at least one branch is needed");
+        self.fan_out_n(n, "route", RecordErrors::NotRetryable, Route { key })
     }
 
     /// Passes every record on and offers a copy of each batch to a side

@@ -18,8 +18,13 @@
 //! line and a caret ([`Diagnostics`]); [`Workflow::into_graph`] gives the
 //! [`Graph`](crate::Graph) to run.
 
+mod build;
 mod diag;
+mod env;
 pub mod expr;
+mod plan;
+mod read;
+mod spec;
 mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics};
@@ -30,16 +35,18 @@ use std::path::{Path, PathBuf};
 /// How to load a workflow file: overrides and where variables come from.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// `--set key.path=value` overrides, applied after parsing, in order.
+    /// `--set key.path=value` overrides, applied after parsing and before
+    /// variables are substituted, in order: `sources.orders.path=b.csv`.
     pub sets: Vec<(String, String)>,
     /// Variables for `${VAR}`; `None` reads the process environment.
     pub env: Option<std::collections::HashMap<String, String>>,
 }
 
 /// A checked workflow, ready to run.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Workflow {
-    path: PathBuf,
+    name: String,
+    plan: plan::Plan,
 }
 
 impl Workflow {
@@ -47,33 +54,151 @@ impl Workflow {
     /// node types, inputs, cycles, expressions, columns (reading CSV
     /// headers and, where the file asks for inferred types, a sample of
     /// rows), output directories and outputs that are also inputs. Nothing
-    /// is written. Every problem is in the error.
+    /// is written. Every problem is in the error, in file order.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use dataflare::workflow::{LoadOptions, Workflow};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// std::fs::write(dir.path().join("in.csv"), "id,amount\n1,5.5\n").unwrap();
+    /// let file = dir.path().join("flow.yaml");
+    /// std::fs::write(&file, "sources:\n  in: { type: csv, path: in.csv }\nsinks:\n  out: { inputs: [inn], type: jsonl, path: out.jsonl }\n").unwrap();
+    /// let errors = Workflow::load(&file, &LoadOptions::default()).await.unwrap_err();
+    /// let first = errors.iter().next().unwrap();
+    /// assert_eq!(first.message(), "unknown input `inn`");
+    /// assert_eq!(first.help_text(), Some("did you mean `in`?"));
+    /// assert_eq!(first.pos().unwrap().to_string(), "4:21");
+    /// # }
+    /// ```
     pub async fn load(path: &Path, options: &LoadOptions) -> Result<Workflow, Diagnostics> {
-        let _ = options;
-        Err(Diagnostics::single(Diagnostic::error(
-            path,
-            None,
-            "workflow files are not implemented yet",
-        )))
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostics::single(Diagnostic::error(
+                path,
+                None,
+                format!("cannot read the workflow file: {e}"),
+            ))
+        })?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        let fail = |problems: Vec<read::Problem>| {
+            let mut diagnostics = Diagnostics::default();
+            for p in problems {
+                let mut d = Diagnostic::error(path, Some(p.pos), p.message)
+                    .width(p.width)
+                    .with_source(&text);
+                if let Some(help) = p.help {
+                    d = d.help(help);
+                }
+                diagnostics.push(d);
+            }
+            diagnostics.sort();
+            diagnostics
+        };
+        let mut root = yaml::parse(&text).map_err(|e| {
+            fail(vec![read::Problem {
+                pos: e.pos,
+                message: e.message,
+                help: None,
+                width: 1,
+            }])
+        })?;
+        let mut problems = read::Problems::default();
+        for (key, value) in &options.sets {
+            set(&mut root, key, value, &mut problems);
+        }
+        let lookup = |name: &str| match &options.env {
+            Some(env) => env.get(name).cloned(),
+            None => std::env::var(name).ok(),
+        };
+        let mut env_errors = Vec::new();
+        env::interpolate(&mut root, &lookup, &mut env_errors);
+        for e in env_errors {
+            let pos = yaml::pos_within(&text, e.pos, &e.value, e.offset);
+            problems.0.push(read::Problem {
+                pos,
+                message: e.message,
+                help: e.help,
+                width: 1,
+            });
+        }
+        let spec = spec::read(&root, &dir, &mut problems);
+        if !problems.0.is_empty() {
+            // Inputs and columns are checked on a file whose every node reads.
+            return Err(fail(problems.0));
+        }
+        let name = spec.name.clone().unwrap_or_else(|| {
+            path.file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("workflow")
+                .to_string()
+        });
+        match plan::plan(spec, &text, &mut problems).await {
+            Some(plan) if problems.0.is_empty() => Ok(Workflow { name, plan }),
+            _ => Err(fail(problems.0)),
+        }
     }
 
     /// The workflow's `name`, or the file's stem.
     pub fn name(&self) -> &str {
-        self.path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("workflow")
+        &self.name
     }
 
     /// The workflow's DAG, as [`Graph::describe`](crate::Graph::describe)
-    /// gives it for a pipeline written in Rust.
+    /// gives it for a pipeline written in Rust: one stage per node, named by
+    /// its id.
     pub fn describe(&self, format: crate::graph::Format) -> String {
-        let _ = format;
-        String::new()
+        build::build(&self.plan).describe(format)
     }
 
-    /// The graph to run (its sinks create missing output directories).
-    pub fn into_graph(self) -> crate::Graph {
-        unimplemented!("workflow graphs are being written")
+    /// The graph to run. Creates the missing directories of its outputs
+    /// first (the files themselves are written only when the run
+    /// completes).
+    pub fn into_graph(self) -> crate::Result<crate::Graph> {
+        for dir in self.plan.output_dirs() {
+            std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
+        }
+        Ok(build::build(&self.plan))
     }
+}
+
+/// Applies `--set key.path=value`: the value replaces (or adds) the entry,
+/// as text.
+fn set(root: &mut yaml::Node, key: &str, value: &str, problems: &mut read::Problems) {
+    let mut node = root;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let yaml::Yaml::Map(entries) = &mut node.value else {
+            problems.at(
+                Pos::default(),
+                format!("--set {key}: `{}` is not a mapping", parts[..i].join(".")),
+            );
+            return;
+        };
+        let at = match entries.iter().position(|(k, _)| k.name == *part) {
+            Some(at) => at,
+            None => {
+                let pos = Pos::default();
+                let fresh = match i + 1 == parts.len() {
+                    true => yaml::Yaml::Null,
+                    false => yaml::Yaml::Map(Vec::new()),
+                };
+                entries.push((
+                    yaml::Key {
+                        pos,
+                        name: part.to_string(),
+                    },
+                    yaml::Node { pos, value: fresh },
+                ));
+                entries.len() - 1
+            }
+        };
+        node = &mut entries[at].1;
+    }
+    node.value = yaml::Yaml::Str(value.to_string());
 }

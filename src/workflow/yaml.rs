@@ -65,6 +65,24 @@ impl Yaml {
     }
 }
 
+/// Where the character `offset` bytes into the scalar `value` (found at
+/// `pos` in `text`) is: past the opening quote of a quoted scalar.
+pub(crate) fn pos_within(text: &str, pos: Pos, value: &str, offset: usize) -> Pos {
+    let line = text
+        .lines()
+        .nth(pos.line.saturating_sub(1) as usize)
+        .unwrap_or("");
+    let quoted = matches!(
+        line.chars().nth(pos.col.saturating_sub(1) as usize),
+        Some('"' | '\'')
+    );
+    let offset = value.get(..offset).map_or(0, |v| v.chars().count()) as u32;
+    Pos {
+        line: pos.line,
+        col: pos.col + u32::from(quoted) + offset,
+    }
+}
+
 /// A YAML syntax error and where it is.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SyntaxError {
@@ -80,7 +98,14 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
             message: "the file is empty: a workflow has `sources`, `transforms` and `sinks`".into(),
         });
     }
-    match serde_saphyr::from_str::<Spanned<Yaml>>(text) {
+    // YAML 1.2 booleans only: `n`, `no`, `on`, `off` are text (a column
+    // named `n` or the country code `NO` stay what they say); `007` stays
+    // text rather than becoming 7.
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        leading_zero_numbers_as_strings: true,
+    };
+    match serde_saphyr::from_str_with_options::<Spanned<Yaml>>(text, options) {
         Ok(node) => Ok(node_of(node)),
         Err(e) => {
             let pos = e
@@ -234,14 +259,14 @@ mod tests {
 
     #[test]
     fn keeps_positions_and_scalar_types() {
-        let text = "name: x\nsources:\n  orders: { type: csv, path: \"a.csv\", n: 3, f: 1.5, q: '7' }\nlist: [a, b]\nempty:\n";
+        let text = "n: x\nsources:\n  orders: { type: csv, path: \"a.csv\", n: 3, f: 1.5, q: '7' }\nlist: [a, b]\nempty:\n";
         let node = parse(text).unwrap();
         let Yaml::Map(entries) = &node.value else {
             panic!("{node:?}")
         };
-        assert_eq!(entries[0].0.name, "name");
+        assert_eq!(entries[0].0.name, "n");
         assert_eq!(entries[0].0.pos, Pos { line: 1, col: 1 });
-        assert_eq!(entries[0].1.pos, Pos { line: 1, col: 7 });
+        assert_eq!(entries[0].1.pos, Pos { line: 1, col: 4 });
         let Yaml::Map(sources) = &entries[1].1.value else {
             panic!()
         };

@@ -1,0 +1,289 @@
+//! Broken workflow files: each problem reported with its exact message and
+//! `line:col`, all of them at once, before anything is read or written.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use dataflare::workflow::{Diagnostics, LoadOptions, Workflow};
+
+const ORDERS: &str = "id,user,category,amount,qty\n1,ana,books,120.5,2\n2,bo,toys,80,1\n";
+
+/// Writes `yaml` as `flow.yaml` beside an `orders.csv`, loads it, and gives
+/// every problem as `"line:col message"`.
+fn problems(yaml: &str) -> Vec<String> {
+    problems_with(yaml, HashMap::new())
+}
+
+fn problems_with(yaml: &str, env: HashMap<String, String>) -> Vec<String> {
+    let (dir, diagnostics) = load(yaml, env);
+    let list = diagnostics
+        .iter()
+        .map(|d| match d.pos() {
+            Some(pos) => format!("{pos} {}", d.message()),
+            None => d.message().to_string(),
+        })
+        .collect();
+    // Nothing was written next to the inputs.
+    let mut files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["flow.yaml", "orders.csv"]);
+    list
+}
+
+fn load(yaml: &str, env: HashMap<String, String>) -> (tempfile::TempDir, Diagnostics) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("orders.csv"), ORDERS).unwrap();
+    let file: PathBuf = dir.path().join("flow.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let options = LoadOptions {
+        env: Some(env),
+        ..LoadOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let diagnostics = match runtime.block_on(Workflow::load(&file, &options)) {
+        Ok(_) => panic!("the workflow should be refused:\n{yaml}"),
+        Err(d) => d,
+    };
+    (dir, diagnostics)
+}
+
+fn help(yaml: &str) -> Vec<Option<String>> {
+    let (_dir, d) = load(yaml, HashMap::new());
+    d.iter()
+        .map(|d| d.help_text().map(str::to_string))
+        .collect()
+}
+
+const SOURCE: &str =
+    "sources:\n  orders: { type: csv, path: orders.csv, schema: { amount: float, qty: int } }\n";
+
+#[test]
+fn unknown_top_level_key_suggests_the_closest() {
+    let yaml = format!("{SOURCE}sinkz:\n  out: {{ inputs: [orders], type: csv, path: out.csv }}\n");
+    assert_eq!(
+        problems(&yaml),
+        [
+            "1:1 the workflow has no `sinks`",
+            "3:1 unknown key `sinkz` in the workflow"
+        ]
+    );
+    assert_eq!(help(&yaml)[1].as_deref(), Some("did you mean `sinks`?"));
+}
+
+#[test]
+fn unknown_key_in_a_node() {
+    let yaml = format!("{SOURCE}sinks:\n  out: {{ inptus: [orders], type: csv, path: out.csv }}\n");
+    let got = problems(&yaml);
+    assert_eq!(
+        got,
+        [
+            "4:8 sink `out` needs `inputs`",
+            "4:10 unknown key `inptus` in sink `out`"
+        ]
+    );
+    assert_eq!(help(&yaml)[1].as_deref(), Some("did you mean `inputs`?"));
+}
+
+#[test]
+fn wrong_type_of_a_value() {
+    let yaml = format!(
+        "{SOURCE}sinks:\n  out: {{ inputs: [orders], type: csv, path: out.csv }}\nmax_errors: lots\n"
+    );
+    assert_eq!(
+        problems(&yaml),
+        ["5:13 `max_errors` should be a whole number ≥ 0, found \"lots\""]
+    );
+    let yaml = format!("{SOURCE}sinks:\n  out: {{ inputs: 5, type: csv, path: out.csv }}\n");
+    assert_eq!(
+        problems(&yaml),
+        ["4:18 `inputs` should be a list of names, found an integer"]
+    );
+}
+
+#[test]
+fn unknown_node_type() {
+    let yaml = format!(
+        "{SOURCE}transforms:\n  big: {{ inputs: [orders], type: filtr, expr: \"amount > 1.0\" }}\nsinks:\n  out: {{ inputs: [big], type: csv, path: out.csv }}\n"
+    );
+    assert_eq!(problems(&yaml), ["4:34 unknown transform type `filtr`"]);
+    assert_eq!(help(&yaml)[0].as_deref(), Some("did you mean `filter`?"));
+}
+
+#[test]
+fn unknown_input() {
+    let yaml = format!("{SOURCE}sinks:\n  out: {{ inputs: [ordrs], type: csv, path: out.csv }}\n");
+    assert_eq!(problems(&yaml), ["4:19 unknown input `ordrs`"]);
+    assert_eq!(help(&yaml)[0].as_deref(), Some("did you mean `orders`?"));
+}
+
+#[test]
+fn a_cycle_is_named() {
+    let yaml = format!(
+        "{SOURCE}transforms:\n  a: {{ inputs: [orders, b], type: select, columns: [id] }}\n  b: {{ inputs: [a], type: select, columns: [id] }}\nsinks:\n  out: {{ inputs: [b], type: csv, path: out.csv }}\n"
+    );
+    assert_eq!(problems(&yaml), ["4:3 a cycle: a → b → a"]);
+}
+
+#[test]
+fn unset_variable_without_default() {
+    let yaml = "sources:\n  orders: { type: csv, path: \"${IN_DIR}/orders.csv\" }\nsinks:\n  out: { inputs: [orders], type: csv, path: out.csv }\n";
+    assert_eq!(problems(yaml), ["2:31 $IN_DIR is not set"]);
+    assert_eq!(
+        help(yaml)[0].as_deref(),
+        Some("set it in the environment, or give a default: `${IN_DIR:-default}`")
+    );
+}
+
+#[test]
+fn unset_variable_with_a_message() {
+    let yaml = "sources:\n  orders: { type: csv, path: \"${IN_DIR:?the input directory}/orders.csv\" }\nsinks:\n  out: { inputs: [orders], type: csv, path: out.csv }\n";
+    assert_eq!(
+        problems(yaml),
+        ["2:31 $IN_DIR is not set: the input directory"]
+    );
+}
+
+#[test]
+fn output_equal_to_input() {
+    let yaml =
+        format!("{SOURCE}sinks:\n  out: {{ inputs: [orders], type: csv, path: ./orders.csv }}\n");
+    let got = problems(&yaml);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("4:45 sink `out` would overwrite `"),
+        "{got:?}"
+    );
+    assert!(
+        got[0].ends_with("orders.csv`, the input of source `orders`"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn unused_output() {
+    let yaml = format!(
+        "{SOURCE}transforms:\n  big: {{ inputs: [orders], type: select, columns: [id] }}\nsinks:\n  out: {{ inputs: [orders], type: csv, path: out.csv }}\n"
+    );
+    assert_eq!(problems(&yaml), ["4:3 the output of `big` is never used"]);
+}
+
+#[test]
+fn a_key_given_twice() {
+    let yaml = format!(
+        "{SOURCE}sinks:\n  out: {{ inputs: [orders], type: csv, path: out.csv }}\nsinks:\n  other: {{ inputs: [orders], type: csv, path: o.csv }}\n"
+    );
+    assert_eq!(problems(&yaml), ["5:1 `sinks` is given twice; keep one"]);
+}
+
+#[test]
+fn yaml_syntax_error() {
+    let yaml = format!("{SOURCE}sinks:\n  out: {{ inputs: [orders, type: csv, path: out.csv }}\n");
+    let got = problems(&yaml);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].starts_with("4:"), "{got:?}");
+}
+
+#[test]
+fn unknown_column_in_a_select() {
+    let yaml = format!(
+        "{SOURCE}transforms:\n  pick: {{ inputs: [orders], type: select, columns: [id, usr] }}\nsinks:\n  out: {{ inputs: [pick], type: csv, path: out.csv }}\n"
+    );
+    assert_eq!(problems(&yaml), ["4:57 unknown column `usr` in `pick`"]);
+    assert_eq!(help(&yaml)[0].as_deref(), Some("did you mean `user`?"));
+}
+
+#[test]
+fn schema_column_missing_from_the_header() {
+    let yaml = "sources:\n  orders: { type: csv, path: orders.csv, schema: { amount: float, qtty: int } }\nsinks:\n  out: { inputs: [orders], type: csv, path: out.csv }\n";
+    let got = problems(yaml);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("2:67 unknown column `qtty` in `orders`'s header"),
+        "{got:?}"
+    );
+    assert_eq!(help(yaml)[0].as_deref(), Some("did you mean `qty`?"));
+}
+
+#[test]
+fn unknown_type_in_a_schema() {
+    let yaml = "sources:\n  orders: { type: csv, path: orders.csv, schema: { amount: money } }\nsinks:\n  out: { inputs: [orders], type: csv, path: out.csv }\n";
+    assert_eq!(
+        problems(yaml),
+        ["2:60 unknown type `money` for column `amount`"]
+    );
+}
+
+#[test]
+fn missing_path_and_missing_file() {
+    let yaml = "sources:\n  orders: { type: csv }\nsinks:\n  out: { inputs: [orders], type: csv, path: out.csv }\n";
+    assert_eq!(problems(yaml), ["2:11 source `orders` needs `path`"]);
+    let yaml = "sources:\n  orders: { type: csv, path: nope.csv }\nsinks:\n  out: { inputs: [orders], type: csv, path: out.csv }\n";
+    let got = problems(yaml);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("2:30 cannot read the CSV header: "),
+        "{got:?}"
+    );
+    assert!(got[0].contains("nope.csv"), "{got:?}");
+}
+
+#[test]
+fn reading_from_a_sink_or_a_route_without_its_output() {
+    let yaml = format!(
+        "{SOURCE}transforms:\n  split: {{ inputs: [orders], type: route, routes: {{ big: \"amount > 100.0\" }} }}\nsinks:\n  out: {{ inputs: [split], type: csv, path: out.csv }}\n  again: {{ inputs: [out], type: csv, path: again.csv }}\n"
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "6:19 `split` is a route: read one of its outputs",
+            "7:21 `out` is a sink: nothing reads from a sink"
+        ]
+    );
+    let yaml = format!(
+        "{SOURCE}transforms:\n  split: {{ inputs: [orders], type: route, routes: {{ big: \"amount > 100.0\" }} }}\nsinks:\n  out: {{ inputs: [split.bigg], type: csv, path: out.csv }}\n"
+    );
+    assert_eq!(problems(&yaml), ["6:19 route `split` has no output `bigg`"]);
+}
+
+#[test]
+fn dead_letter_without_a_path() {
+    let yaml = format!(
+        "{SOURCE}sinks:\n  out: {{ inputs: [orders], type: csv, path: out.csv }}\non_error: dead_letter\n"
+    );
+    assert_eq!(problems(&yaml), ["5:11 `dead_letter` needs a `path`"]);
+}
+
+#[test]
+fn every_problem_at_once_in_file_order() {
+    let yaml = "sources:\n  orders: { type: csv, path: orders.csv, delimter: \";\" }\ntransforms:\n  big: { inputs: [orders], type: frobnicate }\nsinks:\n  out: { inputs: [orders], type: parquet, path: out.pq }\nmax_errors: -1\n";
+    assert_eq!(
+        problems(yaml),
+        [
+            "2:42 unknown key `delimter` in source `orders`",
+            "4:34 unknown transform type `frobnicate`",
+            "6:34 unknown sink type `parquet`",
+            "7:13 `max_errors` should be a whole number ≥ 0, found -1",
+        ]
+    );
+}
+
+#[test]
+fn rendered_with_the_line_and_a_caret() {
+    let yaml = format!("{SOURCE}sinks:\n  out: {{ inputs: [ordrs], type: csv, path: out.csv }}\n");
+    let (_dir, d) = load(&yaml, HashMap::new());
+    let text = d.to_string();
+    let file_line = text.lines().next().unwrap();
+    assert!(
+        file_line.ends_with("flow.yaml:4:19: error: unknown input `ordrs`"),
+        "{text}"
+    );
+    assert!(text.contains("4 |   out: { inputs: [ordrs], type: csv, path: out.csv }\n  |                   ^^^^^\n"), "{text}");
+    assert!(text.contains("= help: did you mean `orders`?"), "{text}");
+    assert!(text.ends_with("1 error"), "{text}");
+}
