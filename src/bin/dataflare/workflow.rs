@@ -15,7 +15,7 @@ pub(crate) async fn run(file: WorkflowFile, reporting: Reporting) -> i32 {
         let workflow = Workflow::load(&file.path, &file.options)
             .await
             .map_err(NotRun::Invalid)?;
-        Ok(workflow.into_graph())
+        workflow.into_graph().map_err(NotRun::Failed)
     };
     execute(reporting, false, prepare).await
 }
