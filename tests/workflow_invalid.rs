@@ -287,3 +287,67 @@ fn rendered_with_the_line_and_a_caret() {
     assert!(text.contains("= help: did you mean `orders`?"), "{text}");
     assert!(text.ends_with("1 error"), "{text}");
 }
+
+#[test]
+fn unknown_column_in_an_expression_points_into_the_string() {
+    let yaml = format!(
+        "{SOURCE}transforms:\n  big: {{ inputs: [orders], type: filter, expr: \"amount > 100.0 && categry == 'books'\" }}\nsinks:\n  out: {{ inputs: [big], type: csv, path: out.csv }}\n"
+    );
+    let got = problems(&yaml);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let col = "  big: { inputs: [orders], type: filter, expr: \"amount > 100.0 && "
+        .chars()
+        .count()
+        + 1;
+    assert!(got[0].starts_with(&format!("4:{col} ")), "{got:?}");
+    assert!(got[0].contains("categry"), "{got:?}");
+    assert_eq!(help(&yaml)[0].as_deref(), Some("did you mean `category`?"));
+}
+
+#[test]
+fn expression_syntax_error() {
+    let yaml = format!(
+        "{SOURCE}transforms:\n  big: {{ inputs: [orders], type: filter, expr: \"amount > \" }}\nsinks:\n  out: {{ inputs: [big], type: csv, path: out.csv }}\n"
+    );
+    let got = problems(&yaml);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].starts_with("4:"), "{got:?}");
+}
+
+#[test]
+fn a_filter_that_is_not_a_test() {
+    let yaml = format!(
+        "{SOURCE}transforms:\n  big: {{ inputs: [orders], type: filter, expr: \"amount * 2.0\" }}\nsinks:\n  out: {{ inputs: [big], type: csv, path: out.csv }}\n"
+    );
+    assert_eq!(
+        problems(&yaml),
+        ["4:49 a filter must give a bool, and this gives double"]
+    );
+}
+
+#[test]
+fn a_text_column_compared_with_a_number() {
+    // Without a schema every CSV column is text: the comparison cannot work.
+    let yaml = "sources:\n  orders: { type: csv, path: orders.csv }\ntransforms:\n  big: { inputs: [orders], type: filter, expr: \"amount > 100.0\" }\nsinks:\n  out: { inputs: [big], type: csv, path: out.csv }\n";
+    assert_eq!(problems(yaml), ["4:49 no such overload: string > double"]);
+    let help = help(yaml)[0].clone().unwrap();
+    assert!(help.contains("schema"), "{help}");
+}
+
+#[test]
+fn aggregates_and_windows_check_their_columns() {
+    let yaml = format!(
+        "{SOURCE}transforms:\n  by: {{ inputs: [orders], type: aggregate, key: [category], aggregates: {{ n: count, r: \"total(amount)\", s: \"sum(user)\" }} }}\nsinks:\n  out: {{ inputs: [by], type: csv, path: out.csv }}\n"
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "4:88 unknown aggregate `total`",
+            "4:108 `sum(user)`: `user` is string, not a number"
+        ]
+    );
+    let yaml = format!(
+        "{SOURCE}transforms:\n  w: {{ inputs: [orders], type: window, key: [category], time: id, size: 1h, aggregates: {{ n: count }} }}\nsinks:\n  out: {{ inputs: [w], type: csv, path: out.csv }}\n"
+    );
+    assert_eq!(problems(&yaml), ["4:63 `id` is string, not a timestamp"]);
+}

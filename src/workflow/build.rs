@@ -273,33 +273,17 @@ pub(crate) fn build(plan: &Plan) -> Graph {
                 vec![with_policy(p.boxed())]
             }
             Op::Derive { steps, select } => {
-                let input_schema = plan.nodes[node.inputs[0].node].schema.clone();
                 let out = node.schema.clone();
-                let mut guards: Vec<(Option<usize>, Guarded)> = Vec::new();
-                // Each step sees the columns before it: compile against them.
-                let mut fields = input_schema.fields().to_vec();
-                for (at, expr) in steps {
-                    let now = Arc::new(Schema::from_fields(fields.clone()));
-                    let ty = expr.data_type().unwrap_or(DataType::Str);
-                    match at {
-                        Some(i) => fields[*i] = crate::record::Field::new(fields[*i].name(), ty),
-                        None => fields.push(crate::record::Field::new(
-                            format!(
-                                "{}",
-                                out.fields().get(fields.len()).map_or("", |f| f.name())
-                            ),
-                            ty,
-                        )),
-                    }
-                    guards.push((*at, Guarded::new(expr.clone(), now, &id)));
-                }
+                let mut guards: Vec<(Option<usize>, Guarded)> = steps
+                    .iter()
+                    .map(|(at, expr, schema)| {
+                        (*at, Guarded::new(expr.clone(), schema.clone(), &id))
+                    })
+                    .collect();
                 let select = select.clone();
-                let id2 = id.clone();
                 let p = input
                     .expect("a transform has an input")
-                    .try_map(move |r: &Record| {
-                        derive(r, &mut guards, select.as_deref(), &out, &id2)
-                    })
+                    .try_map(move |r: &Record| derive(r, &mut guards, select.as_deref(), &out))
                     .name(id.as_ref());
                 vec![with_policy(p.boxed())]
             }
@@ -558,7 +542,6 @@ fn derive(
     guards: &mut [(Option<usize>, Guarded)],
     select: Option<&[usize]>,
     out: &Arc<Schema>,
-    _node: &Arc<str>,
 ) -> std::result::Result<Record, NodeError> {
     let mut values = record.values().to_vec();
     let mut scratch;

@@ -69,7 +69,7 @@ impl Workflow {
     /// let first = errors.iter().next().unwrap();
     /// assert_eq!(first.message(), "unknown input `inn`");
     /// assert_eq!(first.help_text(), Some("did you mean `in`?"));
-    /// assert_eq!(first.pos().unwrap().to_string(), "4:21");
+    /// assert_eq!(first.pos().unwrap().to_string(), "4:19");
     /// # }
     /// ```
     pub async fn load(path: &Path, options: &LoadOptions) -> Result<Workflow, Diagnostics> {

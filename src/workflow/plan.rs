@@ -92,11 +92,12 @@ pub(crate) enum Op {
         batch_size: Option<u64>,
     },
     Filter(Expr),
-    /// Each expression, evaluated in order on the record so far, replaces
-    /// the column at `Some(index)` or is added (`None`); then `select`
-    /// picks the output's columns by index.
+    /// Each expression, evaluated in order on the record so far (whose
+    /// columns are the step's schema), replaces the column at `Some(index)`
+    /// or is added (`None`); then `select` picks the output's columns by
+    /// index.
     Derive {
-        steps: Vec<(Option<usize>, Expr)>,
+        steps: Vec<(Option<usize>, Expr, Arc<Schema>)>,
         select: Option<Vec<usize>>,
     },
     /// The output's columns, by input index (select, drop).
@@ -606,7 +607,7 @@ async fn node_plan(
             let mut steps = Vec::new();
             let mut ok = true;
             for (name, expr) in columns {
-                let now = Schema::from_fields(fields.clone());
+                let now = Arc::new(Schema::from_fields(fields.clone()));
                 let Some(e) = compile(expr, &now, false, text, problems) else {
                     ok = false;
                     continue;
@@ -616,11 +617,11 @@ async fn node_plan(
                 match fields.iter().position(|f| f.name() == name.value) {
                     Some(i) => {
                         fields[i] = field;
-                        steps.push((Some(i), e));
+                        steps.push((Some(i), e, now));
                     }
                     None => {
                         fields.push(field);
-                        steps.push((None, e));
+                        steps.push((None, e, now));
                     }
                 }
             }
@@ -904,6 +905,9 @@ fn key_columns(
     found.into_iter().collect()
 }
 
+/// The aggregates of a node and the output columns they make.
+type Aggregates = (Vec<(String, Agg)>, Vec<Field>);
+
 /// `count`, `sum(amount)`, `mean(x)`, `min(x)`, `max(x)`, `first(x)`,
 /// `last(x)`, `count_distinct(x)`: the aggregates and their output columns.
 fn aggregates_of(
@@ -911,7 +915,7 @@ fn aggregates_of(
     aggregates: &[(At<String>, At<String>)],
     what: &str,
     problems: &mut Problems,
-) -> Option<(Vec<(String, Agg)>, Vec<Field>)> {
+) -> Option<Aggregates> {
     const FUNCTIONS: &[&str] = &[
         "count",
         "sum",
