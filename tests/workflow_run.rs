@@ -286,3 +286,58 @@ async fn describe_names_every_node() {
     // Describing writes nothing.
     assert!(!dir.exists("out"));
 }
+
+#[tokio::test]
+async fn max_errors_fails_a_run_that_puts_aside_too_many() {
+    // Two of the six amounts are not numbers.
+    let yaml = r#"
+sources:
+  orders: { type: csv, path: bad.csv, schema: { amount: float } }
+sinks:
+  out: { inputs: [orders], type: csv, path: out.csv }
+on_error: skip
+max_errors: 1
+"#;
+    let dir = Dir::new(yaml);
+    std::fs::write(dir.dir.path().join("bad.csv"), "id,amount\n1,2\n2,x\n3,4\n4,y\n").unwrap();
+    let report = dir.run().await;
+    assert!(report.is_failed(), "{report}");
+    assert_eq!(report.skipped(), 2);
+    assert!(!dir.exists("out.csv"));
+    std::fs::write(&dir.file(), yaml.replace("max_errors: 1", "max_errors: 2")).unwrap();
+    let report = dir.run().await;
+    assert!(matches!(report.status(), Status::CompletedWithErrors), "{report}");
+    assert_eq!(dir.read("out.csv"), "id,amount\n1,2\n3,4\n");
+}
+
+#[tokio::test]
+async fn a_json_lines_source_into_time_windows() {
+    let yaml = r#"
+sources:
+  hits: { type: jsonl, path: hits.jsonl, schema: { at: timestamp } }
+transforms:
+  per_hour: { inputs: [hits], type: window, key: [page], time: at, size: 1h, aggregates: { hits: count, slowest: "max(ms)" } }
+sinks:
+  out: { inputs: [per_hour], type: jsonl, path: out.jsonl }
+"#;
+    let dir = Dir::new(yaml);
+    let hits = [
+        r#"{"page":"/","at":"2026-11-30T10:05:00Z","ms":30}"#,
+        r#"{"page":"/a","at":"2026-11-30T10:10:00Z","ms":50}"#,
+        r#"{"page":"/","at":"2026-11-30T10:55:00Z","ms":70}"#,
+        r#"{"page":"/","at":"2026-11-30T11:01:00Z","ms":10}"#,
+    ];
+    std::fs::write(dir.dir.path().join("hits.jsonl"), hits.join("\n") + "\n").unwrap();
+    let report = dir.run().await;
+    assert!(matches!(report.status(), Status::Completed), "{report}");
+    let out = dir.read("out.jsonl");
+    let rows: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        rows,
+        [
+            r#"{"page":"/","window_start":"2026-11-30T10:00:00Z","window_end":"2026-11-30T11:00:00Z","hits":2,"slowest":70}"#,
+            r#"{"page":"/a","window_start":"2026-11-30T10:00:00Z","window_end":"2026-11-30T11:00:00Z","hits":1,"slowest":50}"#,
+            r#"{"page":"/","window_start":"2026-11-30T11:00:00Z","window_end":"2026-11-30T12:00:00Z","hits":1,"slowest":10}"#,
+        ]
+    );
+}

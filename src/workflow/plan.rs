@@ -539,6 +539,10 @@ async fn node_plan(
                 parallel: *parallel,
                 batch_size: *batch_size,
             };
+            if let Some(problem) = not_a_file(&path.value) {
+                problems.with_help(path.pos, problem, "a workflow reads a source's header before the run: give a regular file (`dataflare convert` reads pipes)");
+                return None;
+            }
             let header = match super::build::csv_source(&op, None).read_schema().await {
                 Ok(header) => header,
                 Err(e) => {
@@ -579,6 +583,10 @@ async fn node_plan(
                 max_line_bytes: *max_line_bytes,
                 batch_size: *batch_size,
             };
+            if let Some(problem) = not_a_file(&path.value) {
+                problems.with_help(path.pos, problem, "a workflow reads a source's first line before the run: give a regular file (`dataflare convert` reads pipes)");
+                return None;
+            }
             let mut fields = match first_object(&path.value) {
                 Ok(fields) => fields,
                 Err(message) => {
@@ -1002,6 +1010,15 @@ fn aggregates_of(
         fields.push(Field::new(name.value.as_str(), ty));
     }
     ok.then_some((aggs, fields))
+}
+
+/// Why `path` cannot be read twice (once for its columns, once by the
+/// run), if it cannot: a FIFO or a device would lose what was read first.
+fn not_a_file(path: &Path) -> Option<String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => Some(format!("`{}` is not a regular file", path.display())),
+        _ => None,
+    }
 }
 
 /// The columns of a JSON Lines file's first object, typed from its values.

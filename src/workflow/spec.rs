@@ -355,6 +355,25 @@ fn node_spec(
         dir,
         problems,
     );
+    let cannot_fail = match &kind {
+        Some(
+            Kind::Select { .. } | Kind::Drop { .. } | Kind::Rename { .. } | Kind::FillNull { .. },
+        ) => Some("it cannot fail"),
+        Some(Kind::Lookup { unmatched, .. }) if *unmatched != Unmatched::Error => {
+            Some("it fails a record only with `unmatched: error`")
+        }
+        Some(Kind::CsvSink { .. } | Kind::JsonlSink { .. }) => {
+            Some("a sink that cannot write fails the run; records are put aside before it")
+        }
+        _ => None,
+    };
+    if let (Some(why), Some(at)) = (cannot_fail, fields.key_pos("on_error")) {
+        problems.with_help(
+            at,
+            format!("`on_error` has no effect on {what}: {why}"),
+            "set it on the node whose records can fail (a source, filter, derive, cast, route, aggregate, window, dedup), or for the whole run",
+        );
+    }
     fields.finish(&allowed, problems);
     Some(NodeSpec {
         id: At {
