@@ -304,7 +304,7 @@ max_errors: 1
     assert!(report.is_failed(), "{report}");
     assert_eq!(report.skipped(), 2);
     assert!(!dir.exists("out.csv"));
-    std::fs::write(&dir.file(), yaml.replace("max_errors: 1", "max_errors: 2")).unwrap();
+    std::fs::write(dir.file(), yaml.replace("max_errors: 1", "max_errors: 2")).unwrap();
     let report = dir.run().await;
     assert!(matches!(report.status(), Status::CompletedWithErrors), "{report}");
     assert_eq!(dir.read("out.csv"), "id,amount\n1,2\n3,4\n");
