@@ -63,7 +63,7 @@ fn main() {
                 .output()
                 .unwrap(),
             _ => Command::new(env!("CARGO_BIN_EXE_dataflare"))
-                .args(["run", "--quiet", "--progress", "never"])
+                .args(["run", "--quiet"])
                 .arg(&file)
                 .env("BENCH_INPUT", &setup.input)
                 .env("BENCH_OUTPUT", &flow_out)

@@ -357,7 +357,10 @@ fn on_error_where_nothing_can_fail() {
     let yaml = format!(
         "{SOURCE}transforms:\n  pick: {{ inputs: [orders], type: select, columns: [id], on_error: skip }}\nsinks:\n  out: {{ inputs: [pick], type: csv, path: out.csv }}\n"
     );
-    assert_eq!(problems(&yaml), ["4:58 `on_error` has no effect on transform `pick`: it cannot fail"]);
+    assert_eq!(
+        problems(&yaml),
+        ["4:58 `on_error` has no effect on transform `pick`: it cannot fail"]
+    );
 }
 
 #[test]
@@ -365,5 +368,8 @@ fn a_source_that_is_not_a_regular_file() {
     let yaml = "sources:\n  orders: { type: csv, path: . }\nsinks:\n  out: { inputs: [orders], type: csv, path: out.csv }\n";
     let got = problems(yaml);
     assert_eq!(got.len(), 1, "{got:?}");
-    assert!(got[0].starts_with("2:30 `") && got[0].ends_with("` is not a regular file"), "{got:?}");
+    assert!(
+        got[0].starts_with("2:30 `") && got[0].ends_with("` is not a regular file"),
+        "{got:?}"
+    );
 }

@@ -299,14 +299,21 @@ on_error: skip
 max_errors: 1
 "#;
     let dir = Dir::new(yaml);
-    std::fs::write(dir.dir.path().join("bad.csv"), "id,amount\n1,2\n2,x\n3,4\n4,y\n").unwrap();
+    std::fs::write(
+        dir.dir.path().join("bad.csv"),
+        "id,amount\n1,2\n2,x\n3,4\n4,y\n",
+    )
+    .unwrap();
     let report = dir.run().await;
     assert!(report.is_failed(), "{report}");
     assert_eq!(report.skipped(), 2);
     assert!(!dir.exists("out.csv"));
     std::fs::write(dir.file(), yaml.replace("max_errors: 1", "max_errors: 2")).unwrap();
     let report = dir.run().await;
-    assert!(matches!(report.status(), Status::CompletedWithErrors), "{report}");
+    assert!(
+        matches!(report.status(), Status::CompletedWithErrors),
+        "{report}"
+    );
     assert_eq!(dir.read("out.csv"), "id,amount\n1,2\n3,4\n");
 }
 
@@ -339,5 +346,28 @@ sinks:
             r#"{"page":"/a","window_start":"2026-11-30T10:00:00Z","window_end":"2026-11-30T11:00:00Z","hits":1,"slowest":50}"#,
             r#"{"page":"/","window_start":"2026-11-30T11:00:00Z","window_end":"2026-11-30T12:00:00Z","hits":1,"slowest":10}"#,
         ]
+    );
+}
+
+#[tokio::test]
+async fn derived_columns_can_read_earlier_ones_and_replace_input_columns() {
+    let yaml = r#"
+sources:
+  orders: { type: csv, path: orders.csv, schema: { amount: float, qty: int } }
+transforms:
+  plain: { inputs: [orders], type: derive, columns: { amount: "amount * 2.0", twice: "amount" }, select: [id, amount, twice] }
+  chained: { inputs: [orders], type: derive, columns: { double: "amount * 2.0", more: "double + 1.0", user: "user + '!'" }, select: [user, more] }
+sinks:
+  a: { inputs: [plain], type: csv, path: a.csv }
+  b: { inputs: [chained], type: csv, path: b.csv }
+"#;
+    let dir = Dir::new(yaml);
+    let report = dir.run().await;
+    assert!(matches!(report.status(), Status::Completed), "{report}");
+    // `twice` reads `amount` after it was replaced: the doubled value.
+    assert_eq!(dir.read("a.csv").lines().nth(1), Some("1,241,241"));
+    assert_eq!(
+        dir.read("b.csv").lines().take(3).collect::<Vec<_>>(),
+        ["user,more", "ana!,242", "bo!,161"]
     );
 }

@@ -273,17 +273,12 @@ pub(crate) fn build(plan: &Plan) -> Graph {
                 vec![with_policy(p.boxed())]
             }
             Op::Derive { steps, select } => {
-                let out = node.schema.clone();
-                let mut guards: Vec<(Option<usize>, Guarded)> = steps
-                    .iter()
-                    .map(|(at, expr, schema)| {
-                        (*at, Guarded::new(expr.clone(), schema.clone(), &id))
-                    })
-                    .collect();
-                let select = select.clone();
+                let input_schema = plan.nodes[node.inputs[0].node].schema.clone();
+                let mut derive =
+                    Derive::new(steps, select.as_deref(), &input_schema, &node.schema, &id);
                 let p = input
                     .expect("a transform has an input")
-                    .try_map(move |r: &Record| derive(r, &mut guards, select.as_deref(), &out))
+                    .try_map(move |r: &Record| derive.apply(r))
                     .name(id.as_ref());
                 vec![with_policy(p.boxed())]
             }
@@ -536,33 +531,121 @@ pub(crate) fn build(plan: &Plan) -> Graph {
     graph
 }
 
-/// One record of a derive node: each expression in turn, then the selection.
-fn derive(
-    record: &Record,
-    guards: &mut [(Option<usize>, Guarded)],
-    select: Option<&[usize]>,
-    out: &Arc<Schema>,
-) -> std::result::Result<Record, NodeError> {
-    let mut values = record.values().to_vec();
-    let mut scratch;
-    for (at, guard) in guards.iter_mut() {
-        // The record so far, with the columns derived before this one.
-        scratch = Record::new(guard.schema.clone(), values);
-        let value = guard.eval(&scratch)?;
-        values = scratch.into_values();
-        match at {
-            Some(i) => values[*i] = value,
-            None => values.push(value),
+/// Where an output column of a derive node comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum From {
+    /// The input record's column.
+    Input(usize),
+    /// The value of the node's expression.
+    Derived(usize),
+}
+
+/// A derive node's records: each expression evaluated, then the output's
+/// columns picked from the input and the results. When no expression reads
+/// a column another one makes (the usual case), each is evaluated on the
+/// input record as it is and only the output's columns are copied;
+/// otherwise the record is rebuilt step by step.
+struct Derive {
+    steps: Vec<(Option<usize>, Guarded)>,
+    /// The output's columns, when every step reads input columns only.
+    direct: Option<Vec<From>>,
+    select: Option<Vec<usize>>,
+    out: Arc<Schema>,
+    /// The results of the record at hand.
+    derived: Vec<Value>,
+}
+
+impl Derive {
+    fn new(
+        steps: &[(Option<usize>, Expr, Arc<Schema>)],
+        select: Option<&[usize]>,
+        input: &Arc<Schema>,
+        out: &Arc<Schema>,
+        id: &Arc<str>,
+    ) -> Derive {
+        let mut columns: Vec<From> = (0..input.len()).map(From::Input).collect();
+        let mut direct = true;
+        let mut on_input = Vec::new();
+        for (k, (at, expr, schema)) in steps.iter().enumerate() {
+            let reads = Expr::columns_of(expr.source()).unwrap_or_default();
+            let from_input = reads.iter().all(|name| {
+                matches!(
+                    schema.index_of(name).map(|i| columns[i]),
+                    Some(From::Input(_))
+                )
+            });
+            match (from_input, Expr::compile(expr.source(), input)) {
+                (true, Ok(e)) => on_input.push((*at, Guarded::new(e, input.clone(), id))),
+                _ => direct = false,
+            }
+            match at {
+                Some(i) => columns[*i] = From::Derived(k),
+                None => columns.push(From::Derived(k)),
+            }
+        }
+        let picked = |columns: &[From]| match select {
+            Some(picked) => picked.iter().map(|&i| columns[i]).collect(),
+            None => columns.to_vec(),
+        };
+        match direct {
+            true => Derive {
+                steps: on_input,
+                direct: Some(picked(&columns)),
+                select: None,
+                out: out.clone(),
+                derived: Vec::with_capacity(steps.len()),
+            },
+            false => Derive {
+                steps: steps
+                    .iter()
+                    .map(|(at, expr, schema)| (*at, Guarded::new(expr.clone(), schema.clone(), id)))
+                    .collect(),
+                direct: None,
+                select: select.map(<[usize]>::to_vec),
+                out: out.clone(),
+                derived: Vec::new(),
+            },
         }
     }
-    let values = match select {
-        Some(picked) => picked
-            .iter()
-            .map(|&i| std::mem::take(&mut values[i]))
-            .collect(),
-        None => values,
-    };
-    Ok(Record::new(out.clone(), values))
+
+    fn apply(&mut self, record: &Record) -> std::result::Result<Record, NodeError> {
+        if let Some(columns) = &self.direct {
+            // Kept from record to record: no allocation for the results.
+            let derived = &mut self.derived;
+            derived.clear();
+            for (_, guard) in &mut self.steps {
+                derived.push(guard.eval(record)?);
+            }
+            let input = record.values();
+            let values = columns
+                .iter()
+                .map(|from| match *from {
+                    From::Input(i) => input[i].clone(),
+                    From::Derived(k) => std::mem::take(&mut derived[k]),
+                })
+                .collect();
+            return Ok(Record::new(self.out.clone(), values));
+        }
+        let mut values = record.values().to_vec();
+        for (at, guard) in &mut self.steps {
+            // The record so far, with the columns derived before this one.
+            let scratch = Record::new(guard.schema.clone(), values);
+            let value = guard.eval(&scratch)?;
+            values = scratch.into_values();
+            match at {
+                Some(i) => values[*i] = value,
+                None => values.push(value),
+            }
+        }
+        let values = match &self.select {
+            Some(picked) => picked
+                .iter()
+                .map(|&i| std::mem::take(&mut values[i]))
+                .collect(),
+            None => values,
+        };
+        Ok(Record::new(self.out.clone(), values))
+    }
 }
 
 /// `value` as a `ty`: text parsed as the CSV reader parses it, numbers

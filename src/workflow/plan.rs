@@ -637,6 +637,7 @@ async fn node_plan(
             let select = match select {
                 None => None,
                 Some(names) => {
+                    twice(names, problems)?;
                     let picked: Vec<Option<usize>> = names
                         .iter()
                         .map(|c| column(&all, c, &what, problems))
@@ -654,6 +655,7 @@ async fn node_plan(
             (Op::Derive { steps, select }, Arc::new(out))
         }
         Kind::Select { columns } => {
+            twice(columns, problems)?;
             let picked: Vec<Option<usize>> = columns
                 .iter()
                 .map(|c| column(input, c, &what, problems))
@@ -898,6 +900,17 @@ async fn node_plan(
             same(),
         ),
     })
+}
+
+/// A problem for a name listed twice; `None` then.
+fn twice(names: &[At<String>], problems: &mut Problems) -> Option<()> {
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].iter().any(|n| n.value == name.value) {
+            problems.at(name.pos, format!("`{}` is listed twice", name.value));
+            return None;
+        }
+    }
+    Some(())
 }
 
 fn key_columns(
