@@ -21,53 +21,13 @@ type Boxed = Pipeline<BoxStream<'static, Result<Batch<Record>>>>;
 /// The CSV source a plan's `CsvSource` reads with (`schema`: the columns
 /// with their types, once known).
 pub(crate) fn csv_source(op: &Op, schema: Option<Arc<Schema>>) -> csv::CsvSource<Record> {
-    let Op::CsvSource {
-        path,
-        csv,
-        lenient_quotes,
-        lossy_utf8,
-        rename_duplicate_headers,
-        max_record_bytes,
-        infer,
-        parallel,
-        batch_size,
-    } = op
-    else {
+    let Op::CsvSource { path, csv, infer } = op else {
         unreachable!("csv_source of a CSV source")
     };
-    let mut source = csv::read_records(path)
-        .has_headers(csv.header.unwrap_or(true))
-        .flexible(csv.flexible.unwrap_or(false))
-        .lenient_quotes(*lenient_quotes)
-        .lossy_utf8(*lossy_utf8)
-        .duplicate_headers(match rename_duplicate_headers {
-            true => csv::DuplicateHeaders::Rename,
-            false => csv::DuplicateHeaders::Refuse,
-        });
-    if let Some(d) = csv.delimiter {
-        source = source.delimiter(d);
-    }
-    if let Some(q) = csv.quote {
-        source = source.quote(q);
-    }
-    if let Some(e) = csv.escape {
-        source = source.escape(e);
-    }
-    if let Some(c) = csv.comment {
-        source = source.comment(c);
-    }
-    if let Some(n) = max_record_bytes {
-        source = source.max_record_bytes(usize::try_from(*n).unwrap_or(usize::MAX).max(1));
-    }
-    if let Some(n) = parallel {
-        source = source.parallel((*n as usize).max(1));
-    }
-    if let Some(n) = batch_size {
-        source = source.batch_size((*n as usize).max(1));
-    }
+    let source = csv::read_records(path).options(csv.clone());
     match (schema, infer) {
         (Some(schema), None) => source.schema(schema),
-        (_, Some(rows)) => source.infer_schema((*rows as usize).max(1)),
+        (_, Some(rows)) => source.infer_schema(usize::try_from(*rows).unwrap_or(usize::MAX).max(1)),
         (None, None) => source,
     }
 }
@@ -458,22 +418,9 @@ pub(crate) fn build(plan: &Plan) -> Graph {
                 vec![p]
             }
             Op::CsvSink { path, csv: options } => {
-                let mut sink = csv::write_records(path).schema(node.schema.clone());
-                if let Some(d) = options.delimiter {
-                    sink = sink.delimiter(d);
-                }
-                if let Some(q) = options.quote {
-                    sink = sink.quote(q);
-                }
-                if let Some(e) = options.escape {
-                    sink = sink.escape(e);
-                }
-                if let Some(h) = options.header {
-                    sink = sink.has_headers(h);
-                }
-                if let Some(f) = options.flexible {
-                    sink = sink.flexible(f);
-                }
+                let sink = csv::write_records(path)
+                    .options(options.clone())
+                    .schema(node.schema.clone());
                 add(Graph::from(
                     input
                         .expect("a sink has an input")

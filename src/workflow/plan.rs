@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use super::expr::Expr;
 use super::read::{Problems, closest, suggestion};
-use super::spec::{At, CsvOptions, Kind, MaxErrorsSpec, NodeSpec, Policy, Role, Spec, Unmatched};
+use super::spec::{At, Kind, MaxErrorsSpec, NodeSpec, Policy, Role, Spec, Unmatched};
 use super::yaml::{Pos, Yaml, pos_within};
+use crate::csv::CsvOptions;
 use crate::record::{DataType, Field, Schema, Value};
 use crate::state::Agg;
 
@@ -76,14 +77,8 @@ pub(crate) enum Op {
     CsvSource {
         path: PathBuf,
         csv: CsvOptions,
-        lenient_quotes: bool,
-        lossy_utf8: bool,
-        rename_duplicate_headers: bool,
-        max_record_bytes: Option<u64>,
-        /// `None`: infer from this many rows.
+        /// Types inferred from this many rows.
         infer: Option<u64>,
-        parallel: Option<u64>,
-        batch_size: Option<u64>,
     },
     JsonlSource {
         path: PathBuf,
@@ -519,25 +514,13 @@ async fn node_plan(
         Kind::CsvSource {
             path,
             csv,
-            lenient_quotes,
-            lossy_utf8,
-            rename_duplicate_headers,
-            max_record_bytes,
             infer_schema,
             schema,
-            parallel,
-            batch_size,
         } => {
             let op = Op::CsvSource {
                 path: path.value.clone(),
                 csv: csv.clone(),
-                lenient_quotes: *lenient_quotes,
-                lossy_utf8: *lossy_utf8,
-                rename_duplicate_headers: *rename_duplicate_headers,
-                max_record_bytes: *max_record_bytes,
                 infer: *infer_schema,
-                parallel: *parallel,
-                batch_size: *batch_size,
             };
             if let Some(problem) = not_a_file(&path.value) {
                 problems.with_help(path.pos, problem, "a workflow reads a source's header before the run: give a regular file (`dataflare convert` reads pipes)");

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::read::{self, Fields, Problems, suggestion};
 use super::yaml::{Node, Pos, Yaml};
+use crate::csv::{CsvOptions, DuplicateHeaders};
 use crate::record::DataType;
 
 /// A name, or a text value, and where it is.
@@ -58,31 +59,15 @@ pub(crate) struct NodeSpec {
     pub(crate) on_error: Option<Policy>,
 }
 
-/// CSV options of a source or sink.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct CsvOptions {
-    pub(crate) delimiter: Option<u8>,
-    pub(crate) quote: Option<u8>,
-    pub(crate) escape: Option<u8>,
-    pub(crate) comment: Option<u8>,
-    pub(crate) header: Option<bool>,
-    pub(crate) flexible: Option<bool>,
-}
-
 /// What a node does.
 #[derive(Debug)]
 pub(crate) enum Kind {
     CsvSource {
         path: At<PathBuf>,
+        /// Every reading option but the columns.
         csv: CsvOptions,
-        lenient_quotes: bool,
-        lossy_utf8: bool,
-        rename_duplicate_headers: bool,
-        max_record_bytes: Option<u64>,
         infer_schema: Option<u64>,
         schema: Vec<(At<String>, At<DataType>)>,
-        parallel: Option<u64>,
-        batch_size: Option<u64>,
     },
     JsonlSource {
         path: At<PathBuf>,
@@ -430,27 +415,25 @@ fn kind(
     Some(match (role, type_name) {
         (Role::Source, "csv") => {
             let path = path(f, allowed, p);
-            let csv = csv_options(f, allowed, p);
-            let lenient_quotes = flag(f, "lenient_quotes", allowed, p);
-            let lossy_utf8 = flag(f, "lossy_utf8", allowed, p);
+            let mut csv = csv_options(f, allowed, p);
+            csv.lenient_quotes = flag(f, "lenient_quotes", allowed, p);
+            csv.lossy_utf8 = flag(f, "lossy_utf8", allowed, p);
             allowed.push("duplicate_headers");
-            let rename_duplicate_headers = match f.get("duplicate_headers") {
-                None => false,
-                Some(n) => match read::string(n, "`duplicate_headers`", p).as_deref() {
-                    Some("rename") => true,
-                    Some("refuse") => false,
-                    Some(other) => {
-                        p.with_help(
-                            n.pos,
-                            format!("`duplicate_headers` cannot be `{other}`"),
-                            "`refuse` (the default) or `rename`",
-                        );
-                        false
-                    }
-                    None => false,
-                },
-            };
-            let max_record_bytes = opt_count(f, "max_record_bytes", allowed, p);
+            if let Some(n) = f.get("duplicate_headers") {
+                match read::string(n, "`duplicate_headers`", p).as_deref() {
+                    Some("rename") => csv.duplicate_headers = DuplicateHeaders::Rename,
+                    Some("refuse") | None => {}
+                    Some(other) => p.with_help(
+                        n.pos,
+                        format!("`duplicate_headers` cannot be `{other}`"),
+                        "`refuse` (the default) or `rename`",
+                    ),
+                }
+            }
+            let size = |n: Option<u64>| n.map(|n| usize::try_from(n).unwrap_or(usize::MAX).max(1));
+            if let Some(n) = size(opt_count(f, "max_record_bytes", allowed, p)) {
+                csv.max_record_bytes = n;
+            }
             let infer_schema = opt_count(f, "infer_schema", allowed, p);
             allowed.push("schema");
             let schema = f
@@ -462,19 +445,17 @@ fn kind(
             {
                 p.with_help(at, "give `schema` or `infer_schema`, not both", "`schema` names the types of some columns; `infer_schema: N` guesses all from N rows");
             }
-            let parallel = opt_count(f, "parallel", allowed, p);
-            let batch_size = opt_count(f, "batch_size", allowed, p);
+            if let Some(n) = size(opt_count(f, "parallel", allowed, p)) {
+                csv.parallel = Some(n);
+            }
+            if let Some(n) = size(opt_count(f, "batch_size", allowed, p)) {
+                csv.batch_size = n;
+            }
             Kind::CsvSource {
                 path: path?,
                 csv,
-                lenient_quotes,
-                lossy_utf8,
-                rename_duplicate_headers,
-                max_record_bytes,
                 infer_schema,
                 schema,
-                parallel,
-                batch_size,
             }
         }
         (Role::Source, "jsonl") => {
@@ -674,18 +655,28 @@ fn csv_options(
             }
         }
     };
-    CsvOptions {
-        delimiter: byte(f, "delimiter", p),
-        quote: byte(f, "quote", p),
-        escape: byte(f, "escape", p),
-        comment: byte(f, "comment", p),
-        header: f
-            .get("header")
-            .and_then(|n| read::boolean(n, "`header`", p)),
-        flexible: f
-            .get("flexible")
-            .and_then(|n| read::boolean(n, "`flexible`", p)),
+    let mut options = CsvOptions::default();
+    if let Some(d) = byte(f, "delimiter", p) {
+        options.delimiter = d;
     }
+    if let Some(q) = byte(f, "quote", p) {
+        options.quote = q;
+    }
+    options.escape = byte(f, "escape", p);
+    options.comment = byte(f, "comment", p);
+    if let Some(h) = f
+        .get("header")
+        .and_then(|n| read::boolean(n, "`header`", p))
+    {
+        options.has_headers = h;
+    }
+    if let Some(x) = f
+        .get("flexible")
+        .and_then(|n| read::boolean(n, "`flexible`", p))
+    {
+        options.flexible = x;
+    }
+    options
 }
 
 fn text(node: &Node, what: &str, p: &mut Problems) -> Option<At<String>> {
