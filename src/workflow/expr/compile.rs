@@ -14,6 +14,7 @@ use std::sync::Arc;
 use cel::common::ast::{CallExpr, Expr as Ast, IdedExpr, LiteralValue, SourceInfo, operators};
 
 use super::error::{EvalError, ExprError, Fault, Shape, Site};
+use super::num::{self, At, Leaf};
 use super::ops::{self, Func, Op};
 use super::value::{Kind, Ty, V};
 use crate::record::{Bytes, Record, Schema, Text};
@@ -40,8 +41,9 @@ pub(super) enum Code {
     Col(usize, Arc<Site>),
     /// A bool, or an error.
     Bool(BoolFn),
-    /// A double, or an error.
-    F64(F64Fn),
+    /// A double, or an error; and how an operation on it can read it
+    /// directly.
+    F64(F64Fn, Leaf),
     /// Any value, or an error.
     Any(AnyFn),
 }
@@ -54,7 +56,7 @@ impl Code {
             Code::Lit(v) => Ok(v.clone()),
             Code::Col(i, site) => read(record, *i, site),
             Code::Bool(f) => f(record).map(V::Bool),
-            Code::F64(f) => f(record).map(V::Double),
+            Code::F64(f, _) => f(record).map(V::Double),
             Code::Any(f) => f(record),
         }
     }
@@ -470,10 +472,15 @@ impl Compiler<'_> {
         let code = match (func, nodes.len()) {
             (Func::Double, 1) => {
                 let a = nodes.into_iter().next().expect("one argument").code;
-                Code::F64(Box::new(move |r| {
-                    let x = a.get(r)?;
-                    ops::to_double(&x).map_err(|f| site.error(shape, f, &[&x]))
-                }))
+                let source = self.source.clone();
+                num::to_double(
+                    a,
+                    At {
+                        site,
+                        shape,
+                        source,
+                    },
+                )
             }
             (Func::Contains | Func::StartsWith | Func::EndsWith | Func::Matches, 2) => {
                 let mut it = nodes.into_iter();
@@ -575,6 +582,10 @@ impl Compiler<'_> {
                 }
             };
         }
+        // Both operands doubles (or null): ordered as `f64`s.
+        let double =
+            |ty: Ty| ty.has(Kind::Double) && ty.without(Kind::Null) == Ty::of(Kind::Double);
+        let doubles = double(a.ty) && double(b.ty);
         let (ca, cb) = (a.code, b.code);
         let source = self.source.clone();
         let code = match op {
@@ -586,6 +597,16 @@ impl Compiler<'_> {
                     Ok(ops::equals(&x, &y) == eq)
                 }))
             }
+            Op::Lt | Op::Le | Op::Gt | Op::Ge if doubles => Code::Bool(num::compare(
+                op,
+                ca,
+                cb,
+                At {
+                    site,
+                    shape,
+                    source,
+                },
+            )),
             Op::Lt | Op::Le | Op::Gt | Op::Ge => Code::Bool(Box::new(move |r| {
                 let x = ca.get(r)?;
                 let y = cb.get(r)?;
@@ -605,29 +626,17 @@ impl Compiler<'_> {
                     }
                 })),
             },
-            _ if ty == Ty::of(Kind::Double) => {
-                // Doubles only: computed without the generic dispatch.
-                Code::F64(Box::new(move |r| {
-                    let x = ca.get(r)?;
-                    let y = cb.get(r)?;
-                    if let (V::Double(a), V::Double(b)) = (&x, &y) {
-                        return Ok(match op {
-                            Op::Add => a + b,
-                            Op::Sub => a - b,
-                            Op::Mul => a * b,
-                            _ => a / b,
-                        });
-                    }
-                    match ops::binary(op, &x, &y) {
-                        Ok(V::Double(d)) => Ok(d),
-                        Ok(other) => Err(EvalError::new(
-                            &source,
-                            format!("expected a double, got {}", other.kind().name()),
-                        )),
-                        Err(f) => Err(site.error(shape, f, &[&x, &y])),
-                    }
-                }))
-            }
+            // Doubles only: read and computed as `f64`s.
+            _ if ty == Ty::of(Kind::Double) => num::arith(
+                op,
+                ca,
+                cb,
+                At {
+                    site,
+                    shape,
+                    source,
+                },
+            ),
             _ => Code::Any(any(move |r| {
                 let x = ca.get(r)?;
                 let y = cb.get(r)?;

@@ -60,6 +60,7 @@
 
 mod compile;
 mod error;
+mod num;
 mod ops;
 mod value;
 
@@ -221,6 +222,9 @@ impl Expr {
     /// ```
     pub fn eval(&self, record: &Record) -> Result<Value, EvalError> {
         let c = &*self.0;
+        if let Code::F64(f, _) = &c.code {
+            return f(record).map(Value::Float);
+        }
         if let Code::Col(i, _) = &c.code
             && let Some(value) = record.values().get(*i)
             && V::of(value).is_ok()
