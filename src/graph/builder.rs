@@ -146,6 +146,7 @@ impl<S: Source, C: Steps<S::Record>> Pipeline<S, C> {
     /// ```
     /// # #[tokio::main]
     /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::Graph;
     /// use dataflare::prelude::*;
     ///
     /// let outs = [Collected::new(), Collected::new(), Collected::new()];
