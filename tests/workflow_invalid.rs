@@ -373,3 +373,21 @@ fn a_source_that_is_not_a_regular_file() {
         "{got:?}"
     );
 }
+
+#[test]
+fn key_problems_and_column_problems_are_reported_together() {
+    // An unknown key does not hide an unknown column in an expression, nor a
+    // bad node type an unknown input elsewhere; an unset variable in a path
+    // is reported once, not again as an unreadable file.
+    let yaml = "sources:\n  orders: { type: csv, path: orders.csv, schema: { amount: float }, colour: red }\n  other: { type: csv, path: \"${NOPE}/x.csv\" }\ntransforms:\n  big: { inputs: [orders], type: filter, expr: \"amont > 1.0\" }\n  bad: { inputs: [other], type: nope }\nsinks:\n  out: { inputs: [big, bgi], type: csv, path: out.csv }\n";
+    assert_eq!(
+        problems(yaml),
+        [
+            "2:69 unknown key `colour` in source `orders`",
+            "3:30 $NOPE is not set",
+            "5:49 no column `amont`",
+            "6:33 unknown transform type `nope`",
+            "8:24 unknown input `bgi`",
+        ]
+    );
+}

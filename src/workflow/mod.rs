@@ -128,17 +128,18 @@ impl Workflow {
             });
         }
         let spec = spec::read(&root, &dir, &mut problems);
-        if !problems.0.is_empty() {
-            // Inputs and columns are checked on a file whose every node reads.
-            return Err(fail(problems.0));
-        }
+        // Inputs, columns and expressions are checked also when the file has
+        // other problems (all are reported at once), but a source that cannot
+        // be read then is not reported again: its path may hold a variable
+        // that could not be substituted.
+        let sound = problems.0.is_empty();
         let name = spec.name.clone().unwrap_or_else(|| {
             path.file_stem()
                 .and_then(|s| s.to_str())
                 .unwrap_or("workflow")
                 .to_string()
         });
-        match plan::plan(spec, &text, &mut problems).await {
+        match plan::plan(spec, &text, sound, &mut problems).await {
             Some(plan) if problems.0.is_empty() => Ok(Workflow { name, plan }),
             _ => Err(fail(problems.0)),
         }

@@ -138,12 +138,18 @@ pub(crate) enum Op {
 }
 
 /// Checks `spec` and plans it; `None` when any problem was found.
-pub(crate) async fn plan(spec: Spec, text: &str, problems: &mut Problems) -> Option<Plan> {
+pub(crate) async fn plan(
+    spec: Spec,
+    text: &str,
+    sound: bool,
+    problems: &mut Problems,
+) -> Option<Plan> {
     let Spec {
         nodes,
         on_error,
         max_errors,
         max_in_flight_bytes,
+        broken,
         ..
     } = spec;
     let index: HashMap<&str, usize> = nodes
@@ -169,6 +175,9 @@ pub(crate) async fn plan(spec: Spec, text: &str, problems: &mut Problems) -> Opt
             Some((name, port)) => (name, Some(port)),
             None => (at.value.as_str(), None),
         };
+        if broken.iter().any(|b| b == name) {
+            return None; // its own problem is reported
+        }
         let Some(&node) = index.get(name) else {
             let names: Vec<String> = nodes
                 .iter()
@@ -246,7 +255,9 @@ pub(crate) async fn plan(spec: Spec, text: &str, problems: &mut Problems) -> Opt
         }
     };
     let mut resolved_all = true;
-    for n in &nodes {
+    // Nodes whose every input (and table) is known: their columns can be.
+    let mut complete = vec![true; nodes.len()];
+    for (i, n) in nodes.iter().enumerate() {
         let mut ports = Vec::new();
         for at in &n.inputs {
             match resolve(at, problems) {
@@ -257,25 +268,27 @@ pub(crate) async fn plan(spec: Spec, text: &str, problems: &mut Problems) -> Opt
                     );
                 }
                 Some(port) => ports.push(port),
-                None => resolved_all = false,
+                None => complete[i] = false,
             }
         }
         inputs.push(ports);
         tables.push(match &n.kind {
             Kind::Lookup { table, .. } => {
                 let port = resolve(table, problems);
-                resolved_all &= port.is_some();
+                complete[i] &= port.is_some();
                 port
             }
             _ => None,
         });
+        resolved_all &= complete[i];
     }
-    // Every output is read by something.
+    // Every output is read by something (known only when every node was
+    // read and every input resolved).
     let mut read: HashMap<Port, usize> = HashMap::new();
     for port in inputs.iter().flatten().chain(tables.iter().flatten()) {
         *read.entry(*port).or_default() += 1;
     }
-    if resolved_all {
+    if resolved_all && sound {
         for (i, n) in nodes.iter().enumerate() {
             if n.role == Role::Sink {
                 continue;
@@ -312,14 +325,14 @@ pub(crate) async fn plan(spec: Spec, text: &str, problems: &mut Problems) -> Opt
             return None;
         }
     };
-    if !problems.0.is_empty() && !resolved_all {
-        return None;
-    }
     // Columns, node by node, in order.
     let mut schemas: Vec<Option<Arc<Schema>>> = vec![None; nodes.len()];
     let mut ops: Vec<Option<Op>> = (0..nodes.len()).map(|_| None).collect();
     for &i in &order {
         let n = &nodes[i];
+        if !complete[i] {
+            continue; // an input is unknown: its problem is reported
+        }
         let input_schemas: Vec<Arc<Schema>> = inputs[i]
             .iter()
             .filter_map(|p| schemas[p.node].clone())
@@ -335,7 +348,14 @@ pub(crate) async fn plan(spec: Spec, text: &str, problems: &mut Problems) -> Opt
             None => continue,
         };
         let table = tables[i].and_then(|p| schemas[p.node].clone().map(|s| (p, s)));
-        if let Some((op, schema)) = node_plan(n, &input, table, text, problems).await {
+        // A source that cannot be read in a file with other problems is not
+        // reported again (its path may hold an unsubstituted variable).
+        let mut own = Problems::default();
+        let planned = node_plan(n, &input, table, text, &mut own).await;
+        if sound || n.role != Role::Source || planned.is_some() {
+            problems.0.extend(own.0);
+        }
+        if let Some((op, schema)) = planned {
             ops[i] = Some(op);
             schemas[i] = Some(schema);
         }

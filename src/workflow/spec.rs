@@ -23,6 +23,9 @@ pub(crate) struct Spec {
     pub(crate) on_error: Option<Policy>,
     pub(crate) max_errors: Option<MaxErrorsSpec>,
     pub(crate) max_in_flight_bytes: Option<u64>,
+    /// Nodes left out for problems already reported: a reference to one is
+    /// not reported again.
+    pub(crate) broken: Vec<String>,
 }
 
 /// `max_errors`: a count, or a fraction with `%`.
@@ -245,6 +248,8 @@ pub(crate) fn read(root: &Node, dir: &Path, problems: &mut Problems) -> Spec {
                     continue;
                 }
                 spec.nodes.push(node);
+            } else {
+                spec.broken.push(key.name.clone());
             }
         }
     }
