@@ -391,3 +391,18 @@ fn key_problems_and_column_problems_are_reported_together() {
         ]
     );
 }
+
+#[test]
+fn a_lookup_whose_table_and_input_share_a_source() {
+    // The lookup reads its table to the end first; fed by one tee, the input
+    // would wait for ever: refused before the run, not a hang or a panic.
+    let yaml = format!(
+        "{SOURCE}transforms:\n  firsts: {{ inputs: [orders], type: dedup, key: [user] }}\n  joined: {{ inputs: [orders], type: lookup, table: firsts, on: user, prefix: f_ }}\nsinks:\n  out: {{ inputs: [joined], type: csv, path: out.csv }}\n"
+    );
+    let got = problems(&yaml);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("5:52 the table `firsts` and the input of `joined` both come from `orders`"),
+        "{got:?}"
+    );
+}

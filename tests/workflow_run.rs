@@ -371,3 +371,26 @@ sinks:
         ["user,more", "ana!,242", "bo!,161"]
     );
 }
+
+#[tokio::test]
+async fn a_lookup_table_from_a_second_source_on_the_same_file() {
+    let yaml = r#"
+sources:
+  orders: { type: csv, path: orders.csv, schema: { amount: float, qty: int } }
+  again: { type: csv, path: orders.csv }
+transforms:
+  firsts: { inputs: [again], type: dedup, key: [user] }
+  first_id: { inputs: [firsts], type: select, columns: [user, id] }
+  joined: { inputs: [orders], type: lookup, table: first_id, on: user, prefix: first_ }
+  slim: { inputs: [joined], type: select, columns: [id, user, first_id] }
+sinks:
+  out: { inputs: [slim], type: csv, path: out.csv }
+"#;
+    let dir = Dir::new(yaml);
+    let report = dir.run().await;
+    assert!(matches!(report.status(), Status::Completed), "{report}");
+    assert_eq!(
+        dir.read("out.csv"),
+        "id,user,first_id\n1,ana,1\n2,bo,2\n3,chen,3\n4,ana,1\n5,dara,5\n6,eli,6\n"
+    );
+}

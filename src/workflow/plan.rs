@@ -325,6 +325,30 @@ pub(crate) async fn plan(
             return None;
         }
     };
+    // A lookup reads its table to the end before its input: if both come
+    // from one node, the fan-out there waits for room on the input while
+    // the lookup waits for the table's end.
+    for (i, n) in nodes.iter().enumerate() {
+        let (Some(table), Kind::Lookup { table: at, .. }) = (tables[i], &n.kind) else {
+            continue;
+        };
+        let of_table = ancestors(&[table.node], &inputs, &tables);
+        let of_input = ancestors(
+            &inputs[i].iter().map(|p| p.node).collect::<Vec<_>>(),
+            &inputs,
+            &tables,
+        );
+        if let Some(&shared) = order.iter().find(|&&a| of_table[a] && of_input[a]) {
+            problems.with_help(
+                at.pos,
+                format!(
+                    "the table `{}` and the input of `{}` both come from `{}`: the lookup reads the table to its end before its input, which would wait on `{}` for ever",
+                    at.value, n.id.value, nodes[shared].id.value, nodes[shared].id.value
+                ),
+                "read the table from a source of its own (a second source on the same file is fine)",
+            );
+        }
+    }
     // Columns, node by node, in order.
     let mut schemas: Vec<Option<Arc<Schema>>> = vec![None; nodes.len()];
     let mut ops: Vec<Option<Op>> = (0..nodes.len()).map(|_| None).collect();
@@ -400,6 +424,18 @@ pub(crate) async fn plan(
         max_errors,
         max_in_flight_bytes,
     })
+}
+
+/// The nodes `from` read from, directly or not, `from` included.
+fn ancestors(from: &[usize], inputs: &[Vec<Port>], tables: &[Option<Port>]) -> Vec<bool> {
+    let mut seen = vec![false; inputs.len()];
+    let mut stack: Vec<usize> = from.to_vec();
+    while let Some(i) = stack.pop() {
+        if !std::mem::replace(&mut seen[i], true) {
+            stack.extend(inputs[i].iter().chain(tables[i].iter()).map(|p| p.node));
+        }
+    }
+    seen
 }
 
 /// Kahn's order of the nodes, or a cycle.
