@@ -169,7 +169,7 @@ pub(crate) fn build(plan: &Plan) -> Graph {
                 for other in inputs {
                     merged = merged.merge(other).boxed();
                 }
-                Some(merged.name(format!("{id}.merge")).boxed())
+                Some(merged.name(format!("{id}:merge")).boxed())
             }
         };
         let policy = node.on_error.as_ref().map(|p| policies.of(p));
@@ -328,7 +328,7 @@ pub(crate) fn build(plan: &Plan) -> Graph {
                     .enumerate()
                     .map(|(i, (branch, name))| {
                         let branch = match i {
-                            0 => branch.name(format!("{id}.route")),
+                            0 => branch.name(format!("{id}:route")),
                             _ => branch,
                         };
                         branch
@@ -445,18 +445,30 @@ pub(crate) fn build(plan: &Plan) -> Graph {
                 node: index,
                 output,
             };
+            // Stages made here are named after the output with a `:`, which
+            // no node or route name has.
+            let shown = match &node.op {
+                Op::Route(routes) => {
+                    let route = routes
+                        .get(output)
+                        .map_or("_unmatched", |(name, _)| name.as_str());
+                    format!("{id}.{route}")
+                }
+                _ => id.to_string(),
+            };
             match readers.get(&port).copied().unwrap_or(0) {
                 0 => add(Graph::from(
                     pipeline
                         .filter(|_| false)
-                        .name(format!("{id}.unread"))
-                        .to(sink::discard()),
+                        .name(format!("{shown}:unread"))
+                        .to(sink::discard())
+                        .name(format!("{shown}:discard")),
                 )),
                 1 => {
                     ready.insert(port, vec![pipeline]);
                 }
                 n => {
-                    let name = format!("{}.tee", plan.nodes[index].id);
+                    let name = format!("{shown}:tee");
                     let branches = pipeline
                         .tee_n(n)
                         .into_iter()

@@ -545,6 +545,17 @@ fn kind(
             allowed.push("routes");
             let routes = pairs(f.require("routes", p)?, "`routes`", p);
             for (name, _) in &routes {
+                if !name
+                    .value
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+                {
+                    p.with_help(
+                        name.pos,
+                        format!("`{}` cannot name a route", name.value),
+                        "use letters, digits, `_` and `-`",
+                    );
+                }
                 if name.value == "_unmatched" {
                     p.with_help(name.pos, "`_unmatched` is the route's own output", "name the route otherwise; read the records no route takes from `<route>._unmatched`");
                 }
