@@ -394,3 +394,34 @@ sinks:
         "id,user,first_id\n1,ana,1\n2,bo,2\n3,chen,3\n4,ana,1\n5,dara,5\n6,eli,6\n"
     );
 }
+
+#[tokio::test]
+async fn route_outputs_read_by_several_nodes_and_routes_named_like_operators() {
+    let yaml = r#"
+sources:
+  orders: { type: csv, path: orders.csv, schema: { amount: float, qty: int } }
+transforms:
+  split: { inputs: [orders], type: route, routes: { tee: "amount > 100.0", route: "amount < 100.0" } }
+  a: { inputs: [split.tee], type: select, columns: [id] }
+  b: { inputs: [split.tee], type: select, columns: [id] }
+  c: { inputs: [split.route], type: select, columns: [id] }
+  d: { inputs: [split.route], type: select, columns: [id] }
+sinks:
+  big: { inputs: [a, b], type: csv, path: big.csv }
+  small: { inputs: [c, d], type: csv, path: small.csv }
+"#;
+    let dir = Dir::new(yaml);
+    let report = dir.run().await;
+    assert!(matches!(report.status(), Status::Completed), "{report}");
+    let sorted = |name: &str| {
+        let text = dir.read(name);
+        let mut lines: Vec<String> = text.lines().skip(1).map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    // Each route output read twice: every id twice; 99.5 and 80 are small.
+    assert_eq!(sorted("big.csv"), ["1", "1", "3", "3", "5", "5", "6", "6"]);
+    assert_eq!(sorted("small.csv"), ["2", "2", "4", "4"]);
+    assert!(report.stage("split.tee:tee").is_some() && report.stage("split.route:tee").is_some());
+    report.check_accounting().unwrap();
+}
