@@ -402,7 +402,26 @@ fn a_lookup_whose_table_and_input_share_a_source() {
     let got = problems(&yaml);
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(
-        got[0].starts_with("5:52 the table `firsts` and the input of `joined` both come from `orders`"),
+        got[0].starts_with(
+            "5:52 the table `firsts` and the input of `joined` both come from `orders`"
+        ),
         "{got:?}"
+    );
+}
+
+#[test]
+fn options_that_would_make_no_sense_at_run_time() {
+    let yaml = format!(
+        "{SOURCE}transforms:\n  by: {{ inputs: [orders], type: aggregate, key: [], aggregates: {{ n: count }}, max_keys: 0 }}\n  w: {{ inputs: [orders], type: window, key: [category], time: id, size: 1m, slide: 1h, aggregates: {{ n: count }} }}\nsinks:\n  out: {{ inputs: [by], type: csv, path: out.csv }}\n  out2: {{ inputs: [w], type: csv, path: out2.csv }}\nmax_in_flight_bytes: 0\n"
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "4:49 `key` names no column",
+            "4:89 `max_keys` should be 1 at least",
+            "5:63 `id` is string, not a timestamp",
+            "5:84 `slide` is longer than `size`: records between windows would be in none",
+            "9:22 `max_in_flight_bytes` should be 1 at least",
+        ]
     );
 }

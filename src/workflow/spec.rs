@@ -205,6 +205,10 @@ pub(crate) fn read(root: &Node, dir: &Path, problems: &mut Problems) -> Spec {
     }
     if let Some(b) = top.get("max_in_flight_bytes") {
         spec.max_in_flight_bytes = read::count(b, "`max_in_flight_bytes`", problems);
+        if spec.max_in_flight_bytes == Some(0) {
+            problems.at(b.pos, "`max_in_flight_bytes` should be 1 at least");
+            spec.max_in_flight_bytes = None;
+        }
     }
     for (section, role) in [
         ("sources", Role::Source),
@@ -392,8 +396,15 @@ fn kind(
                      allowed: &mut Vec<&'static str>,
                      p: &mut Problems| {
         allowed.push(key);
-        f.get(key)
-            .and_then(|n| read::count(n, &format!("`{key}`"), p))
+        // Every count option (rows, bytes, keys, threads) needs one at least.
+        let node = f.get(key)?;
+        match read::count(node, &format!("`{key}`"), p)? {
+            0 => {
+                p.at(node.pos, format!("`{key}` should be 1 at least"));
+                None
+            }
+            n => Some(n),
+        }
     };
     let flag = |f: &mut Fields<'_>,
                 key: &'static str,
@@ -564,12 +575,10 @@ fn kind(
         }
         (_, "aggregate") => {
             allowed.extend(["key", "aggregates"]);
-            let key = f
-                .get("key")
-                .map(|n| names(n, "`key`", p))
-                .unwrap_or_default();
+            let key = key_list(f, "key", p);
             let aggregates = pairs(f.require("aggregates", p)?, "`aggregates`", p);
             let max_keys = opt_count(f, "max_keys", allowed, p);
+            let key = key?;
             Kind::Aggregate {
                 key,
                 aggregates,
@@ -578,14 +587,21 @@ fn kind(
         }
         (_, "window") => {
             allowed.extend(["key", "aggregates", "time", "size", "slide", "lateness"]);
-            let key = f
-                .get("key")
-                .map(|n| names(n, "`key`", p))
-                .unwrap_or_default();
+            let key = key_list(f, "key", p);
             let aggregates = pairs(f.require("aggregates", p)?, "`aggregates`", p);
             let time = text(f.require("time", p)?, "`time`", p);
             let size = duration(f.require("size", p)?, "`size`", p);
             let slide = f.get("slide").and_then(|n| duration(n, "`slide`", p));
+            if let (Some(size), Some(slide)) = (&size, &slide)
+                && slide.value > size.value
+            {
+                p.with_help(
+                    slide.pos,
+                    "`slide` is longer than `size`: records between windows would be in none",
+                    "a slide of at most the size (equal: tumbling windows)",
+                );
+            }
+            let key = key?;
             let lateness = f
                 .get("lateness")
                 .and_then(|n| duration(n, "`lateness`", p))
@@ -604,14 +620,17 @@ fn kind(
         }
         (_, "dedup") => {
             allowed.push("key");
-            let key = names(f.require("key", p)?, "`key`", p);
+            let key = key_list(f, "key", p);
             let max_keys = opt_count(f, "max_keys", allowed, p);
-            Kind::Dedup { key, max_keys }
+            Kind::Dedup {
+                key: key?,
+                max_keys,
+            }
         }
         (_, "lookup") => {
             allowed.extend(["table", "on", "table_key", "prefix", "unmatched"]);
             let table = text(f.require("table", p)?, "`table`", p);
-            let on = names(f.require("on", p)?, "`on`", p);
+            let on = key_list(f, "on", p)?;
             let table_key = f
                 .get("table_key")
                 .map(|n| names(n, "`table_key`", p))
@@ -693,6 +712,21 @@ fn csv_options(
         options.flexible = x;
     }
     options
+}
+
+/// A key's columns: required, one at least.
+fn key_list(f: &mut Fields<'_>, key: &str, p: &mut Problems) -> Option<Vec<At<String>>> {
+    let node = f.require(key, p)?;
+    let list = names(node, &format!("`{key}`"), p);
+    if list.is_empty() {
+        p.with_help(
+            node.pos,
+            format!("`{key}` names no column"),
+            "name the key column(s): `[category]`; for one group over everything, derive a constant column and key by it",
+        );
+        return None;
+    }
+    Some(list)
 }
 
 fn text(node: &Node, what: &str, p: &mut Problems) -> Option<At<String>> {
