@@ -15,6 +15,7 @@
 //! and every malformed record is an error with its file, record, line, byte
 //! and field; see [`CsvSource`].
 
+mod chunks;
 mod de;
 mod decode;
 mod headers;
@@ -30,6 +31,10 @@ mod sink;
 mod source;
 mod writer;
 
+pub use chunks::{
+    CsvChunk, CsvChunkSink, CsvChunks, CsvOut, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_RECORD_BYTES, Row,
+    Rows, read_chunks, write_chunks,
+};
 pub use options::{CsvOptions, DuplicateHeaders, Trim};
 pub use partitioned::{PartitionedCsvSink, write_partitioned, write_records_partitioned};
 pub use sink::{CsvSink, write, write_records, write_records_to, write_to};
