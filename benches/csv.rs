@@ -164,7 +164,7 @@ async fn chunks(input: &Path, output: &Path) -> u64 {
     let count = kept.clone();
     Pipeline::from(csv::read_chunks(input))
         .par_map(2, move |chunk: csv::CsvChunk| -> Vec<u8> {
-            let mut out = csv::CsvOut::new();
+            let mut out = csv::CsvOut::with_capacity(chunk.len() / 3);
             let mut total_buf = Vec::with_capacity(32);
             let mut n = 0;
             chunk
@@ -175,8 +175,8 @@ async fn chunks(input: &Path, output: &Path) -> u64 {
                         let qty: u32 = row.parse(5)?;
                         total_buf.clear();
                         write!(total_buf, "{}", amount * f64::from(qty)).unwrap();
-                        let r = row.record();
-                        out.write_record([&r[0], &r[2], &r[3], total_buf.as_slice()])?;
+                        let field = |i| row.get(i).unwrap_or_default();
+                        out.write_record([field(0), field(2), field(3), total_buf.as_slice()])?;
                         n += 1;
                     }
                     Ok(())

@@ -342,7 +342,7 @@ async fn chunks_to_chunks_copies_the_records() {
         .par_map(2, |chunk: CsvChunk| {
             let mut out = CsvOut::new();
             chunk
-                .for_each_row(|row| out.write_record(row.record()))
+                .for_each_row(|row| out.write_record(row.iter()))
                 .unwrap();
             out.into_bytes()
         })

@@ -376,16 +376,19 @@ impl CsvChunk {
     /// # Ok(()) }
     /// ```
     pub fn rows(&self) -> Rows<'_> {
-        let reader = ::csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
+        let parser = csv_core::ReaderBuilder::new()
             .delimiter(self.file.delimiter)
-            .buffer_capacity(64 * 1024)
-            .from_reader(&self.bytes[..]);
+            .build();
+        let width = self.file.headers.len();
         Rows {
             chunk: self,
-            reader,
-            record: ::csv::ByteRecord::new(),
+            parser,
+            at: 0,
+            text: vec![0; 256],
+            ends: vec![0; width.max(1) + 1],
+            fields: 0,
+            line: 1,
+            byte: 0,
         }
     }
 
@@ -452,70 +455,86 @@ impl fmt::Debug for CsvChunk {
 }
 
 /// The records of a [`CsvChunk`], made by [`CsvChunk::rows`]: a lending
-/// iterator (each [`Row`] borrows the one reused record).
+/// iterator (each [`Row`] borrows the parser's buffers, reused for every
+/// record), parsing the chunk in place with the `csv` crate's parser.
 pub struct Rows<'c> {
     chunk: &'c CsvChunk,
-    reader: ::csv::Reader<&'c [u8]>,
-    record: ::csv::ByteRecord,
+    parser: csv_core::Reader,
+    /// The bytes of the chunk parsed so far.
+    at: usize,
+    /// The last record's unquoted fields, one after the other...
+    text: Vec<u8>,
+    /// ...and where each ends in `text`.
+    ends: Vec<usize>,
+    fields: usize,
+    /// The file's line and byte where the last record starts.
+    line: u64,
+    byte: u64,
 }
 
 impl Rows<'_> {
     /// The next record, `None` after the last; a record with the wrong
     /// number of fields is an `Err`, and the next call goes on after it.
+    #[inline]
     pub fn next_row(&mut self) -> Option<Result<Row<'_>>> {
         let chunk = self.chunk;
-        match self.reader.read_byte_record(&mut self.record) {
-            Ok(false) => None,
-            Err(e) => {
-                // Reading from memory, with flexible records: not expected.
-                let (line, byte) = self.position();
-                Some(Err(chunk.error(e.to_string(), line, byte, None)))
-            }
-            Ok(true) => {
-                let (line, byte) = self.position();
-                let width = chunk.file.headers.len();
-                if self.record.len() != width {
-                    let message = format!("expected {width} fields, found {}", self.record.len());
-                    return Some(Err(chunk.error(message, line, byte, None)));
+        let input = &chunk.bytes[..];
+        let (start, line) = (self.at, self.parser.line());
+        let (mut text, mut fields) = (0, 0);
+        loop {
+            let (result, read, wrote, ended) = self.parser.read_record(
+                &input[self.at..],
+                &mut self.text[text..],
+                &mut self.ends[fields..],
+            );
+            self.at += read;
+            text += wrote;
+            fields += ended;
+            match result {
+                csv_core::ReadRecordResult::Record => break,
+                csv_core::ReadRecordResult::End => return None,
+                csv_core::ReadRecordResult::InputEmpty => {} // then the end: `input` is all there is
+                csv_core::ReadRecordResult::OutputFull => {
+                    let len = self.text.len();
+                    self.text.resize(len * 2, 0);
                 }
-                Some(Ok(Row {
-                    record: &self.record,
-                    chunk,
-                    line,
-                    byte,
-                }))
+                csv_core::ReadRecordResult::OutputEndsFull => {
+                    let len = self.ends.len();
+                    self.ends.resize(len * 2, 0);
+                }
             }
         }
-    }
-
-    /// The file's line and byte where the last record starts: its first
-    /// byte, after the line breaks (blank lines, the `\n` of a `\r\n`) that
-    /// the `csv` crate's position leaves before it.
-    fn position(&self) -> (u64, u64) {
-        let (mut line, byte) = self
-            .record
-            .position()
-            .map_or((1, 0), |p| (p.line(), p.byte()));
-        let mut at = usize::try_from(byte).unwrap_or(usize::MAX);
-        while let Some(&b) = self
-            .chunk
-            .bytes
-            .get(at)
-            .filter(|&&b| b == b'\n' || b == b'\r')
-        {
+        self.fields = fields;
+        // The record's first byte: after the line breaks (blank lines, the
+        // `\n` of a `\r\n`) the parser skipped before it.
+        let (mut line, mut at) = (line, start);
+        while let Some(&b) = input.get(at).filter(|&&b| b == b'\n' || b == b'\r') {
             line += u64::from(b == b'\n');
             at += 1;
         }
-        (
-            self.chunk.first_line + line.saturating_sub(1),
-            self.chunk.first_byte + at as u64,
-        )
+        self.line = chunk.first_line + line - 1;
+        self.byte = chunk.first_byte + at as u64;
+        let width = chunk.file.headers.len();
+        if fields != width {
+            let message = format!("expected {width} fields, found {fields}");
+            return Some(Err(chunk.error(message, self.line, self.byte, None)));
+        }
+        Some(Ok(Row {
+            text: &self.text,
+            ends: &self.ends[..fields],
+            chunk,
+            line: self.line,
+            byte: self.byte,
+        }))
     }
 }
 
 impl fmt::Debug for Rows<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rows").field("chunk", self.chunk).finish()
+        f.debug_struct("Rows")
+            .field("chunk", self.chunk)
+            .field("at", &self.at)
+            .finish()
     }
 }
 
@@ -523,7 +542,8 @@ impl fmt::Debug for Rows<'_> {
 /// decoded only when asked, with errors naming the file, line, byte (where
 /// the record starts) and field.
 pub struct Row<'a> {
-    record: &'a ::csv::ByteRecord,
+    text: &'a [u8],
+    ends: &'a [usize],
     chunk: &'a CsvChunk,
     line: u64,
     byte: u64,
@@ -531,18 +551,35 @@ pub struct Row<'a> {
 
 impl<'a> Row<'a> {
     /// Field `i` (from 0) as bytes, unquoted; `None` past the last field.
+    #[inline]
     pub fn get(&self, i: usize) -> Option<&'a [u8]> {
-        self.record.get(i)
+        let end = *self.ends.get(i)?;
+        let start = match i {
+            0 => 0,
+            _ => self.ends[i - 1],
+        };
+        self.text.get(start..end)
+    }
+
+    /// The fields, in order, as bytes.
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
+        let text = self.text;
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let field = &text[start..end];
+            start = end;
+            field
+        })
     }
 
     /// The number of fields (the header's).
     pub fn len(&self) -> usize {
-        self.record.len()
+        self.ends.len()
     }
 
     /// True when the record has no field.
     pub fn is_empty(&self) -> bool {
-        self.record.is_empty()
+        self.ends.is_empty()
     }
 
     /// The line of the file (from 1) where the record starts.
@@ -555,57 +592,63 @@ impl<'a> Row<'a> {
         self.byte
     }
 
-    /// The fields, as the `csv` crate's record.
-    pub fn record(&self) -> &'a ::csv::ByteRecord {
-        self.record
-    }
-
     /// Field `i` as text: invalid UTF-8, or no field `i`, is a record-level
     /// error naming the file, line, byte and field.
+    #[inline]
     pub fn str(&self, i: usize) -> Result<&'a str> {
         let bytes = self.field(i)?;
-        std::str::from_utf8(bytes).map_err(|e| {
-            let bad = bytes.get(e.valid_up_to()).copied().unwrap_or(0);
-            self.error(i, format!("invalid UTF-8 ({})", show(bad)))
-        })
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Ok(text),
+            Err(e) => Err(self.utf8_error(i, bytes, e)),
+        }
     }
 
     /// Field `i` parsed with [`FromStr`]: an error is a record-level parse
     /// error naming the file, line, byte and field, and quoting the value.
+    #[inline]
     pub fn parse<T>(&self, i: usize) -> Result<T>
     where
         T: FromStr,
         T::Err: fmt::Display,
     {
         let text = self.str(i)?;
-        text.parse()
-            .map_err(|e| self.error(i, format!("invalid value {}: {e}", excerpt(text))))
+        match text.parse() {
+            Ok(value) => Ok(value),
+            Err(e) => Err(self.error(i, format!("invalid value {}: {e}", excerpt(text)))),
+        }
     }
 
     /// A record-level parse error about field `i` of this record, saying
     /// `message` and naming the file, line, byte and field: for checks of
     /// one's own.
+    #[cold]
     pub fn error(&self, i: usize, message: impl Into<String>) -> Error {
         self.chunk
             .error(message.into(), self.line, self.byte, Some(i))
     }
 
+    #[cold]
+    fn utf8_error(&self, i: usize, bytes: &[u8], e: std::str::Utf8Error) -> Error {
+        let bad = bytes.get(e.valid_up_to()).copied().unwrap_or(0);
+        self.error(i, format!("invalid UTF-8 ({})", show(bad)))
+    }
+
+    #[inline]
     fn field(&self, i: usize) -> Result<&'a [u8]> {
-        self.record.get(i).ok_or_else(|| {
-            self.error(
-                i,
-                format!("no field {i}: the record has {}", self.record.len()),
-            )
-        })
+        match self.get(i) {
+            Some(field) => Ok(field),
+            None => Err(self.error(i, format!("no field {i}: the record has {}", self.len()))),
+        }
     }
 }
 
 impl fmt::Debug for Row<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fields: Vec<_> = self.iter().map(String::from_utf8_lossy).collect();
         f.debug_struct("Row")
             .field("line", &self.line)
             .field("byte", &self.byte)
-            .field("record", self.record)
+            .field("fields", &fields)
             .finish()
     }
 }
@@ -907,6 +950,25 @@ impl CsvOut {
                 .delimiter(delimiter)
                 .flexible(true)
                 .from_writer(Vec::new()),
+        }
+    }
+
+    /// An empty output with room for `bytes` bytes before it grows (for a
+    /// chunk's output, a guess from its input's length), fields separated by `,`.
+    ///
+    /// ```
+    /// use dataflare::csv::CsvOut;
+    ///
+    /// let mut out = CsvOut::with_capacity(1 << 16);
+    /// out.write_record(["1", "2"])?;
+    /// assert_eq!(out.into_bytes(), b"1,2\n");
+    /// # Ok::<(), dataflare::Error>(())
+    /// ```
+    pub fn with_capacity(bytes: usize) -> Self {
+        CsvOut {
+            writer: ::csv::WriterBuilder::new()
+                .flexible(true)
+                .from_writer(Vec::with_capacity(bytes)),
         }
     }
 
