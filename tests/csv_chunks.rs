@@ -369,3 +369,96 @@ async fn a_missing_file_or_a_quote_delimiter_fails_the_run() {
         .unwrap_err();
     assert!(e.to_string().contains("delimiter"), "{e}");
 }
+
+#[tokio::test]
+async fn invalid_utf8_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latin1.csv");
+    std::fs::write(&path, b"id,name\n1,ok\n2,caf\xE9\n").unwrap();
+    let out = Collected::new();
+    Pipeline::from(csv::read_chunks(&path))
+        .map(|chunk: CsvChunk| {
+            let mut errors = Vec::new();
+            chunk
+                .for_each_row(|row| {
+                    if let Err(e) = row.str(1) {
+                        errors.push(e.to_string());
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            errors
+        })
+        .to(sink::collect(&out))
+        .run()
+        .await
+        .unwrap();
+    let errors = out.to_vec().concat();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].contains("line 3, byte 13, field \"name\": invalid UTF-8 (byte 0xE9)"),
+        "{}",
+        errors[0]
+    );
+}
+
+mod generated {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Fields of a few kinds: plain, with the delimiter, quotes, line breaks.
+    fn field() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                Just("a"),
+                Just("bc"),
+                Just(","),
+                Just("\""),
+                Just("\n"),
+                Just("\r\n"),
+                Just(" "),
+                Just("é"),
+            ],
+            0..4,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Records written by the `csv` crate (quoted as it quotes), lines
+        /// ending in `\n` or `\r\n`, read in blocks of any size: the rows
+        /// and their positions are the whole file's.
+        #[test]
+        fn any_file_at_any_chunk_size(
+            records in prop::collection::vec(prop::collection::vec(field(), 3), 0..20),
+            crlf in any::<bool>(),
+            newline_at_end in any::<bool>(),
+            size in 1usize..80,
+        ) {
+            let terminator = if crlf {
+                ::csv::Terminator::CRLF
+            } else {
+                ::csv::Terminator::Any(b'\n')
+            };
+            let mut w = ::csv::WriterBuilder::new().terminator(terminator).from_writer(Vec::new());
+            w.write_record(["x", "y", "z"]).unwrap();
+            for r in &records {
+                w.write_record(r).unwrap();
+            }
+            let mut text = w.into_inner().unwrap();
+            if !newline_at_end && !records.is_empty() {
+                while matches!(text.last(), Some(b'\n' | b'\r')) {
+                    text.pop();
+                }
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("gen.csv");
+            std::fs::write(&path, &text).unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let (rows, _) = rt.block_on(chunked(&path, size));
+            prop_assert_eq!(rows, whole(&path));
+        }
+    }
+}

@@ -200,10 +200,13 @@ impl CsvChunks {
         self
     }
 
-    /// Sets the longest record read, in bytes, line break included (16 MiB
-    /// by default): a longer one (or a quote never closed) fails the run
-    /// with an error naming the line where it starts, rather than reading
-    /// the whole file into memory.
+    /// Sets how far a block may grow, in bytes, to hold a record that does
+    /// not end within it (16 MiB by default): a record still not ended
+    /// then (or a quote never closed) fails the run with an error naming
+    /// the line where it starts, rather than reading the whole file into
+    /// memory. Records that end within a block are read whatever their
+    /// length: the bound is on memory, about `max(chunk_size,
+    /// max_record_bytes)` per block.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

@@ -14,6 +14,12 @@
 //! [`infer_schema`](CsvSource::infer_schema)). Quoting is strict by default
 //! and every malformed record is an error with its file, record, line, byte
 //! and field; see [`CsvSource`].
+//!
+//! For the most speed on a large file: [`read_chunks`] cuts it into blocks of
+//! whole records ([`CsvChunk`]) that workers parse in place
+//! ([`par_map`](crate::Pipeline::par_map)) into [`Row`]s borrowed from the
+//! block, decoding only the fields asked for; [`CsvOut`] formats a block's
+//! output, and [`write_chunks`] writes the blocks in input order, atomically.
 
 mod chunks;
 mod de;
