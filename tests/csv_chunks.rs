@@ -462,3 +462,35 @@ mod generated {
         }
     }
 }
+
+#[tokio::test]
+async fn a_row_error_in_par_try_map_fails_the_run_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let mut text = String::from("id,amount\n");
+    for i in 0..5000 {
+        text.push_str(&format!("{i},{}.5\n", i % 97));
+    }
+    text.push_str("5000,12x\n");
+    std::fs::write(&input, &text).unwrap();
+    let output = dir.path().join("out.csv");
+    let err = Pipeline::from(csv::read_chunks(&input).chunk_size(1024))
+        .par_try_map(2, |chunk: &CsvChunk| -> dataflare::Result<Vec<u8>> {
+            let mut out = CsvOut::new();
+            chunk.for_each_row(|row| {
+                let amount: f64 = row.parse(1)?;
+                out.write_record([row.str(0)?, &amount.to_string()])
+            })?;
+            Ok(out.into_bytes())
+        })
+        .to(csv::write_chunks(&output).header(["id", "amount"]))
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(err.path(), Some(input.as_path()));
+    assert_eq!(err.position().line, Some(5002));
+    assert_eq!(err.position().byte, Some(text.len() as u64 - 9));
+    assert_eq!(err.position().field.as_deref(), Some("amount"));
+    assert!(!output.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}

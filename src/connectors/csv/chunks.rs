@@ -66,7 +66,11 @@ const QUOTE: u8 = b'"';
 /// together exactly the records of the whole file parsed in one go.
 ///
 /// A file that cannot be opened or read fails the run. Lines and bytes in
-/// errors are the file's (each chunk knows its first line and byte).
+/// errors are the file's (each chunk knows its first line and byte). For
+/// the errors of rows (a bad number, a record of the wrong width) to reach
+/// the run as they are, parse in
+/// [`par_try_map`](crate::Pipeline::par_try_map) and return them: a
+/// DataFlare [`Error`] keeps its file, line, byte and field.
 ///
 /// - **Emits** one chunk per batch, in file order, as soon as it is read and cut.
 /// - **Backpressures** when 4 chunks wait for the pipeline: the reader then
