@@ -14,7 +14,12 @@
 //! - `typed_used`, `dynamic_used`: the same with a struct / schema of only the
 //!   columns the job uses, so the others are not decoded;
 //! - `typed_2_threads`, `dynamic_2_threads`: `typed` and `dynamic` parsing on two
-//!   threads (`parallel(2)`), to show what parallel parsing gives on this machine.
+//!   threads (`parallel(2)`), to show what parallel parsing gives on this machine;
+//! - `chunks`: `csv::read_chunks` cuts the file into 1 MiB blocks of whole records,
+//!   `par_map(2, ..)` parses each block into rows borrowed from it (only the used
+//!   columns decoded) and formats the kept ones with `CsvOut`, and
+//!   `csv::write_chunks` writes the blocks in input order: what `byte_record_loop`
+//!   writes, byte for byte.
 //!
 //! The variants run in 5 interleaved rounds; each one's median counts, and
 //! each ratio is the median (and the spread) of the ratios within a round.
@@ -149,6 +154,44 @@ async fn dynamic(input: &Path, output: &Path, t: Threads, used: bool) -> u64 {
     common::dynamic_job(input, output, parallel, used).await
 }
 
+/// The job on chunks of whole records: parsed on 2 workers, rows borrowed
+/// from their chunk, fields decoded as `byte_record_loop` decodes them.
+async fn chunks(input: &Path, output: &Path) -> u64 {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let kept = Arc::new(AtomicU64::new(0));
+    let count = kept.clone();
+    Pipeline::from(csv::read_chunks(input))
+        .par_map(2, move |chunk: csv::CsvChunk| -> Vec<u8> {
+            let mut out = csv::CsvOut::with_capacity(chunk.len() / 3);
+            let mut total_buf = Vec::with_capacity(32);
+            let mut n = 0;
+            chunk
+                .for_each_row(|row| {
+                    let category = row.str(3)?;
+                    let amount: f64 = row.parse(4)?;
+                    if keep(category, amount) {
+                        let qty: u32 = row.parse(5)?;
+                        total_buf.clear();
+                        write!(total_buf, "{}", amount * f64::from(qty)).unwrap();
+                        let field = |i| row.get(i).unwrap_or_default();
+                        out.write_record([field(0), field(2), field(3), total_buf.as_slice()])?;
+                        n += 1;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            count.fetch_add(n, Ordering::Relaxed);
+            out.into_bytes()
+        })
+        .to(csv::write_chunks(output).header(["id", "user", "category", "total"]))
+        .run()
+        .await
+        .unwrap();
+    kept.load(Ordering::Relaxed)
+}
+
 /// Child process: run one variant.
 fn child(rt: &tokio::runtime::Runtime, variant: &str, input: &Path, output: &Path) -> u64 {
     match variant {
@@ -160,6 +203,7 @@ fn child(rt: &tokio::runtime::Runtime, variant: &str, input: &Path, output: &Pat
         "dynamic" => rt.block_on(dynamic(input, output, Threads::Default, false)),
         "dynamic_2_threads" => rt.block_on(dynamic(input, output, Threads::Two, false)),
         "dynamic_used" => rt.block_on(dynamic(input, output, Threads::Default, true)),
+        "chunks" => rt.block_on(chunks(input, output)),
         other => panic!("unknown variant {other}"),
     }
 }
@@ -242,6 +286,7 @@ fn main() {
         "dynamic_used",
         "typed_2_threads",
         "dynamic_2_threads",
+        "chunks",
     ];
     let all = rounds(&variants, &input, &dir, ROUNDS);
     let runs = |name: &str| &all.iter().find(|(v, _)| *v == name).unwrap().1;
@@ -278,6 +323,7 @@ fn main() {
         ("dynamic", "byte_record_loop"),
         ("dynamic_used", "byte_record_loop"),
         ("dynamic_2_threads", "byte_record_loop"),
+        ("chunks", "byte_record_loop"),
     ] {
         assert_eq!(
             median(v).digest,
@@ -303,6 +349,7 @@ fn main() {
         "dynamic_used",
         "typed_2_threads",
         "dynamic_2_threads",
+        "chunks",
     ]
     .into_iter()
     .max_by(|a, b| {
@@ -337,6 +384,12 @@ fn main() {
             "dynamic_2_threads",
             "dynamic",
             "-",
+        ),
+        (
+            "chunks / byte_record_loop",
+            "chunks",
+            "byte_record_loop",
+            ">= 1.5",
         ),
     ] {
         let (lo, mid, hi) = paired(v, base);
