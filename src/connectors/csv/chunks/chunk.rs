@@ -16,7 +16,7 @@ pub(super) struct FileInfo {
     pub(super) delimiter: u8,
 }
 
-/// A block of whole records of a CSV file, made by [`read_chunks`]: its
+/// A block of whole records of a CSV file, made by [`read_chunks`](super::read_chunks): its
 /// text, where it starts in the file, and the file's header row. Parse it
 /// with [`rows`](CsvChunk::rows) or [`for_each_row`](CsvChunk::for_each_row).
 ///
@@ -67,7 +67,7 @@ impl CsvChunk {
         self.bytes.len()
     }
 
-    /// True when the chunk has no text (never for a chunk of [`read_chunks`]).
+    /// True when the chunk has no text (never for a chunk of [`read_chunks`](super::read_chunks)).
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }

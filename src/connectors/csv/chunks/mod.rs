@@ -72,7 +72,7 @@ pub use write::{CsvChunkSink, CsvOut, write_chunks};
 /// the errors of rows (a bad number, a record of the wrong width) to reach
 /// the run as they are, parse in
 /// [`par_try_map`](crate::Pipeline::par_try_map) and return them: a
-/// DataFlare [`Error`] keeps its file, line, byte and field.
+/// DataFlare [`Error`](crate::Error) keeps its file, line, byte and field.
 ///
 /// - **Emits** one chunk per batch, in file order, as soon as it is read and cut.
 /// - **Backpressures** when 4 chunks wait for the pipeline: the reader then
