@@ -4,23 +4,16 @@
 //! library accepts (help, usage errors, unreadable or invalid files).
 //! Workflows that load and run are in `cli_workflow_run.rs`.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use support::{stderr_of as stderr, stdout_of as stdout};
 
 /// `dataflare ARGS...`.
 fn dataflare(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dataflare"))
-        .args(args)
-        .output()
-        .expect("the dataflare binary runs")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    support::run_binary(env!("CARGO_BIN_EXE_dataflare"), None, args)
 }
 
 fn path(p: &Path) -> &str {

@@ -3,8 +3,12 @@
 //! user runs it. These need the workflow library (`dataflare::workflow`)
 //! to load and run files; `cli_workflow.rs` has the parts that do not.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+use support::{stderr_of as stderr, stdout_of as stdout};
 
 /// The workflow of the module docs: orders over 100 in two categories, with
 /// a derived total, written as CSV (paths relative to the file).
@@ -46,19 +50,7 @@ fn workflow_dir() -> (tempfile::TempDir, PathBuf) {
 /// `dataflare ARGS...`, run from `cwd` (not the workflow's directory, to
 /// show that its relative paths are the file's).
 fn dataflare(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dataflare"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the dataflare binary runs")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    support::run_binary(env!("CARGO_BIN_EXE_dataflare"), Some(cwd), args)
 }
 
 fn path(p: &Path) -> &str {

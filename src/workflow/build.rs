@@ -183,17 +183,13 @@ pub(crate) fn build(plan: &Plan) -> Graph {
                     Op::CsvSource { infer: None, .. } => Some(node.schema.clone()),
                     _ => None,
                 };
-                let mut p = Pipeline::from(csv_source(&node.op, schema)).name(id.as_ref());
-                if let Some(policy) = &policy {
-                    p = p.on_error(policy.clone());
-                }
-                if let Some(d) = &default {
-                    p = p.default_policy(d.clone());
-                }
-                if let Some(m) = max_errors {
-                    p = p.max_errors(m);
-                }
-                vec![p.boxed()]
+                vec![source_pipeline(
+                    csv_source(&node.op, schema),
+                    &id,
+                    &policy,
+                    &default,
+                    max_errors,
+                )]
             }
             Op::JsonlSource {
                 path,
@@ -211,17 +207,7 @@ pub(crate) fn build(plan: &Plan) -> Graph {
                 if let Some(n) = batch_size {
                     source = source.batch_size((*n as usize).max(1));
                 }
-                let mut p = Pipeline::from(source).name(id.as_ref());
-                if let Some(policy) = &policy {
-                    p = p.on_error(policy.clone());
-                }
-                if let Some(d) = &default {
-                    p = p.default_policy(d.clone());
-                }
-                if let Some(m) = max_errors {
-                    p = p.max_errors(m);
-                }
-                vec![p.boxed()]
+                vec![source_pipeline(source, &id, &policy, &default, max_errors)]
             }
             Op::Filter(expr) => {
                 let input_schema = plan.nodes[node.inputs[0].node].schema.clone();
@@ -488,6 +474,31 @@ pub(crate) fn build(plan: &Plan) -> Graph {
         graph = graph.max_in_flight_bytes(usize::try_from(bytes).unwrap_or(usize::MAX));
     }
     graph
+}
+
+/// A source node's pipeline: named by its id, with its own policy, and the
+/// run-wide policy and error limit.
+fn source_pipeline<S>(
+    source: S,
+    id: &str,
+    policy: &Option<ErrorPolicy>,
+    default: &Option<ErrorPolicy>,
+    max_errors: Option<MaxErrors>,
+) -> Boxed
+where
+    S: crate::Source<Record = Record>,
+{
+    let mut p = Pipeline::from(source).name(id);
+    if let Some(policy) = policy {
+        p = p.on_error(policy.clone());
+    }
+    if let Some(d) = default {
+        p = p.default_policy(d.clone());
+    }
+    if let Some(m) = max_errors {
+        p = p.max_errors(m);
+    }
+    p.boxed()
 }
 
 /// Where an output column of a derive node comes from.

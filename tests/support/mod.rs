@@ -116,3 +116,25 @@ pub fn yielding_sink<T: Send + 'static>(
 pub fn sizes<T: Clone>(probe: &dataflare::testkit::Probe<T>) -> Vec<usize> {
     probe.batches().iter().map(|b| b.len()).collect()
 }
+
+/// Runs `binary` (`env!("CARGO_BIN_EXE_dataflare")` in a test: named there,
+/// so that tests not running it build without the `cli` feature) with
+/// `args` in `cwd` (the test's own directory if `None`), and waits for it.
+pub fn run_binary(binary: &str, cwd: Option<&Path>, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(binary);
+    command.args(args);
+    if let Some(dir) = cwd {
+        command.current_dir(dir);
+    }
+    command.output().expect("the binary runs")
+}
+
+/// A finished process's standard output, as text.
+pub fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A finished process's standard error, as text.
+pub fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
