@@ -17,6 +17,34 @@
 //! is reported at once, each as `FILE:LINE:COL: error: message` with the
 //! line and a caret ([`Diagnostics`]); [`Workflow::into_graph`] gives the
 //! [`Graph`](crate::Graph) to run.
+//!
+//! # The format
+//!
+//! - Top level: `name`, `description`, `sources`, `transforms`, `sinks`,
+//!   `on_error`, `max_errors` (a count or `"5%"`), `max_in_flight_bytes`.
+//! - Every node: `type`, `inputs` (not for sources: several merge, a node read
+//!   by several is a tee, a route's outputs are `route.name` and
+//!   `route._unmatched`), `on_error` (`fail`, `skip`, or `{ policy:
+//!   dead_letter, path: .. }`) where its records can fail.
+//! - Sources: `csv` (`path`, `delimiter`, `quote`, `escape`, `comment`,
+//!   `header`, `flexible`, `lenient_quotes`, `lossy_utf8`, `duplicate_headers`,
+//!   `max_record_bytes`, `schema` or `infer_schema`, `parallel`, `batch_size`),
+//!   `jsonl` (`path`, `schema`, `lossy_utf8`, `max_line_bytes`, `batch_size`).
+//!   CSV columns are text unless typed; a JSON Lines file's columns are its
+//!   first object's.
+//! - Transforms: `filter` (`expr`), `derive` (`columns: {name: expr}`,
+//!   `select`), `select` / `drop` (`columns`), `rename` (`columns: {old: new}`),
+//!   `cast` (`columns: {name: type}`), `fill_null` (`columns: {name: value}`),
+//!   `route` (`routes: {name: expr}`, first match), `aggregate` (`key`,
+//!   `aggregates: {name: "sum(col)"}`, `max_keys`), `window` (`key`, `time`,
+//!   `size`, `slide`, `lateness`, `aggregates`, `max_keys`), `dedup` (`key`,
+//!   `max_keys`), `lookup` (`table`, `on`, `table_key`, `prefix`, `unmatched:
+//!   keep | drop | error`).
+//! - Sinks: `csv` (`path` and the CSV options), `jsonl` (`path`).
+//! - Expressions are CEL, compiled by [`expr::Expr`]; strings may hold
+//!   `${VAR}`, `${VAR:-default}`, `${VAR:?message}` (substituted after
+//!   parsing; `$${` is a literal `${`). Relative paths are relative to the
+//!   file.
 
 mod build;
 mod diag;
