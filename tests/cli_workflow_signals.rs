@@ -14,7 +14,12 @@ use std::process::{Command, Stdio};
 fn orders(rows: usize) -> String {
     let mut text = String::from("id,user,category,amount,qty\n");
     for i in 0..rows {
-        text.push_str(&format!("{i},user{},books,{}.5,{}\n", i % 97, i % 500, 1 + i % 5));
+        text.push_str(&format!(
+            "{i},user{},books,{}.5,{}\n",
+            i % 97,
+            i % 500,
+            1 + i % 5
+        ));
     }
     text
 }
@@ -69,7 +74,10 @@ fn sigint_cancels_a_workflow_run_and_commits_nothing() {
         let left: Vec<_> = std::fs::read_dir(&out)
             .map(|d| d.map(|e| e.unwrap().file_name()).collect())
             .unwrap_or_default();
-        assert!(left.is_empty(), "nothing committed, no temporary file: {left:?}");
+        assert!(
+            left.is_empty(),
+            "nothing committed, no temporary file: {left:?}"
+        );
         return;
     }
     panic!("every run ended before the signal; the test needs a larger file");
