@@ -234,10 +234,15 @@ pub(crate) fn build(plan: &Plan) -> Graph {
                 let p = input
                     .expect("a transform has an input")
                     .map(move |r: Record| {
-                        let values = r.values();
+                        // The record is ours and each column is picked once
+                        // (a column selected twice is refused): move, not clone.
+                        let mut values = r.into_values();
                         Record::new(
                             out.clone(),
-                            columns.iter().map(|&i| values[i].clone()).collect(),
+                            columns
+                                .iter()
+                                .map(|&i| std::mem::take(&mut values[i]))
+                                .collect(),
                         )
                     });
                 vec![p.name(id.as_ref()).boxed()]

@@ -39,16 +39,21 @@ impl Problems {
     }
 }
 
-/// The closest of `candidates` to `word`, if close enough to be a typo.
+/// The closest of `candidates` to `word`, if close enough to be a typo: at
+/// most one edit (insertion, deletion, substitution or transposition, case
+/// aside) per three characters. One rule for keys, node types, inputs,
+/// columns and functions.
 pub(crate) fn closest<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    let word = word.to_lowercase();
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|c| (strsim::damerau_levenshtein(&word, &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
 

@@ -7,6 +7,7 @@
 //! boxed), so a filter such as `amount > 100.0 && category in ['books']` is
 //! three closure calls per record and no allocation.
 
+use crate::workflow::read::closest;
 use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
@@ -362,7 +363,7 @@ impl Compiler<'_> {
                     },
                     token,
                 );
-            } else if let Some(best) = closest(name, Func::NAMES.into_iter()) {
+            } else if let Some(best) = closest(name, Func::NAMES) {
                 error = error.with_help(format!("did you mean `{best}`?"));
             } else {
                 error = error.with_help(format!("the functions: {}", Func::NAMES.join(", ")));
@@ -879,17 +880,4 @@ fn product(lists: &[Vec<Kind>]) -> Vec<Vec<Kind>> {
             .collect();
     }
     out
-}
-
-/// The name among `names` closest to `name`, if close enough to be a typo.
-pub(super) fn closest<'n>(name: &str, names: impl Iterator<Item = &'n str>) -> Option<&'n str> {
-    let limit = (name.chars().count() / 3).max(1);
-    names
-        .map(|n| {
-            let d = strsim::damerau_levenshtein(&name.to_lowercase(), &n.to_lowercase());
-            (d, n)
-        })
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, n)| n)
 }
