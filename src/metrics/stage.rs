@@ -1,6 +1,9 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::clock::Instant;
+use super::tally::Counts;
 
 use crate::{Error, ErrorPolicy};
 
@@ -484,9 +487,31 @@ impl Counters {
         self.queue_depth.store(batches, Relaxed);
     }
 
+    /// Counts the stage's work from `start` to now.
     pub(crate) fn busy_since(&self, start: Instant) {
-        self.busy_nanos
-            .fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
+        self.busy(super::clock::now().saturating_duration_since(start));
+    }
+
+    /// Counts `time` of the stage's own work.
+    pub(crate) fn busy(&self, time: Duration) {
+        self.busy_nanos.fetch_add(time.as_nanos() as u64, Relaxed);
+    }
+
+    /// Adds counts a [`Tally`](super::Tally) kept.
+    pub(crate) fn add(&self, counts: &Counts) {
+        for (counter, n) in [
+            (&self.batches_in, counts.batches_in),
+            (&self.records_in, counts.records_in),
+            (&self.batches_out, counts.batches_out),
+            (&self.records_out, counts.records_out),
+            (&self.filtered, counts.filtered),
+            (&self.expanded, counts.expanded),
+            (&self.busy_nanos, counts.busy_nanos),
+        ] {
+            if n > 0 {
+                counter.fetch_add(n, Relaxed);
+            }
+        }
     }
 }
 

@@ -3,14 +3,14 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
-use std::time::Instant;
+use std::task::{Context, Poll};
 
 use futures::Stream;
 use pin_project::pin_project;
 
 use crate::batch::SharedView;
-use crate::metrics::StageMetrics;
+use crate::metrics::clock::{self, Instant};
+use crate::metrics::{StageMetrics, Tally};
 use crate::source::Source;
 use crate::{Batch, Error, Result};
 
@@ -58,9 +58,14 @@ pub trait Step<T>: sealed::Sealed + Send + 'static {
     #[doc(hidden)]
     fn culprit(&mut self) -> Option<String>;
 
-    /// Counts a pass that started at `start` as the first stage's busy time.
+    /// Counts a pass from `start` to `end` as the first stage's busy time.
     #[doc(hidden)]
-    fn time_pass(&self, start: Instant);
+    fn time_pass(&mut self, start: Instant, end: Instant);
+
+    /// Adds every step's counts so far to its stage's shared counters (see
+    /// [`Tally`]).
+    #[doc(hidden)]
+    fn publish(&mut self);
 
     /// The span of the pass (its first stage's), entered for each batch.
     #[doc(hidden)]
@@ -69,7 +74,7 @@ pub trait Step<T>: sealed::Sealed + Send + 'static {
     /// Counts the `records` of a pass that panicked as received and
     /// abandoned by the first stage, and returns its name.
     #[doc(hidden)]
-    fn lose_pass(&self, records: usize) -> String;
+    fn lose_pass(&mut self, records: usize) -> String;
 
     /// True if the pass starts with a `filter`, which can look at records
     /// shared with other branches by reference, so only the records it keeps
@@ -138,15 +143,20 @@ where
         self.a.culprit().or_else(|| self.b.culprit())
     }
 
-    fn time_pass(&self, start: Instant) {
-        self.a.time_pass(start);
+    fn time_pass(&mut self, start: Instant, end: Instant) {
+        self.a.time_pass(start, end);
+    }
+
+    fn publish(&mut self) {
+        self.a.publish();
+        self.b.publish();
     }
 
     fn span(&self) -> &tracing::Span {
         self.a.span()
     }
 
-    fn lose_pass(&self, records: usize) -> String {
+    fn lose_pass(&mut self, records: usize) -> String {
         self.a.lose_pass(records)
     }
 
@@ -176,10 +186,11 @@ impl<A: fmt::Debug, B: fmt::Debug> fmt::Debug for Then<A, B> {
     }
 }
 
-/// What every step keeps besides its closure: its stage, its count of records
-/// passed on (in a counting pass) and whether its user code panicked.
+/// What every step keeps besides its closure: its stage's counts (kept in a
+/// [`Tally`], published by the pass), its count of records passed on (in a
+/// counting pass) and whether its user code panicked.
 pub(crate) struct StepState {
-    stage: Arc<StageMetrics>,
+    tally: Tally,
     // Cells, so a `flat_map`'s inner iterators can share them with its closure.
     counted: Cell<usize>,
     panicked: Cell<bool>,
@@ -199,7 +210,7 @@ impl Drop for Culprit<'_> {
 impl StepState {
     pub(crate) fn new(stage: Arc<StageMetrics>) -> Self {
         StepState {
-            stage,
+            tally: Tally::new(stage),
             counted: Cell::new(0),
             panicked: Cell::new(false),
         }
@@ -245,35 +256,41 @@ impl StepState {
         out
     }
 
-    fn record(&self, records_in: usize, records_out: usize) {
+    fn record(&mut self, records_in: usize, records_out: usize) {
         // As if the step ran on its own: a batch emptied upstream in the pass
         // never reaches it.
         if records_in > 0 {
-            self.stage.batch_in(records_in);
+            self.tally.batch_in(records_in);
         }
-        self.stage.balance(records_in, records_out);
+        self.tally.balance(records_in, records_out);
         if records_out > 0 {
-            self.stage.batch_out(records_out);
+            self.tally.batch_out(records_out);
         }
     }
 
     pub(crate) fn culprit(&mut self) -> Option<String> {
         self.counted.set(0);
-        self.panicked.take().then(|| self.stage.name())
+        self.panicked.take().then(|| self.tally.stage().name())
     }
 
-    pub(crate) fn time_pass(&self, start: Instant) {
-        self.stage.busy_since(start);
+    pub(crate) fn time_pass(&mut self, start: Instant, end: Instant) {
+        self.tally.busy(start, end);
+    }
+
+    pub(crate) fn publish(&mut self) {
+        self.tally.publish();
     }
 
     pub(crate) fn span(&self) -> &tracing::Span {
-        self.stage.span()
+        self.tally.stage().span()
     }
 
-    pub(crate) fn lose_pass(&self, records: usize) -> String {
-        self.stage.batch_in(records);
-        self.stage.abandon(records);
-        self.stage.name()
+    pub(crate) fn lose_pass(&mut self, records: usize) -> String {
+        self.tally.publish();
+        let stage = self.tally.stage();
+        stage.batch_in(records);
+        stage.abandon(records);
+        stage.name()
     }
 }
 
@@ -303,13 +320,20 @@ macro_rules! step_bookkeeping {
         fn culprit(&mut self) -> Option<String> {
             self.state.culprit()
         }
-        fn time_pass(&self, start: std::time::Instant) {
-            self.state.time_pass(start);
+        fn time_pass(
+            &mut self,
+            start: $crate::metrics::clock::Instant,
+            end: $crate::metrics::clock::Instant,
+        ) {
+            self.state.time_pass(start, end);
+        }
+        fn publish(&mut self) {
+            self.state.publish();
         }
         fn span(&self) -> &tracing::Span {
             self.state.span()
         }
-        fn lose_pass(&self, records: usize) -> String {
+        fn lose_pass(&mut self, records: usize) -> String {
             self.state.lose_pass(records)
         }
     };
@@ -399,21 +423,29 @@ where
             if *this.done {
                 return Poll::Ready(None);
             }
-            let batch = match ready!(this.upstream.as_mut().poll_next(cx)) {
-                Some(Ok(batch)) => batch,
-                Some(Err(e)) => {
+            // Anything but a batch to pass on: the counts are published first
+            // (see `Tally`).
+            let batch = match this.upstream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(batch))) => batch,
+                Poll::Ready(Some(Err(e))) => {
+                    this.steps.publish();
                     *this.done = true;
                     return Poll::Ready(Some(Err(e)));
                 }
-                None => {
+                Poll::Ready(None) => {
+                    this.steps.publish();
                     *this.done = true;
                     return Poll::Ready(None);
+                }
+                Poll::Pending => {
+                    this.steps.publish();
+                    return Poll::Pending;
                 }
             };
             let mut batch = batch;
             let records_in = batch.len();
             let meta = batch.take_meta();
-            let start = Instant::now();
+            let start = clock::now();
             let steps = &mut *this.steps;
             let counting = *this.counting;
             let shared = steps.starts_with_filter() && batch.shared().is_some();
@@ -426,7 +458,7 @@ where
                 _ if counting => run_pass::<_, _, true>(steps, batch),
                 _ => run_pass::<_, _, false>(steps, batch),
             }));
-            this.steps.time_pass(start);
+            this.steps.time_pass(start, clock::now());
             let records = match pass {
                 Ok(records) => records,
                 Err(payload) => {
@@ -434,6 +466,7 @@ where
                     // where it entered the pass.
                     let first = this.steps.lose_pass(records_in);
                     let culprit = this.steps.culprit().unwrap_or(first);
+                    this.steps.publish();
                     *this.done = true;
                     return Poll::Ready(Some(Err(Error::panic(payload).with_stage(culprit))));
                 }

@@ -4,11 +4,11 @@ use std::task::{Context, Poll};
 use futures::Stream;
 
 use std::future::Future;
-use std::time::Instant;
 
 use super::guard_record;
 use crate::batch::Meta;
 use crate::metrics::StageMetrics;
+use crate::metrics::clock;
 use crate::runtime::{RunContext, Spawned};
 use crate::{Batch, Error, Result};
 
@@ -115,7 +115,7 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: Send + 'static,
 {
-    let start = Instant::now();
+    let start = clock::now();
     let fut = guard_record(stage, || f(record));
     stage.busy_since(start);
     Ok(Spawned(tasks.spawn(fut?)))

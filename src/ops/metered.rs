@@ -2,7 +2,7 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::time::Sleep;
 
@@ -12,7 +12,8 @@ use pin_project::pin_project;
 use super::failure::{Failures, Outcome};
 use super::{fail, guard};
 use crate::Error;
-use crate::metrics::{StageMetrics, offering};
+use crate::metrics::clock;
+use crate::metrics::{StageMetrics, Tally, offering};
 use crate::runtime::{LazyContext, SourceShare};
 use crate::{Batch, Result};
 
@@ -31,6 +32,8 @@ pub struct Metered<S: Stream> {
     /// What this source has in flight of the budget.
     share: Arc<SourceShare>,
     stage: Arc<StageMetrics>,
+    /// The stage's per-batch counts and busy time, published in bulk.
+    tally: Tally,
     failures: Failures,
     failed: bool,
     /// The run this source reads for: its pause and stop switches.
@@ -51,6 +54,7 @@ impl<S: Stream> Metered<S> {
             held: None,
             share: Arc::default(),
             offer: Some(stage.clone()),
+            tally: Tally::new(stage.clone()),
             stage,
             failures: Failures::default(),
             failed: false,
@@ -71,7 +75,22 @@ where
 {
     type Item = Result<Batch<T>>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.as_mut().poll_batch(cx);
+        if !matches!(polled, Poll::Ready(Some(Ok(_)))) {
+            // Waiting, ending or failing: the counts are published first
+            // (see `Tally`).
+            self.project().tally.publish();
+        }
+        polled
+    }
+}
+
+impl<S, T> Metered<S>
+where
+    S: Stream<Item = Result<Batch<T>>>,
+{
+    fn poll_batch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Batch<T>>>> {
         let mut this = self.project();
         loop {
             if *this.failed {
@@ -104,10 +123,10 @@ where
                 Poll::Ready(true) => {}
             }
             let _span = this.stage.span().enter();
-            let start = Instant::now();
+            let start = clock::now();
             let source = this.source.as_mut();
             let polled = offering(this.offer, || guard(this.stage, || source.poll_next(cx)));
-            this.stage.busy_since(start);
+            this.tally.busy(start, clock::now());
             let polled = match polled {
                 Ok(polled) => polled,
                 Err(panic) => return fail(this.failed, panic),
@@ -137,8 +156,8 @@ where
             return match polled {
                 Some(Ok(batch)) => {
                     // A source's records come in and go out at once.
-                    this.stage.batch_in(batch.len());
-                    this.stage.batch_out(batch.len());
+                    this.tally.batch_in(batch.len());
+                    this.tally.batch_out(batch.len());
                     if this.run.control().budget().is_some() {
                         // Leaves when the budget has room for it.
                         *this.held = Some(Ok(batch));

@@ -377,12 +377,10 @@ pub(crate) fn serve<T, R>(
         let _span = stage.span().enter();
         guard(stage, || work(records, &|| reply.is_closed()))
     };
-    // `busy_since` counts the time since an instant: this one makes it count
-    // this worker's share.
-    let now = Instant::now();
-    let took = now - start;
+    let took = start.elapsed();
     cost.add(len, took.as_nanos() as u64);
-    stage.busy_since(now - took / workers.max(1) as u32);
+    // This worker's share of the stage's time.
+    stage.busy(took / workers.max(1) as u32);
     let _ = reply.send(result);
 }
 

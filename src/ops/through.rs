@@ -2,13 +2,13 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
 
 use futures::Stream;
 use pin_project::{pin_project, pinned_drop};
 
 use super::{fail, guard};
 use crate::metrics::StageMetrics;
+use crate::metrics::clock;
 use crate::{Batch, Result};
 
 /// The input a [`through`](crate::Pipeline::through) adapter reads: the
@@ -83,7 +83,7 @@ where
         if *this.ended {
             return Poll::Ready(None);
         }
-        let start = Instant::now();
+        let start = clock::now();
         let inner = this.inner;
         let polled = guard(this.stage, || inner.poll_next(cx));
         this.stage.busy_since(start);

@@ -2,7 +2,6 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
 
 use futures::Stream;
 use pin_project::pin_project;
@@ -10,6 +9,7 @@ use pin_project::pin_project;
 use super::guard;
 use crate::batch::Meta;
 use crate::metrics::StageMetrics;
+use crate::metrics::clock;
 use crate::runtime::OpTimer;
 use crate::{Batch, Result};
 
@@ -161,7 +161,7 @@ where
             if this.timer.poll_due(this.op.next_timer(), cx) {
                 let op = &mut *this.op;
                 let now = tokio::time::Instant::now();
-                let start = Instant::now();
+                let start = clock::now();
                 let result = guard(this.stage, || op.on_timer(now)).and_then(|r| r);
                 this.stage.busy_since(start);
                 match emit(this.stage, 0, result, Meta::fresh(*this.seq), this.done) {
@@ -184,7 +184,7 @@ where
             this.stage.batch_in(records_in);
             let (records, meta) = batch.into_parts();
             *this.seq = meta.seq;
-            let start = Instant::now();
+            let start = clock::now();
             let op = &mut *this.op;
             let _span = this.stage.span().enter();
             let result = guard(this.stage, || op.apply(records)).and_then(|r| r);
@@ -236,7 +236,7 @@ fn finish<T, Op: BatchOp<T>>(
         *done = true;
         return None;
     }
-    let start = Instant::now();
+    let start = clock::now();
     let result = guard(stage, || op.finish()).and_then(|r| r);
     stage.busy_since(start);
     let item = emit(stage, 0, result, Meta::fresh(seq), done);

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::Stream;
 use pin_project::{pin_project, pinned_drop};
@@ -15,6 +15,7 @@ use super::intake::{Intake, Next};
 use super::{fail, guard, join_error};
 use crate::batch::Meta;
 use crate::metrics::StageMetrics;
+use crate::metrics::clock;
 use crate::runtime::{LazyContext, RunContext, Spawned};
 use crate::{Batch, BoxError, Error, Result};
 
@@ -132,7 +133,7 @@ where
     E: Into<BoxError>,
     U: Send + 'static,
 {
-    let start = Instant::now();
+    let start = clock::now();
     let fut = guard(stage, || f(record));
     stage.busy_since(start);
     let fut = fut?;

@@ -2,7 +2,6 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
 
 use futures::Stream;
 use pin_project::{pin_project, pinned_drop};
@@ -12,6 +11,7 @@ use super::failure::{Failures, Outcome};
 use super::{fail, guard};
 use crate::batch::Meta;
 use crate::metrics::StageMetrics;
+use crate::metrics::clock;
 use crate::{Batch, BoxError, Error, Result};
 
 /// A fallible per-record step: the body of [`try_map`](crate::Pipeline::try_map),
@@ -124,7 +124,7 @@ where
                 }
                 continue;
             };
-            let start = Instant::now();
+            let start = clock::now();
             let mut interrupted = false;
             while let Some(record) = work.current.take().or_else(|| work.records.next()) {
                 let op = &mut *this.op;

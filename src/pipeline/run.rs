@@ -2,7 +2,6 @@ use std::fmt;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Poll, ready};
-use std::time::Instant;
 
 use futures::future::{BoxFuture, Either, poll_fn, select, try_join_all};
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -14,7 +13,8 @@ use tracing::Instrument;
 use super::progress::{Phase, Progress};
 use super::report::InFlight;
 use super::{Pipeline, Report, Status};
-use crate::metrics::{StageMetrics, Stages};
+use crate::metrics::clock;
+use crate::metrics::{StageMetrics, Stages, Tally};
 use crate::ops::{guard, join_error};
 use crate::runtime::{Control, Role, RunContext, Spawned};
 use crate::source::Source;
@@ -102,10 +102,7 @@ where
             legs: vec![Box::new(Line {
                 stream: Some(stream),
                 sink: Box::pin(sink),
-                unconfirmed: Unconfirmed {
-                    stage: sink_stage,
-                    count: 0,
-                },
+                unconfirmed: Unconfirmed::new(sink_stage),
                 isolated,
             })],
             branches,
@@ -1263,7 +1260,7 @@ where
     let mut input = crate::metrics::Wait::new(&stage, crate::metrics::WaitFor::Input);
     let mut room = crate::metrics::Wait::new(&stage, crate::metrics::WaitFor::Room);
     poll_fn(|cx| {
-        loop {
+        let polled = (|| loop {
             if next.is_some() {
                 match guard(&stage, || sink.as_mut().poll_ready(cx))? {
                     Poll::Ready(Ok(())) => room.ready(),
@@ -1274,11 +1271,11 @@ where
                     }
                 }
                 let batch = next.take().expect("checked above");
+                let start = clock::now();
                 let _span = stage.span().enter();
                 tracing::debug!(records = batch.len(), "batch to the sink");
-                let start = Instant::now();
                 let sent = guard(&stage, || sink.as_mut().start_send(batch))?;
-                stage.busy_since(start);
+                unconfirmed.tally.busy(start, clock::now());
                 sent.map_err(sink_error)?;
             }
             // A source and sink that are always ready would otherwise keep this
@@ -1294,7 +1291,7 @@ where
                     coop.made_progress();
                     // The sink's from here: a failure before it takes the
                     // batch abandons it there, not between the stages.
-                    stage.batch_in(batch.len());
+                    unconfirmed.tally.batch_in(batch.len());
                     unconfirmed.count += batch.len();
                     next = Some(batch);
                 }
@@ -1315,20 +1312,35 @@ where
                     return Poll::Pending;
                 }
             }
-        }
+        })();
+        // Waiting, done or failed: the counts are published (see `Tally`).
+        unconfirmed.tally.publish();
+        polled
     })
     .await
 }
 
-/// Records the sink has taken but not yet confirmed written.
+/// Records the sink has taken but not yet confirmed written, and the sink
+/// stage's per-batch counts (published whenever the driver returns).
 struct Unconfirmed {
     stage: Arc<StageMetrics>,
     count: usize,
+    tally: Tally,
 }
 
 impl Unconfirmed {
+    fn new(stage: Arc<StageMetrics>) -> Self {
+        Unconfirmed {
+            tally: Tally::new(stage.clone()),
+            stage,
+            count: 0,
+        }
+    }
+
     /// The sink flushed or closed: what it took counts as its output.
     fn confirm(&mut self) {
+        // Its input first: never more out than in.
+        self.tally.publish();
         self.stage.records_confirmed(self.count);
         self.count = 0;
     }

@@ -6,13 +6,13 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
 
 use futures::Stream;
 use pin_project::{pin_project, pinned_drop};
 
 use super::StateLimits;
 use crate::metrics::StageMetrics;
+use crate::metrics::clock;
 use crate::ops::failure::{Failures, Outcome};
 use crate::ops::guard;
 use crate::runtime::OpTimer;
@@ -286,7 +286,7 @@ where
 /// Runs the operator's code, timing it and turning a panic into an error.
 fn run(stage: &StageMetrics, f: impl FnOnce() -> Result<()>) -> Result<()> {
     let _span = stage.span().enter();
-    let start = Instant::now();
+    let start = clock::now();
     let result = guard(stage, f).and_then(|r| r);
     stage.busy_since(start);
     result
