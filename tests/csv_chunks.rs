@@ -153,13 +153,77 @@ async fn a_bad_number_names_the_file_line_byte_and_field() {
         let (e, f) = (&errors[0], &errors[1]);
         assert!(e.is_record_level());
         assert_eq!(e.path(), Some(path.as_path()));
+        // The field's own line and byte, as the CSV source gives them.
         assert_eq!(e.position().line, Some(3));
-        assert_eq!(e.position().byte, Some(16));
+        assert_eq!(e.position().byte, Some(18));
         assert_eq!(e.position().field.as_deref(), Some("amount"));
         assert!(e.to_string().contains("invalid value \"a\\nb\""), "{e}");
         assert_eq!(f.position().line, Some(5));
-        assert_eq!(f.position().byte, Some(24));
+        assert_eq!(f.position().byte, Some(26));
         assert!(f.to_string().contains("bad.csv"), "{f}");
+    }
+}
+
+/// The chunked path and the CSV source name the same line, byte and field
+/// for a value that does not parse, wherever it is in its record (after a
+/// quoted field holding a line break, quoted itself, the last field).
+#[tokio::test]
+async fn a_bad_value_has_the_position_the_csv_source_gives() {
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Row {
+        id: u64,
+        note: String,
+        amount: f64,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (i, bad) in [
+        "2,\"x\ny\",oops\n",
+        "2,\"a,b\",\"oops\"\n",
+        "\"2\",plain,1e\r\n",
+        "2,,-\n",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = dir.path().join(format!("bad{i}.csv"));
+        std::fs::write(
+            &path,
+            format!("id,note,amount\n1,\"a\nb\",2.5\n{bad}3,c,4\n"),
+        )
+        .unwrap();
+        let source = Pipeline::from(csv::read::<Row>(&path))
+            .to(sink::discard())
+            .run()
+            .await
+            .unwrap_err();
+        let out = Collected::new();
+        Pipeline::from(csv::read_chunks(&path))
+            .map(|chunk: CsvChunk| {
+                let mut errors = Vec::new();
+                let mut rows = chunk.rows();
+                while let Some(row) = rows.next_row() {
+                    if let Err(e) = row.unwrap().parse::<f64>(2) {
+                        errors.push(e);
+                    }
+                }
+                errors
+            })
+            .to(sink::collect(&out))
+            .run()
+            .await
+            .unwrap();
+        let chunked: Vec<_> = out.take().into_iter().flatten().collect();
+        assert_eq!(chunked.len(), 1, "{bad:?}: {chunked:?}");
+        let (s, c) = (source.position(), chunked[0].position());
+        assert_eq!(
+            (c.line, c.byte),
+            (s.line, s.byte),
+            "{bad:?}: {source} / {}",
+            chunked[0]
+        );
+        assert_eq!(c.field, s.field, "{bad:?}");
+        assert_eq!(c.field.as_deref(), Some("amount"));
     }
 }
 
@@ -396,7 +460,7 @@ async fn invalid_utf8_names_the_field() {
     let errors = out.to_vec().concat();
     assert_eq!(errors.len(), 1);
     assert!(
-        errors[0].contains("line 3, byte 13, field \"name\": invalid UTF-8 (byte 0xE9)"),
+        errors[0].contains("line 3, byte 15, field \"name\": invalid UTF-8 (byte 0xE9)"),
         "{}",
         errors[0]
     );
@@ -489,7 +553,8 @@ async fn a_row_error_in_par_try_map_fails_the_run_with_its_position() {
         .unwrap_err();
     assert_eq!(err.path(), Some(input.as_path()));
     assert_eq!(err.position().line, Some(5002));
-    assert_eq!(err.position().byte, Some(text.len() as u64 - 9));
+    // The field's byte: "12x" after "5000,".
+    assert_eq!(err.position().byte, Some(text.len() as u64 - 4));
     assert_eq!(err.position().field.as_deref(), Some("amount"));
     assert!(!output.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);

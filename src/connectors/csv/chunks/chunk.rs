@@ -163,7 +163,7 @@ impl CsvChunk {
     ///     .await?;
     /// let (total, error) = &out.to_vec()[0];
     /// assert_eq!(*total, 2.5);
-    /// assert!(error.contains("line 3, byte 16, field \"amount\""), "{error}");
+    /// assert!(error.contains("line 3, byte 18, field \"amount\""), "{error}");
     /// # Ok(()) }
     /// ```
     pub fn for_each_row(&self, mut f: impl FnMut(&Row<'_>) -> Result<()>) -> Result<()> {
@@ -172,6 +172,31 @@ impl CsvChunk {
             f(&row?)?;
         }
         Ok(())
+    }
+
+    /// Where field `i` of the record that starts at `line` and `byte`
+    /// starts (its opening quote, if quoted): the position the CSV source's
+    /// errors give. The record start if it has no field `i`.
+    #[cold]
+    fn field_start(&self, line: u64, byte: u64, i: usize) -> (u64, u64) {
+        let record = &self.bytes[(byte - self.first_byte) as usize..];
+        let mut parser = csv_core::ReaderBuilder::new()
+            .delimiter(self.file.delimiter)
+            .build();
+        let (mut at, mut out) = (0, [0u8; 256]);
+        for _ in 0..i {
+            loop {
+                let (result, read, _) = parser.read_field(&record[at..], &mut out);
+                at += read;
+                match result {
+                    csv_core::ReadFieldResult::OutputFull => {}
+                    csv_core::ReadFieldResult::Field { record_end: false } => break,
+                    _ => return (line, byte),
+                }
+            }
+        }
+        let lines = record[..at].iter().filter(|&&b| b == b'\n').count() as u64;
+        (line + lines, byte + at as u64)
     }
 
     /// A record-level parse error at `line` and `byte`, naming the file.
@@ -286,8 +311,8 @@ impl fmt::Debug for Rows<'_> {
 }
 
 /// One record of a [`CsvChunk`], borrowed from it: fields as bytes,
-/// decoded only when asked, with errors naming the file, line, byte (where
-/// the record starts) and field.
+/// decoded only when asked, with errors naming the file, the line and byte
+/// where the field starts, and the field.
 pub struct Row<'a> {
     text: &'a [u8],
     ends: &'a [usize],
@@ -366,12 +391,13 @@ impl<'a> Row<'a> {
     }
 
     /// A record-level parse error about field `i` of this record, saying
-    /// `message` and naming the file, line, byte and field: for checks of
+    /// `message` and naming the file, the line and byte where the field
+    /// starts (as the CSV source's errors do), and the field: for checks of
     /// one's own.
     #[cold]
     pub fn error(&self, i: usize, message: impl Into<String>) -> Error {
-        self.chunk
-            .error(message.into(), self.line, self.byte, Some(i))
+        let (line, byte) = self.chunk.field_start(self.line, self.byte, i);
+        self.chunk.error(message.into(), line, byte, Some(i))
     }
 
     #[cold]
