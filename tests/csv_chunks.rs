@@ -126,29 +126,35 @@ async fn chunks_hold_about_a_block_each() {
     assert!(*last <= 4096);
 }
 
+/// The errors of field `column` parsed as a number in every row of `path`,
+/// read in blocks of `size` bytes.
+async fn number_errors(path: &Path, size: usize, column: usize) -> Vec<dataflare::Error> {
+    let out = Collected::new();
+    Pipeline::from(csv::read_chunks(path).chunk_size(size))
+        .map(move |chunk: CsvChunk| {
+            let mut errors = Vec::new();
+            let mut rows = chunk.rows();
+            while let Some(row) = rows.next_row() {
+                if let Err(e) = row.unwrap().parse::<f64>(column) {
+                    errors.push(e);
+                }
+            }
+            errors
+        })
+        .to(sink::collect(&out))
+        .run()
+        .await
+        .unwrap();
+    out.take().into_iter().flatten().collect()
+}
+
 #[tokio::test]
 async fn a_bad_number_names_the_file_line_byte_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.csv");
     std::fs::write(&path, "id,amount\n1,2.5\n2,\"a\nb\"\n3,x7\n").unwrap();
     for size in [1, 4, 1 << 20] {
-        let out = Collected::new();
-        Pipeline::from(csv::read_chunks(&path).chunk_size(size))
-            .map(|chunk: CsvChunk| {
-                let mut errors = Vec::new();
-                let mut rows = chunk.rows();
-                while let Some(row) = rows.next_row() {
-                    if let Err(e) = row.unwrap().parse::<f64>(1) {
-                        errors.push(e);
-                    }
-                }
-                errors
-            })
-            .to(sink::collect(&out))
-            .run()
-            .await
-            .unwrap();
-        let errors: Vec<_> = out.take().into_iter().flatten().collect();
+        let errors = number_errors(&path, size, 1).await;
         assert_eq!(errors.len(), 2, "{size}: {errors:?}");
         let (e, f) = (&errors[0], &errors[1]);
         assert!(e.is_record_level());
@@ -197,23 +203,7 @@ async fn a_bad_value_has_the_position_the_csv_source_gives() {
             .run()
             .await
             .unwrap_err();
-        let out = Collected::new();
-        Pipeline::from(csv::read_chunks(&path))
-            .map(|chunk: CsvChunk| {
-                let mut errors = Vec::new();
-                let mut rows = chunk.rows();
-                while let Some(row) = rows.next_row() {
-                    if let Err(e) = row.unwrap().parse::<f64>(2) {
-                        errors.push(e);
-                    }
-                }
-                errors
-            })
-            .to(sink::collect(&out))
-            .run()
-            .await
-            .unwrap();
-        let chunked: Vec<_> = out.take().into_iter().flatten().collect();
+        let chunked = number_errors(&path, 1 << 20, 2).await;
         assert_eq!(chunked.len(), 1, "{bad:?}: {chunked:?}");
         let (s, c) = (source.position(), chunked[0].position());
         assert_eq!(
