@@ -142,3 +142,35 @@ async fn a_slow_branch_blocks_its_fan_out() {
     assert!(tee.waiting < WRITE, "tee waiting {:?}", tee.waiting);
     assert_eq!(tee.queue_depth, 0, "both channels drained by the end");
 }
+
+/// Busy time is exact for batches that take a while (the per-batch timing
+/// skips only after a batch under 2 µs): a pass that sleeps 2 ms on each of
+/// 30 batches is busy at least 60 ms, and its cheap source and sink far less
+/// than the run took. (Real time: the sleeps are the work being timed.)
+#[tokio::test]
+async fn a_slow_pass_is_busy_for_all_its_batches_and_cheap_stages_for_little() {
+    let started = std::time::Instant::now();
+    let report = Pipeline::from(source::iter(0..30u32).batch_size(1))
+        .map(|x| {
+            std::thread::sleep(Duration::from_millis(2));
+            x
+        })
+        .to(sink::discard())
+        .run()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    report.check_accounting().unwrap();
+    let pass = stage(&report, "map");
+    assert_eq!(pass.batches_in, 30);
+    assert!(pass.busy >= Duration::from_millis(60), "{:?}", pass.busy);
+    assert!(pass.busy <= took, "{:?} of {took:?}", pass.busy);
+    for cheap in [stage(&report, "source"), stage(&report, "sink")] {
+        assert!(
+            cheap.busy < took / 4,
+            "{}: {:?} of {took:?}",
+            cheap.name,
+            cheap.busy
+        );
+    }
+}

@@ -41,6 +41,11 @@ impl Instant {
         self.0.saturating_sub(earlier.0)
     }
 
+    /// The reading `time` after this one.
+    pub(crate) fn after(self, time: Duration) -> Instant {
+        Instant(self.0.saturating_add(ticks(time)))
+    }
+
     /// The time from `earlier` to this reading, zero if `earlier` is later.
     pub(crate) fn saturating_duration_since(self, earlier: Instant) -> Duration {
         Duration::from_nanos(nanos(self.ticks_since(earlier)))
@@ -65,6 +70,17 @@ pub(crate) fn nanos(ticks: u64) -> u64 {
         return ticks;
     }
     (ticks as f64 * f64::from_bits(clock.nanos_per_tick.load(Relaxed))) as u64
+}
+
+/// `time` in ticks of this clock.
+pub(crate) fn ticks(time: Duration) -> u64 {
+    let clock = clock();
+    match clock.counter {
+        true => {
+            (time.as_nanos() as f64 / f64::from_bits(clock.nanos_per_tick.load(Relaxed))) as u64
+        }
+        false => time.as_nanos() as u64,
+    }
 }
 
 /// Measures the counter's rate again, over the whole time since the first

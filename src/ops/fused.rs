@@ -9,7 +9,7 @@ use futures::Stream;
 use pin_project::pin_project;
 
 use crate::batch::SharedView;
-use crate::metrics::clock::{self, Instant};
+use crate::metrics::clock::Instant;
 use crate::metrics::{StageMetrics, Tally};
 use crate::source::Source;
 use crate::{Batch, Error, Result};
@@ -58,9 +58,15 @@ pub trait Step<T>: sealed::Sealed + Send + 'static {
     #[doc(hidden)]
     fn culprit(&mut self) -> Option<String>;
 
-    /// Counts a pass from `start` to `end` as the first stage's busy time.
+    /// The start of a pass, if the first stage times this one (see
+    /// [`Tally`]).
     #[doc(hidden)]
-    fn time_pass(&mut self, start: Instant, end: Instant);
+    fn start_pass(&mut self) -> Option<Instant>;
+
+    /// Counts the pass [`start_pass`](Step::start_pass) started as the first
+    /// stage's busy time.
+    #[doc(hidden)]
+    fn end_pass(&mut self, start: Option<Instant>);
 
     /// Adds every step's counts so far to its stage's shared counters (see
     /// [`Tally`]).
@@ -143,8 +149,12 @@ where
         self.a.culprit().or_else(|| self.b.culprit())
     }
 
-    fn time_pass(&mut self, start: Instant, end: Instant) {
-        self.a.time_pass(start, end);
+    fn start_pass(&mut self) -> Option<Instant> {
+        self.a.start_pass()
+    }
+
+    fn end_pass(&mut self, start: Option<Instant>) {
+        self.a.end_pass(start);
     }
 
     fn publish(&mut self) {
@@ -273,8 +283,12 @@ impl StepState {
         self.panicked.take().then(|| self.tally.stage().name())
     }
 
-    pub(crate) fn time_pass(&mut self, start: Instant, end: Instant) {
-        self.tally.busy(start, end);
+    pub(crate) fn start_pass(&mut self) -> Option<Instant> {
+        self.tally.start()
+    }
+
+    pub(crate) fn end_pass(&mut self, start: Option<Instant>) {
+        self.tally.stop(start);
     }
 
     pub(crate) fn publish(&mut self) {
@@ -320,12 +334,11 @@ macro_rules! step_bookkeeping {
         fn culprit(&mut self) -> Option<String> {
             self.state.culprit()
         }
-        fn time_pass(
-            &mut self,
-            start: $crate::metrics::clock::Instant,
-            end: $crate::metrics::clock::Instant,
-        ) {
-            self.state.time_pass(start, end);
+        fn start_pass(&mut self) -> Option<$crate::metrics::clock::Instant> {
+            self.state.start_pass()
+        }
+        fn end_pass(&mut self, start: Option<$crate::metrics::clock::Instant>) {
+            self.state.end_pass(start);
         }
         fn publish(&mut self) {
             self.state.publish();
@@ -445,7 +458,7 @@ where
             let mut batch = batch;
             let records_in = batch.len();
             let meta = batch.take_meta();
-            let start = clock::now();
+            let start = this.steps.start_pass();
             let steps = &mut *this.steps;
             let counting = *this.counting;
             let shared = steps.starts_with_filter() && batch.shared().is_some();
@@ -458,7 +471,7 @@ where
                 _ if counting => run_pass::<_, _, true>(steps, batch),
                 _ => run_pass::<_, _, false>(steps, batch),
             }));
-            this.steps.time_pass(start, clock::now());
+            this.steps.end_pass(start);
             let records = match pass {
                 Ok(records) => records,
                 Err(payload) => {

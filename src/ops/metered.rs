@@ -12,7 +12,6 @@ use pin_project::pin_project;
 use super::failure::{Failures, Outcome};
 use super::{fail, guard};
 use crate::Error;
-use crate::metrics::clock;
 use crate::metrics::{StageMetrics, Tally, offering};
 use crate::runtime::{LazyContext, SourceShare};
 use crate::{Batch, Result};
@@ -123,10 +122,13 @@ where
                 Poll::Ready(true) => {}
             }
             let _span = this.stage.span().enter();
-            let start = clock::now();
+            let start = this.tally.start();
             let source = this.source.as_mut();
             let polled = offering(this.offer, || guard(this.stage, || source.poll_next(cx)));
-            this.tally.busy(start, clock::now());
+            match &polled {
+                Ok(Poll::Ready(Some(Ok(_)))) => this.tally.stop(start),
+                _ => this.tally.stop_without_batch(start),
+            }
             let polled = match polled {
                 Ok(polled) => polled,
                 Err(panic) => return fail(this.failed, panic),

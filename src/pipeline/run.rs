@@ -13,7 +13,6 @@ use tracing::Instrument;
 use super::progress::{Phase, Progress};
 use super::report::InFlight;
 use super::{Pipeline, Report, Status};
-use crate::metrics::clock;
 use crate::metrics::{StageMetrics, Stages, Tally};
 use crate::ops::{guard, join_error};
 use crate::runtime::{Control, Role, RunContext, Spawned};
@@ -1271,11 +1270,11 @@ where
                     }
                 }
                 let batch = next.take().expect("checked above");
-                let start = clock::now();
+                let start = unconfirmed.tally.start();
                 let _span = stage.span().enter();
                 tracing::debug!(records = batch.len(), "batch to the sink");
                 let sent = guard(&stage, || sink.as_mut().start_send(batch))?;
-                unconfirmed.tally.busy(start, clock::now());
+                unconfirmed.tally.stop(start);
                 sent.map_err(sink_error)?;
             }
             // A source and sink that are always ready would otherwise keep this
