@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 use dataflare::prelude::*;
-use dataflare::{Phase, csv};
+use dataflare::{Graph, Phase, csv};
 use proptest::prelude::*;
 use support::runtime;
 use tokio::sync::mpsc;
@@ -215,4 +215,43 @@ fn each_stage_enters_its_span_per_batch_not_per_record() {
     // Source and fused pass, once per batch (10 batches, plus the source's
     // last poll): far fewer than one per record.
     assert!((20..=40).contains(&n), "{n} stage span entries");
+}
+
+/// A run whose input has nothing ready shows every record it has moved so far,
+/// at every stage: stages count each batch locally and publish when they
+/// wait (and every 10 ms of work), so a snapshot of a waiting run is exact.
+#[tokio::test(start_paused = true)]
+async fn a_waiting_run_shows_every_record_it_has_moved() {
+    let (tx, rx) = mpsc::channel::<u32>(16);
+    let out = Collected::new();
+    let run = Graph::from(
+        Pipeline::from(source::channel(rx))
+            .map(|x| x * 2)
+            .filter(|x| *x > 2)
+            .to(sink::collect(&out)),
+    )
+    .progress_every(Duration::from_millis(10))
+    .spawn();
+    let mut progress = run.progress();
+    for x in 1..=5 {
+        tx.send(x).await.unwrap();
+    }
+    // The run takes the five records and waits for more.
+    while out.to_vec().len() < 4 {
+        tokio::task::yield_now().await;
+    }
+    // The next snapshot, taken while the run waits.
+    tokio::time::advance(Duration::from_millis(10)).await;
+    progress.changed().await.unwrap();
+    let seen = progress.borrow().clone();
+    assert_eq!(seen.records_read, 5);
+    let stage = |kind: &str| seen.stages.iter().find(|s| s.kind == kind).unwrap().clone();
+    assert_eq!(stage("map").records_in, 5);
+    assert_eq!(
+        (stage("filter").records_out, stage("filter").filtered),
+        (4, 1)
+    );
+    assert_eq!(stage("sink").records_in, 4);
+    drop(tx);
+    run.await.check_accounting().unwrap();
 }
