@@ -123,9 +123,7 @@ impl CsvChunk {
     /// # Ok(()) }
     /// ```
     pub fn rows(&self) -> Rows<'_> {
-        let parser = csv_core::ReaderBuilder::new()
-            .delimiter(self.file.delimiter)
-            .build();
+        let parser = self.parser();
         let width = self.file.headers.len();
         Rows {
             chunk: self,
@@ -174,15 +172,20 @@ impl CsvChunk {
         Ok(())
     }
 
+    /// A parser of the chunk's dialect, at the start of a record.
+    fn parser(&self) -> csv_core::Reader {
+        csv_core::ReaderBuilder::new()
+            .delimiter(self.file.delimiter)
+            .build()
+    }
+
     /// Where field `i` of the record that starts at `line` and `byte`
     /// starts (its opening quote, if quoted): the position the CSV source's
     /// errors give. The record start if it has no field `i`.
     #[cold]
     fn field_start(&self, line: u64, byte: u64, i: usize) -> (u64, u64) {
         let record = &self.bytes[(byte - self.first_byte) as usize..];
-        let mut parser = csv_core::ReaderBuilder::new()
-            .delimiter(self.file.delimiter)
-            .build();
+        let mut parser = self.parser();
         let (mut at, mut out) = (0, [0u8; 256]);
         for _ in 0..i {
             loop {
