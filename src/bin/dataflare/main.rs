@@ -30,6 +30,13 @@
 //! failed. `dataflare --help` and each subcommand's `--help` list the options,
 //! examples and the exit codes.
 
+/// The binary's allocator: jemalloc (feature `jemalloc`, on by default). A
+/// run makes records on one thread and frees them on another, which glibc's
+/// malloc handles slowly (README, "Allocator").
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod args;
 mod convert;
 mod execute;
