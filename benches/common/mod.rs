@@ -12,6 +12,12 @@ use std::process::Command;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+
+/// With `--features bench-jemalloc`, every bench process that includes this
+/// module (loops and pipelines alike) allocates with jemalloc.
+#[cfg(all(feature = "bench-jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use tokio::runtime::Runtime;
 
 pub const KEEP: [&str; 5] = ["books", "garden", "toys", "music", "games"];
