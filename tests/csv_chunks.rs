@@ -549,3 +549,196 @@ async fn a_row_error_in_par_try_map_fails_the_run_with_its_position() {
     assert!(!output.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+/// A row of the typed tests: text that may be quoted or hold line breaks, a
+/// number, and an optional number.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+struct Typed {
+    id: u64,
+    text: String,
+    n: Option<f64>,
+}
+
+/// Every row of `path` deserialized into `Typed` on the chunked path, in
+/// blocks of `size` bytes: the values, or each record's error.
+async fn deserialized(path: &Path, size: usize) -> Vec<Result<Typed>> {
+    let out = Collected::new();
+    Pipeline::from(csv::read_chunks(path).chunk_size(size))
+        .map(|chunk: CsvChunk| {
+            let mut rows = chunk.rows();
+            let mut got = Vec::new();
+            while let Some(row) = rows.next_row() {
+                got.push(row.and_then(|row| row.deserialize::<Typed>()));
+            }
+            got
+        })
+        .to(sink::collect(&out))
+        .run()
+        .await
+        .unwrap();
+    out.take().into_iter().flatten().collect()
+}
+
+/// `Row::deserialize` gives what `csv::read::<T>` gives, at every chunk
+/// size: quoted fields, doubled quotes, line breaks inside fields, empty
+/// optional values, non-ASCII text.
+#[tokio::test]
+async fn typed_rows_are_what_the_csv_source_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typed.csv");
+    let mut text = String::from("id,text,n\n");
+    for i in 0..300u64 {
+        let field = match i % 5 {
+            0 => format!("plain{i}"),
+            1 => format!("\"a, b {i}\""),
+            2 => format!("\"two\nlines {i}\""),
+            3 => format!("\"say \"\"hi\"\" — {i} é\""),
+            _ => String::new(),
+        };
+        let n = if i % 7 == 0 {
+            String::new()
+        } else {
+            format!("{i}.5")
+        };
+        text.push_str(&format!("{i},{field},{n}\n"));
+    }
+    std::fs::write(&path, &text).unwrap();
+    let expected = Collected::new();
+    Pipeline::from(csv::read::<Typed>(&path))
+        .to(sink::collect(&expected))
+        .run()
+        .await
+        .unwrap();
+    let expected = expected.to_vec();
+    assert_eq!(expected.len(), 300);
+    for size in [1, 7, 64, 1000, 1 << 20] {
+        let got: Vec<Typed> = deserialized(&path, size)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(got, expected, "chunk size {size}");
+    }
+}
+
+/// A value that does not fit the type is a record-level error with the
+/// CSV source's position (line, byte, field) and words; the rows around
+/// it still deserialize.
+#[tokio::test]
+async fn a_value_that_does_not_deserialize_is_placed_as_the_csv_source_places_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.csv");
+    std::fs::write(&path, "id,text,n\n1,\"a\nb\",2.5\n2,\"x,y\",oops\n3,c,4\n").unwrap();
+    let source = Pipeline::from(csv::read::<Typed>(&path))
+        .to(sink::discard())
+        .run()
+        .await
+        .unwrap_err();
+    for size in [1, 16, 1 << 20] {
+        let got = deserialized(&path, size).await;
+        assert_eq!(got.len(), 3, "chunk size {size}");
+        assert_eq!(got[0].as_ref().unwrap().text, "a\nb");
+        assert_eq!(got[2].as_ref().unwrap().id, 3);
+        let e = got[1].as_ref().unwrap_err();
+        assert!(e.is_record_level(), "{e}");
+        let (s, c) = (source.position(), e.position());
+        assert_eq!((c.line, c.byte), (s.line, s.byte), "{source} / {e}");
+        assert_eq!(c.field.as_deref(), Some("n"));
+        assert_eq!(c.field, s.field);
+        assert!(e.to_string().contains("invalid value \"oops\""), "{e}");
+        assert!(
+            source.to_string().contains("invalid value \"oops\""),
+            "{source}"
+        );
+        assert_eq!(e.path(), Some(path.as_path()));
+    }
+}
+
+/// A field the type needs that the header lacks fails every record alike:
+/// the error is not record-level, and it names the missing column, as the
+/// CSV source's does.
+#[tokio::test]
+async fn a_column_the_type_needs_and_the_header_lacks_is_not_a_record_error() {
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Needs {
+        id: u64,
+        n: f64,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("short.csv");
+    std::fs::write(&path, "id,text\n1,a\n").unwrap();
+    let source = Pipeline::from(csv::read::<Needs>(&path))
+        .to(sink::discard())
+        .run()
+        .await
+        .unwrap_err();
+    let out = Collected::new();
+    Pipeline::from(csv::read_chunks(&path))
+        .map(|chunk: CsvChunk| {
+            let mut errors = Vec::new();
+            chunk
+                .for_each_row(|row| {
+                    errors.push(row.deserialize::<Needs>().unwrap_err());
+                    Ok(())
+                })
+                .unwrap();
+            errors
+        })
+        .to(sink::collect(&out))
+        .run()
+        .await
+        .unwrap();
+    let errors: Vec<_> = out.take().into_iter().flatten().collect();
+    let e = &errors[0];
+    assert!(!e.is_record_level(), "{e}");
+    assert!(!source.is_record_level(), "{source}");
+    assert_eq!(e.position().field.as_deref(), Some("n"));
+    assert!(
+        e.to_string().contains("the header has no column `n`"),
+        "{e}"
+    );
+    assert!(
+        source.to_string().contains("the header has no column `n`"),
+        "{source}"
+    );
+}
+
+/// Typed records written with `CsvOut::serialize` and `write_chunks` are
+/// what `csv::write` writes of them, byte for byte.
+#[tokio::test]
+async fn serialized_chunks_are_what_the_csv_sink_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let records: Vec<Typed> = (0..50u64)
+        .map(|i| Typed {
+            id: i,
+            text: ["plain", "a, b", "two\nlines", "say \"hi\"", ""][(i % 5) as usize].to_string(),
+            n: (i % 3 != 0).then_some(i as f64 / 4.0),
+        })
+        .collect();
+    let by_sink = dir.path().join("sink.csv");
+    Pipeline::from(source::iter(records.clone()))
+        .to(csv::write::<Typed>(&by_sink))
+        .run()
+        .await
+        .unwrap();
+    let by_chunks = dir.path().join("chunks.csv");
+    Pipeline::from(source::iter(
+        records.chunks(7).map(<[Typed]>::to_vec).collect::<Vec<_>>(),
+    ))
+    .map(|part: Vec<Typed>| {
+        let mut out = CsvOut::new();
+        for record in &part {
+            out.serialize(record).unwrap();
+        }
+        out.into_bytes()
+    })
+    .to(csv::write_chunks(&by_chunks).header(["id", "text", "n"]))
+    .run()
+    .await
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&by_chunks).unwrap(),
+        std::fs::read_to_string(&by_sink).unwrap()
+    );
+}

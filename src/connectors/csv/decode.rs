@@ -413,12 +413,12 @@ pub(super) trait Decode<T>: Send {
 
 /// A value that does not fit: in which column, and why.
 pub(super) struct FieldError {
-    column: Option<usize>,
-    name: Option<String>,
-    message: String,
+    pub(super) column: Option<usize>,
+    pub(super) name: Option<String>,
+    pub(super) message: String,
     /// Whether the fault is the input's, not the row's (a column the type
     /// needs is not in the header): the error ends the run.
-    stream: bool,
+    pub(super) stream: bool,
 }
 
 /// Deserializes rows into `T` with serde.
@@ -456,34 +456,47 @@ impl<T: DeserializeOwned + 'static> Decode<T> for Typed<T> {
             self.record.push_field(field);
         }
         let fields = &self.record;
-        fields.deserialize(self.header.as_ref()).map_err(|e| {
-            if let Some(missing) = self.header.as_ref().and_then(|h| missing_column(h, &e)) {
-                return missing;
-            }
-            let ::csv::ErrorKind::Deserialize { err, .. } = e.kind() else {
-                return FieldError {
-                    column: None,
-                    name: None,
-                    message: e.to_string(),
-                    stream: false,
-                };
-            };
-            let column = err.field().and_then(|c| usize::try_from(c).ok());
-            let name = column.map(|c| match self.header.as_ref().and_then(|h| h.get(c)) {
-                Some(name) => name.to_string(),
-                None => c.to_string(),
-            });
-            let message = match column.and_then(|c| fields.get(c)) {
-                Some(text) => format!("invalid value {}: {}", excerpt(text), err.kind()),
-                None => err.kind().to_string(),
-            };
-            FieldError {
-                column,
-                name,
-                message,
-                stream: false,
-            }
-        })
+        fields
+            .deserialize(self.header.as_ref())
+            .map_err(|e| serde_error(self.header.as_ref(), fields, &e))
+    }
+}
+
+/// What the `csv` crate's error `e`, deserializing `fields`, says: in which
+/// column, and why (the value quoted); or that the header lacks a column the
+/// type needs. Shared by the CSV source and [`Row::deserialize`].
+///
+/// [`Row::deserialize`]: super::Row::deserialize
+pub(super) fn serde_error(
+    header: Option<&StringRecord>,
+    fields: &StringRecord,
+    e: &::csv::Error,
+) -> FieldError {
+    if let Some(missing) = header.and_then(|h| missing_column(h, e)) {
+        return missing;
+    }
+    let ::csv::ErrorKind::Deserialize { err, .. } = e.kind() else {
+        return FieldError {
+            column: None,
+            name: None,
+            message: e.to_string(),
+            stream: false,
+        };
+    };
+    let column = err.field().and_then(|c| usize::try_from(c).ok());
+    let name = column.map(|c| match header.and_then(|h| h.get(c)) {
+        Some(name) => name.to_string(),
+        None => c.to_string(),
+    });
+    let message = match column.and_then(|c| fields.get(c)) {
+        Some(text) => format!("invalid value {}: {}", excerpt(text), err.kind()),
+        None => err.kind().to_string(),
+    };
+    FieldError {
+        column,
+        name,
+        message,
+        stream: false,
     }
 }
 

@@ -5,8 +5,13 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
+
+use super::super::de::RowDe;
+use super::super::decode::serde_error;
 use super::super::parse::show;
-use crate::{Error, Position, Result};
+use super::super::row::RowText;
+use crate::{Error, ErrorKind, Position, Result};
 
 /// What a chunk shares with the others of its file.
 #[derive(Debug)]
@@ -401,6 +406,90 @@ impl<'a> Row<'a> {
     pub fn error(&self, i: usize, message: impl Into<String>) -> Error {
         let (line, byte) = self.chunk.field_start(self.line, self.byte, i);
         self.chunk.error(message.into(), line, byte, Some(i))
+    }
+
+    /// The record deserialized into `T` with serde, fields matched to `T`'s
+    /// by the header's names, as [`csv::read`](crate::csv::read) does: the
+    /// same values and, for a value that does not fit, a record-level error
+    /// naming the file, the line and byte where the field starts, and the
+    /// field. A field `T` needs that the header lacks is an error that is
+    /// not record-level (every record would fail alike). Text fields are
+    /// read in place; `T` owns what it keeps.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dataflare::Result<()> {
+    /// use dataflare::csv::{self, CsvChunk, CsvOut};
+    /// use dataflare::prelude::*;
+    ///
+    /// #[derive(serde::Deserialize, serde::Serialize)]
+    /// struct Order { id: u64, amount: f64 }
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let (input, output) = (dir.path().join("in.csv"), dir.path().join("out.csv"));
+    /// std::fs::write(&input, "id,amount\n1,2.5\n2,150\n").unwrap();
+    /// Pipeline::from(csv::read_chunks(&input))
+    ///     .par_try_map(2, |chunk: &CsvChunk| -> dataflare::Result<Vec<u8>> {
+    ///         let mut out = CsvOut::new();
+    ///         chunk.for_each_row(|row| {
+    ///             let order: Order = row.deserialize()?;
+    ///             if order.amount > 100.0 {
+    ///                 out.serialize(&order)?;
+    ///             }
+    ///             Ok(())
+    ///         })?;
+    ///         Ok(out.into_bytes())
+    ///     })
+    ///     .to(csv::write_chunks(&output).header(["id", "amount"]))
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(std::fs::read_to_string(&output).unwrap(), "id,amount\n2,150.0\n");
+    /// # Ok(()) }
+    /// ```
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T> {
+        let headers = &*self.chunk.file.headers;
+        // Straight from the row's text when it is UTF-8 field by field (a
+        // character never straddles two fields), as the CSV source does.
+        if let Ok(text) = std::str::from_utf8(self.text)
+            && self.ends.iter().all(|&end| text.is_char_boundary(end))
+            && let Ok(record) = T::deserialize(&mut RowDe::new(
+                RowText::new(text, 0, self.ends),
+                Some(headers),
+            ))
+        {
+            return Ok(record);
+        }
+        self.deserialize_by_crate(headers)
+    }
+
+    /// [`deserialize`](Row::deserialize) through the `csv` crate: its value,
+    /// or its error with this record's position.
+    #[cold]
+    fn deserialize_by_crate<T: DeserializeOwned>(
+        &self,
+        headers: &::csv::StringRecord,
+    ) -> Result<T> {
+        let mut fields = ::csv::StringRecord::with_capacity(self.text.len(), self.len());
+        for i in 0..self.len() {
+            fields.push_field(self.str(i)?);
+        }
+        fields.deserialize(Some(headers)).map_err(|e| {
+            let e = serde_error(Some(headers), &fields, &e);
+            match (e.column, e.stream) {
+                (Some(i), _) => self.error(i, e.message),
+                (None, false) => self.chunk.error(e.message, self.line, self.byte, None),
+                // The header's fault: the run ends on it.
+                (None, true) => {
+                    let mut position = Position::new().line(self.line).byte(self.byte);
+                    if let Some(name) = e.name {
+                        position = position.field(name);
+                    }
+                    Error::new(ErrorKind::Parse(e.message))
+                        .with_position(position)
+                        .with_path(&self.chunk.file.path)
+                }
+            }
+        })
     }
 
     #[cold]

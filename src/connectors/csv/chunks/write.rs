@@ -51,6 +51,7 @@ impl CsvOut {
             writer: ::csv::WriterBuilder::new()
                 .delimiter(delimiter)
                 .flexible(true)
+                .has_headers(false)
                 .from_writer(Vec::new()),
         }
     }
@@ -70,6 +71,7 @@ impl CsvOut {
         CsvOut {
             writer: ::csv::WriterBuilder::new()
                 .flexible(true)
+                .has_headers(false)
                 .from_writer(Vec::with_capacity(bytes)),
         }
     }
@@ -81,6 +83,26 @@ impl CsvOut {
         T: AsRef<[u8]>,
     {
         self.writer.write_record(record).map_err(Error::other)
+    }
+
+    /// Writes one record with serde, as [`csv::write`](crate::csv::write)
+    /// does (a struct's fields in order; no header: give it to
+    /// [`write_chunks`]'s [`header`](CsvChunkSink::header)). A record that
+    /// cannot be written as CSV (a nested struct, a sequence) is an error.
+    ///
+    /// ```
+    /// use dataflare::csv::CsvOut;
+    ///
+    /// #[derive(serde::Serialize)]
+    /// struct Total<'a> { id: u64, user: &'a str, total: f64 }
+    ///
+    /// let mut out = CsvOut::new();
+    /// out.serialize(&Total { id: 7, user: "ada, l.", total: 906.3 })?;
+    /// assert_eq!(out.into_bytes(), b"7,\"ada, l.\",906.3\n");
+    /// # Ok::<(), dataflare::Error>(())
+    /// ```
+    pub fn serialize<T: serde::Serialize>(&mut self, record: &T) -> Result<()> {
+        self.writer.serialize(record).map_err(Error::other)
     }
 
     /// The bytes written.
