@@ -20,6 +20,10 @@
 //!   columns decoded) and formats the kept ones with `CsvOut`, and
 //!   `csv::write_chunks` writes the blocks in input order: what `byte_record_loop`
 //!   writes, byte for byte.
+//! - `typed_chunks`: the typed job on chunks: rows deserialized into `Order`
+//!   (`Row::deserialize`), filtered, mapped and serialized (`CsvOut::serialize`)
+//!   on 2 workers, each record made and freed on one thread: what
+//!   `serde_loop` writes, byte for byte.
 //!
 //! The variants run in 5 interleaved rounds; each one's median counts, and
 //! each ratio is the median (and the spread) of the ratios within a round.
@@ -192,6 +196,41 @@ async fn chunks(input: &Path, output: &Path) -> u64 {
     kept.load(Ordering::Relaxed)
 }
 
+/// The typed job on chunks: each chunk's rows deserialized into `Order`
+/// (every column, as `typed`), filtered, mapped and serialized on the same
+/// worker, so a record is made and freed on one thread: what `typed` writes,
+/// byte for byte.
+async fn typed_chunks(input: &Path, output: &Path) -> u64 {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let kept = Arc::new(AtomicU64::new(0));
+    let count = kept.clone();
+    Pipeline::from(csv::read_chunks(input))
+        .par_try_map(
+            2,
+            move |chunk: &csv::CsvChunk| -> dataflare::Result<Vec<u8>> {
+                let mut out = csv::CsvOut::with_capacity(chunk.len() / 3);
+                let mut n = 0;
+                chunk.for_each_row(|row| {
+                    let order: Order = row.deserialize()?;
+                    if keep_order(&order) {
+                        out.serialize(&total(order))?;
+                        n += 1;
+                    }
+                    Ok(())
+                })?;
+                count.fetch_add(n, Ordering::Relaxed);
+                Ok(out.into_bytes())
+            },
+        )
+        .to(csv::write_chunks(output).header(["id", "user", "category", "total"]))
+        .run()
+        .await
+        .unwrap();
+    kept.load(Ordering::Relaxed)
+}
+
 /// Child process: run one variant.
 fn child(rt: &tokio::runtime::Runtime, variant: &str, input: &Path, output: &Path) -> u64 {
     match variant {
@@ -204,6 +243,7 @@ fn child(rt: &tokio::runtime::Runtime, variant: &str, input: &Path, output: &Pat
         "dynamic_2_threads" => rt.block_on(dynamic(input, output, Threads::Two, false)),
         "dynamic_used" => rt.block_on(dynamic(input, output, Threads::Default, true)),
         "chunks" => rt.block_on(chunks(input, output)),
+        "typed_chunks" => rt.block_on(typed_chunks(input, output)),
         other => panic!("unknown variant {other}"),
     }
 }
@@ -287,6 +327,7 @@ fn main() {
         "typed_2_threads",
         "dynamic_2_threads",
         "chunks",
+        "typed_chunks",
     ];
     let all = rounds(&variants, &input, &dir, ROUNDS);
     let runs = |name: &str| &all.iter().find(|(v, _)| *v == name).unwrap().1;
@@ -324,6 +365,7 @@ fn main() {
         ("dynamic_used", "byte_record_loop"),
         ("dynamic_2_threads", "byte_record_loop"),
         ("chunks", "byte_record_loop"),
+        ("typed_chunks", "serde_loop"),
     ] {
         assert_eq!(
             median(v).digest,
@@ -390,6 +432,12 @@ fn main() {
             "chunks",
             "byte_record_loop",
             ">= 1.5",
+        ),
+        (
+            "typed_chunks / serde_loop",
+            "typed_chunks",
+            "serde_loop",
+            "-",
         ),
     ] {
         let (lo, mid, hi) = paired(v, base);
