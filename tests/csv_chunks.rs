@@ -126,26 +126,37 @@ async fn chunks_hold_about_a_block_each() {
     assert!(*last <= 4096);
 }
 
-/// The errors of field `column` parsed as a number in every row of `path`,
-/// read in blocks of `size` bytes.
-async fn number_errors(path: &Path, size: usize, column: usize) -> Vec<dataflare::Error> {
+/// What `f` makes of each row of `path` (or of its error), read in blocks of
+/// `size` bytes, in file order; `None`s left out.
+async fn each_row<T: Send + 'static>(
+    path: &Path,
+    size: usize,
+    f: impl Fn(dataflare::Result<csv::Row<'_>>) -> Option<T> + Send + 'static,
+) -> Vec<T> {
     let out = Collected::new();
     Pipeline::from(csv::read_chunks(path).chunk_size(size))
         .map(move |chunk: CsvChunk| {
-            let mut errors = Vec::new();
+            let mut made = Vec::new();
             let mut rows = chunk.rows();
             while let Some(row) = rows.next_row() {
-                if let Err(e) = row.unwrap().parse::<f64>(column) {
-                    errors.push(e);
-                }
+                made.extend(f(row));
             }
-            errors
+            made
         })
         .to(sink::collect(&out))
         .run()
         .await
         .unwrap();
     out.take().into_iter().flatten().collect()
+}
+
+/// The errors of field `column` parsed as a number in every row of `path`,
+/// read in blocks of `size` bytes.
+async fn number_errors(path: &Path, size: usize, column: usize) -> Vec<dataflare::Error> {
+    each_row(path, size, move |row| {
+        row.unwrap().parse::<f64>(column).err()
+    })
+    .await
 }
 
 #[tokio::test]
@@ -562,21 +573,10 @@ struct Typed {
 /// Every row of `path` deserialized into `Typed` on the chunked path, in
 /// blocks of `size` bytes: the values, or each record's error.
 async fn deserialized(path: &Path, size: usize) -> Vec<Result<Typed>> {
-    let out = Collected::new();
-    Pipeline::from(csv::read_chunks(path).chunk_size(size))
-        .map(|chunk: CsvChunk| {
-            let mut rows = chunk.rows();
-            let mut got = Vec::new();
-            while let Some(row) = rows.next_row() {
-                got.push(row.and_then(|row| row.deserialize::<Typed>()));
-            }
-            got
-        })
-        .to(sink::collect(&out))
-        .run()
-        .await
-        .unwrap();
-    out.take().into_iter().flatten().collect()
+    each_row(path, size, |row| {
+        Some(row.and_then(|row| row.deserialize()))
+    })
+    .await
 }
 
 /// `Row::deserialize` gives what `csv::read::<T>` gives, at every chunk
@@ -673,23 +673,10 @@ async fn a_column_the_type_needs_and_the_header_lacks_is_not_a_record_error() {
         .run()
         .await
         .unwrap_err();
-    let out = Collected::new();
-    Pipeline::from(csv::read_chunks(&path))
-        .map(|chunk: CsvChunk| {
-            let mut errors = Vec::new();
-            chunk
-                .for_each_row(|row| {
-                    errors.push(row.deserialize::<Needs>().unwrap_err());
-                    Ok(())
-                })
-                .unwrap();
-            errors
-        })
-        .to(sink::collect(&out))
-        .run()
-        .await
-        .unwrap();
-    let errors: Vec<_> = out.take().into_iter().flatten().collect();
+    let errors = each_row(&path, 1 << 20, |row| {
+        row.unwrap().deserialize::<Needs>().err()
+    })
+    .await;
     let e = &errors[0];
     assert!(!e.is_record_level(), "{e}");
     assert!(!source.is_record_level(), "{source}");
