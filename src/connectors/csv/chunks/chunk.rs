@@ -209,17 +209,21 @@ impl CsvChunk {
 
     /// A record-level parse error at `line` and `byte`, naming the file.
     fn error(&self, message: String, line: u64, byte: u64, field: Option<usize>) -> Error {
+        let name = field.map(|field| match self.file.headers.get(field) {
+            Some(name) => name.to_string(),
+            None => field.to_string(),
+        });
+        self.placed(Error::parse(message), line, byte, name)
+            .at_record_level()
+    }
+
+    /// `error` at `line` and `byte` of this chunk's file, naming `field`.
+    fn placed(&self, error: Error, line: u64, byte: u64, field: Option<String>) -> Error {
         let mut position = Position::new().line(line).byte(byte);
         if let Some(field) = field {
-            position = position.field(match self.file.headers.get(field) {
-                Some(name) => name.to_string(),
-                None => field.to_string(),
-            });
+            position = position.field(field);
         }
-        Error::parse(message)
-            .with_position(position)
-            .with_path(&self.file.path)
-            .at_record_level()
+        error.with_position(position).with_path(&self.file.path)
     }
 }
 
@@ -479,15 +483,12 @@ impl<'a> Row<'a> {
                 (Some(i), _) => self.error(i, e.message),
                 (None, false) => self.chunk.error(e.message, self.line, self.byte, None),
                 // The header's fault: the run ends on it.
-                (None, true) => {
-                    let mut position = Position::new().line(self.line).byte(self.byte);
-                    if let Some(name) = e.name {
-                        position = position.field(name);
-                    }
-                    Error::new(ErrorKind::Parse(e.message))
-                        .with_position(position)
-                        .with_path(&self.chunk.file.path)
-                }
+                (None, true) => self.chunk.placed(
+                    Error::new(ErrorKind::Parse(e.message)),
+                    self.line,
+                    self.byte,
+                    e.name,
+                ),
             }
         })
     }
